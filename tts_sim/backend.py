@@ -1,0 +1,64 @@
+"""The Backend protocol that real backends (``backends/``) implement.
+
+The simulator never imports a backend: it reads Profiles, which backends write via ``profile``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One chat prompt to complete."""
+
+    messages: tuple[dict[str, str], ...]  # [{"role": "system"|"user"|"assistant", "content": ...}]
+    max_new_tokens: int = 256
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Generation:
+    """A completion with its token counts and timings (seconds)."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    prefill_s: float
+    decode_s: float
+    finish_reason: str = "stop"  # "stop" | "length"
+
+    @property
+    def total_s(self) -> float:
+        return self.prefill_s + self.decode_s
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What really ran: recorded in every profile and result."""
+
+    backend: str  # "onnxruntime" | "openai-http" | ...
+    version: str
+    provider: str  # e.g. "CUDAExecutionProvider", "CPUExecutionProvider", server URL
+    device: str  # CPU or GPU name
+    model: str
+    quantization: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    name: str
+
+    def generate(self, model: str, requests: Sequence[GenerationRequest]) -> list[Generation]:
+        """Complete a batch of chat prompts with ``model``; one Generation per request, in order."""
+        ...
+
+    def info(self, model: str) -> BackendInfo:
+        """Which backend, provider and device serve ``model``."""
+        ...

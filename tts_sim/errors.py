@@ -1,0 +1,27 @@
+"""User-facing errors: one line, naming the problem; the CLI turns them into exit status 2."""
+
+from __future__ import annotations
+
+
+class TtsSimError(Exception):
+    """Base for every error caused by bad input (graph, cluster spec, profile, argument)."""
+
+
+class GraphError(TtsSimError):
+    """A graph is malformed or breaks a role rule."""
+
+
+class BudgetError(TtsSimError):
+    """A budget cannot be met (e.g. below the cheapest valid graph)."""
+
+
+class ProfileError(TtsSimError):
+    """A profile file is corrupted, mismatched or of an unknown schema."""
+
+
+class ClusterError(TtsSimError):
+    """A cluster spec is malformed or a model does not fit on it."""
+
+
+class ConfigError(TtsSimError):
+    """A configuration value or file is invalid."""

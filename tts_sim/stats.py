@@ -1,0 +1,59 @@
+"""Confidence intervals and paired tests (one home for the statistics every report uses)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import stats as _st
+
+Z95 = 1.959963984540054
+
+
+def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (works for fractional expected counts)."""
+    if n <= 0:
+        return (0.0, 1.0)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def mean_ci(values: Sequence[float], z: float = Z95) -> tuple[float, float, float]:
+    """Mean and a normal-approximation (t for small n) 95% interval: (mean, low, high)."""
+    arr = np.asarray(values, dtype=float)
+    n = arr.size
+    if n == 0:
+        return (math.nan, math.nan, math.nan)
+    mean = float(arr.mean())
+    if n == 1:
+        return (mean, mean, mean)
+    half = float(_st.t.ppf(0.975, n - 1) * arr.std(ddof=1) / math.sqrt(n))
+    return (mean, mean - half, mean + half)
+
+
+def bootstrap_ci(values: Sequence[float], n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap 95% interval of the mean."""
+    arr = np.asarray(values, dtype=float)
+    if arr.size == 0:
+        return (math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    means = arr[rng.integers(0, arr.size, size=(n_boot, arr.size))].mean(axis=1)
+    return (float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975)))
+
+
+def paired_test(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
+    """Paired comparison of two equally long samples (same seeds or same questions).
+
+    Returns the mean difference a-b, its 95% interval, and the Wilcoxon signed-rank p-value
+    (1.0 when every difference is zero)."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.shape != y.shape:
+        raise ValueError(f"paired samples differ in length: {x.size} vs {y.size}")
+    d = x - y
+    mean, low, high = mean_ci(d)
+    p = 1.0 if not np.any(d != 0) else float(_st.wilcoxon(d, zero_method="zsplit").pvalue)
+    return {"mean_diff": mean, "ci_low": low, "ci_high": high, "p_value": p, "n": int(d.size)}
