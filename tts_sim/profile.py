@@ -1,0 +1,183 @@
+"""Profiles: what backends measured, in the one format the simulator reads.
+
+A profile holds, per task, **answer banks** (per model, per question, how often each answer came
+out: answer id 0 is the correct answer, ids >= 1 are that question's distinct wrong answers, shared
+across models so that agreement among wrong answers is visible) and **fusion records** (a node of
+some model and role saw these input answers and produced this answer); and **latency tables** per
+(model, device, backend). Files are JSON (optionally gzipped) with a schema name, version and a
+SHA-256 checksum of their content; a corrupted or mismatched file is refused with one line.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tts_sim.errors import ProfileError
+
+SCHEMA = "tts-sim/profile"
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FusionRecord:
+    """One observed call of a node with predecessors."""
+
+    model: str
+    role: str  # "assistant" | "fuser"
+    question: int
+    inputs: tuple[int, ...]  # answer ids of its predecessors
+    output: int  # answer id it produced
+    prompt_tokens: int = 0  # context length it saw
+
+
+@dataclass
+class TaskProfile:
+    n_questions: int
+    answer_banks: dict[str, list[list[int]]] = field(default_factory=dict)  # model -> [q][answer id] -> count
+    fusion_records: list[FusionRecord] = field(default_factory=list)
+    question_ids: list[str] = field(default_factory=list)  # the data set's ids, when known
+
+
+@dataclass
+class LatencyTable:
+    """Measured service times of one model on one device and backend.
+
+    ``prefill`` rows: (prompt tokens, batch size, seconds for the whole batch's prefill).
+    ``decode`` rows: (context tokens, batch size, seconds per decode step, one token per sequence).
+    """
+
+    model: str
+    device: str
+    backend: str
+    quantization: str = ""
+    provider: str = ""
+    prefill: list[tuple[int, int, float]] = field(default_factory=list)
+    decode: list[tuple[int, int, float]] = field(default_factory=list)
+
+
+@dataclass
+class Profile:
+    metadata: dict[str, Any] = field(default_factory=dict)
+    tasks: dict[str, TaskProfile] = field(default_factory=dict)
+    latency: list[LatencyTable] = field(default_factory=list)
+
+    # ----- queries -------------------------------------------------------------------------
+    @property
+    def label(self) -> str:
+        return str(self.metadata.get("label", "unlabelled profile"))
+
+    def task(self, name: str) -> TaskProfile:
+        try:
+            return self.tasks[name]
+        except KeyError:
+            raise ProfileError(f"profile {self.label!r} has no data for task {name!r} "
+                               f"(it has: {', '.join(sorted(self.tasks)) or 'none'})") from None
+
+    def latency_table(self, model: str, device: str, backend: str | None = None) -> LatencyTable | None:
+        for t in self.latency:
+            if t.model == model and t.device == device and (backend is None or t.backend == backend):
+                return t
+        return None
+
+    def merge(self, other: Profile) -> Profile:
+        """A new profile with ``other``'s tasks and tables added (``other`` wins on clashes)."""
+        keys = {(t.model, t.device, t.backend, t.quantization) for t in other.latency}
+        latency = [t for t in self.latency if (t.model, t.device, t.backend, t.quantization) not in keys]
+        return Profile({**self.metadata, **other.metadata}, {**self.tasks, **other.tasks}, latency + other.latency)
+
+    # ----- serialisation -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        body = {
+            "schema": SCHEMA,
+            "version": SCHEMA_VERSION,
+            "metadata": self.metadata,
+            "tasks": {
+                name: {
+                    "n_questions": tp.n_questions,
+                    "question_ids": tp.question_ids,
+                    "answer_banks": tp.answer_banks,
+                    "fusion_records": [
+                        [r.model, r.role, r.question, list(r.inputs), r.output, r.prompt_tokens]
+                        for r in tp.fusion_records
+                    ],
+                }
+                for name, tp in self.tasks.items()
+            },
+            "latency": [asdict(t) for t in self.latency],
+        }
+        body["checksum"] = _checksum(body)
+        return body
+
+    def save(self, path: str | Path) -> None:
+        data = json.dumps(self.to_dict(), separators=(",", ":")).encode()
+        path = Path(path)
+        path.write_bytes(gzip.compress(data, mtime=0) if path.suffix == ".gz" else data)
+
+    @classmethod
+    def from_dict(cls, data: Any, origin: str = "profile") -> Profile:
+        if not isinstance(data, dict):
+            raise ProfileError(f"{origin}: not a profile (expected a JSON object)")
+        if data.get("schema") != SCHEMA:
+            raise ProfileError(f"{origin}: not a tts-sim profile (schema {data.get('schema')!r})")
+        if data.get("version") != SCHEMA_VERSION:
+            raise ProfileError(f"{origin}: profile schema version {data.get('version')!r} is not supported "
+                               f"(this tts-sim reads {SCHEMA_VERSION})")
+        stored = data.get("checksum")
+        if stored != _checksum(data):
+            raise ProfileError(f"{origin}: checksum mismatch: the profile is corrupted or was edited by hand")
+        try:
+            tasks = {}
+            for name, t in data["tasks"].items():
+                n = int(t["n_questions"])
+                banks = {m: [[int(c) for c in row] for row in rows] for m, rows in t["answer_banks"].items()}
+                for m, rows in banks.items():
+                    if len(rows) != n:
+                        raise ProfileError(f"{origin}: task {name!r}, model {m!r}: answer bank has {len(rows)} "
+                                           f"questions, expected {n}")
+                    if any(c < 0 for row in rows for c in row):
+                        raise ProfileError(f"{origin}: task {name!r}, model {m!r}: negative answer count")
+                records = [FusionRecord(str(r[0]), str(r[1]), int(r[2]), tuple(int(x) for x in r[3]), int(r[4]),
+                                        int(r[5])) for r in t["fusion_records"]]
+                for r in records:
+                    if not 0 <= r.question < n:
+                        raise ProfileError(f"{origin}: task {name!r}: fusion record for question {r.question} "
+                                           f"outside 0..{n - 1}")
+                tasks[name] = TaskProfile(n, banks, records, [str(q) for q in t.get("question_ids", [])])
+            latency = [
+                LatencyTable(
+                    t["model"], t["device"], t["backend"], t.get("quantization", ""), t.get("provider", ""),
+                    [(int(a), int(b), float(s)) for a, b, s in t.get("prefill", [])],
+                    [(int(a), int(b), float(s)) for a, b, s in t.get("decode", [])],
+                )
+                for t in data["latency"]
+            ]
+        except ProfileError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProfileError(f"{origin}: malformed profile ({type(exc).__name__}: {exc})") from None
+        return cls(dict(data.get("metadata", {})), tasks, latency)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Profile:
+        path = Path(path)
+        try:
+            raw = path.read_bytes()
+            if raw[:2] == b"\x1f\x8b":
+                raw = gzip.decompress(raw)
+            data = json.loads(raw)
+        except OSError as exc:
+            raise ProfileError(f"cannot read profile {path}: {exc.strerror or exc}") from None
+        except (ValueError, EOFError) as exc:
+            raise ProfileError(f"profile {path} is corrupted (not valid JSON/gzip: {exc})") from None
+        return cls.from_dict(data, origin=str(path))
+
+
+def _checksum(body: dict[str, Any]) -> str:
+    content = {k: v for k, v in body.items() if k != "checksum"}
+    canon = json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
+    return "sha256:" + hashlib.sha256(canon).hexdigest()
