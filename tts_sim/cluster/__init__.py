@@ -1,0 +1,27 @@
+"""Hypothetical clusters: device catalogue, cluster specs, latency predictors and the SimPy simulator."""
+
+from tts_sim.cluster.devices import DEVICES, DeviceSpec, get_device
+from tts_sim.cluster.histogram import LogHistogram
+from tts_sim.cluster.latency import (
+    LATENCY_PREDICTORS,
+    LatencyPredictor,
+    RooflinePredictor,
+    TablePredictor,
+    fit_roofline,
+)
+from tts_sim.cluster.placement import ModelDemand, Placement, place
+from tts_sim.cluster.simulator import (
+    ClosedLoop,
+    ClusterSimulator,
+    OpenLoop,
+    SimulationResult,
+    TimelineEvent,
+)
+from tts_sim.cluster.spec import ClusterSpec, parse_cluster
+from tts_sim.errors import ClusterError
+
+__all__ = [
+    "DEVICES", "LATENCY_PREDICTORS", "ClosedLoop", "ClusterError", "ClusterSimulator", "ClusterSpec", "DeviceSpec",
+    "LatencyPredictor", "LogHistogram", "ModelDemand", "OpenLoop", "Placement", "RooflinePredictor",
+    "SimulationResult", "TablePredictor", "TimelineEvent", "fit_roofline", "get_device", "parse_cluster", "place",
+]
