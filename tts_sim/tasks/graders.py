@@ -1,0 +1,57 @@
+"""The ``Grader`` protocol and the registry that finds one per task (``get_grader``)."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from tts_sim.registry import Registry
+from tts_sim.tasks.questions import Question
+
+
+@runtime_checkable
+class Grader(Protocol):
+    """Turns a model's free-text reply into a gradeable answer.
+
+    ``instructions``: the answer-format line appended to prompts. ``extract``: the final answer in a
+    reply (None if it gives none). ``canonical``: a normalised key; equal answers get equal keys, so
+    distinct wrong answers can be told apart. ``is_correct``: whether an extracted answer is right.
+    """
+
+    task: str
+    instructions: str
+
+    def extract(self, text: str) -> str | None: ...
+
+    def canonical(self, extracted: str) -> str: ...
+
+    def is_correct(self, extracted: str | None, question: Question) -> bool: ...
+
+
+GRADERS: Registry[type] = Registry("graders")
+
+
+def _register_builtins() -> None:
+    from tts_sim.tasks.gsm8k import Gsm8kGrader
+    from tts_sim.tasks.humaneval import HumanEvalGrader
+    from tts_sim.tasks.math_answers import MathGrader
+    from tts_sim.tasks.mmlu import MmluGrader
+    from tts_sim.tasks.simple import AdditionGrader
+
+    for cls in (MathGrader, Gsm8kGrader, MmluGrader, HumanEvalGrader, AdditionGrader):
+        GRADERS.register(cls.task, cls)
+
+
+_register_builtins()
+_INSTANCES: dict[str, Grader] = {}
+
+
+def get_grader(task: str) -> Grader:
+    """The grader of ``task`` (one shared instance per task; one-line ``ConfigError`` if unknown)."""
+    if task not in _INSTANCES:
+        _INSTANCES[task] = GRADERS.get(task)()
+    return _INSTANCES[task]
+
+
+def build_prompt(question: Question) -> str:
+    """The question as shown to a model, followed by its grader's answer-format line."""
+    return f"{question.prompt}\n\n{get_grader(question.task).instructions}"

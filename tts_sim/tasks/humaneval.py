@@ -1,0 +1,75 @@
+"""HumanEval: the reply's code is run against the problem's full unit tests in the sandbox."""
+
+from __future__ import annotations
+
+import ast
+import re
+from functools import lru_cache
+
+from tts_sim.tasks.questions import Question
+from tts_sim.tasks.sandbox import SandboxResult, run_sandboxed
+
+_FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:```|$)", re.DOTALL | re.IGNORECASE)
+
+
+def extract_code(text: str) -> str | None:
+    """The code in a reply: the first fenced block that defines a function (else the first block;
+    an unterminated block runs to the end), or the raw text when there is no fence."""
+    blocks = [b for b in _FENCE.findall(text) if b.strip()]
+    if blocks:
+        with_def = [b for b in blocks if re.search(r"^\s*def\s", b, re.MULTILINE)]
+        return (with_def or blocks)[0].rstrip() + "\n"
+    return text.rstrip() + "\n" if text.strip() else None
+
+
+def build_program(question: Question, code: str) -> str:
+    """prompt + completion + the problem's tests + ``check(entry_point)``.
+
+    A completion that defines the entry point is added after the prompt (its imports and helpers
+    stay available; the new definition replaces the docstring-only one); otherwise it is taken as
+    the function body and appended to the prompt, indented if it is not.
+    """
+    prompt = str(question.metadata.get("code_prompt", ""))
+    entry = str(question.metadata["entry_point"])
+    if re.search(rf"^\s*def\s+{re.escape(entry)}\s*\(", code, re.MULTILINE):
+        body = prompt.rstrip() + "\n\n" + code
+    else:
+        lines = code.splitlines()
+        if lines and lines[0] and not lines[0][0].isspace():
+            code = "\n".join("    " + line if line else line for line in lines) + "\n"
+        body = prompt + code
+    return f"{body}\n\n{question.reference}\n\ncheck({entry})\n"
+
+
+class HumanEvalGrader:
+    """HumanEval pass@1 of one completion: all of the problem's unit tests pass in the sandbox."""
+
+    task = "humaneval"
+    instructions = "Return the complete function in a ```python block."
+
+    def __init__(self, timeout_s: float = 10.0, memory_mb: int = 1024) -> None:
+        self.timeout_s = timeout_s
+        self.memory_mb = memory_mb
+        self._run = lru_cache(maxsize=4096)(self._run_uncached)
+
+    def extract(self, text: str) -> str | None:
+        return extract_code(text)
+
+    def canonical(self, extracted: str) -> str:
+        """The code's syntax tree as source (formatting and comments ignored), else its whitespace-collapsed text."""
+        try:
+            return ast.unparse(ast.parse(extracted))
+        except (SyntaxError, ValueError):
+            return re.sub(r"\s+", " ", extracted).strip()
+
+    def run_tests(self, extracted: str, question: Question) -> SandboxResult:
+        """The sandbox run of prompt + completion + tests (cached per question and code)."""
+        return self._run(question.id, build_program(question, extracted))
+
+    def _run_uncached(self, question_id: str, program: str) -> SandboxResult:
+        return run_sandboxed(program, timeout_s=self.timeout_s, memory_mb=self.memory_mb)
+
+    def is_correct(self, extracted: str | None, question: Question) -> bool:
+        if extracted is None or not extracted.strip():
+            return False
+        return self.run_tests(extracted, question).passed
