@@ -1,0 +1,133 @@
+"""Agent-REINFORCE: REINFORCE's sample -> gradient -> update as sample -> textual feedback -> update.
+
+Steps (paper-facts.md):
+0. enumerate model mixes that spend the budget (integer cost units, least leftover);
+1. the agent picks promising mixes (Insight 1) from the task and single-model accuracies;
+2. pre-test: a few reduced variants of each pick on very few questions; the best mix is kept;
+3. iteration 0: a random graph with that mix (sparse edges, roles under the rules), budget-repaired;
+4. iterations 1..: the agent reads the last graph as text, its score (and latency when the
+   objective asks), the edge-probability table and two rounds of memory, and returns the next graph
+   and an updated table; budget repair; evaluate. Until the evaluation budget is spent.
+The driver returns the best graph by search-time score (the release returned the last one) and
+reports its held-out evaluation. Pre-tests count as evaluations (on fewer questions).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from tts_sim.graph import Graph
+from tts_sim.search.agent_api import Agent, MixRequest, ProposeRequest, Round, make_agent
+from tts_sim.search.agents import prior_for
+from tts_sim.search.context import SearchContext, stable_int
+from tts_sim.search.mixes import (
+    available_units,
+    enumerate_mixes,
+    layered_variant,
+    mix_models_by_size,
+    parallel_variant,
+    unit_costs,
+)
+from tts_sim.search.result import Trial
+from tts_sim.search.searcher import BaseSearcher
+from tts_sim.search.space import ProbabilisticGraph, slot_id
+
+log = logging.getLogger("tts_sim.search")
+
+
+def round_of(trial: Trial, note: str = "") -> Round:
+    lat = trial.latency.get("p95_s") if trial.latency else None
+    return Round(trial.graph, trial.score, trial.accuracy, trial.units, lat, note)
+
+
+@dataclass
+class AgentReinforce(BaseSearcher):
+    """Options: ``agent`` ("insight", "chat" or an Agent) with ``agent_options``; ``n_picks`` mixes
+    pre-tested with ``pretest_variants`` variants each on ``pretest_questions`` questions (at most
+    ``pretest_share`` of the evaluations); iteration 0 samples edges with ``edge_p`` and fusers with
+    ``fuser_p``; ``memory`` past rounds go into each prompt."""
+
+    name: ClassVar[str] = "agent-reinforce"
+
+    agent: Any = "insight"
+    agent_options: dict[str, Any] = field(default_factory=dict)
+    n_picks: int = 3
+    pretest_variants: int = 2
+    pretest_questions: int | None = None  # default: a quarter of the search split (at least 10)
+    pretest_share: float = 0.3
+    edge_p: float = 0.3
+    fuser_p: float = 0.2
+    memory: int = 2
+    max_repeats: int = 5  # consecutive already-evaluated proposals before the search stops early
+
+    def config(self) -> dict[str, Any]:
+        out = super().config()
+        out["agent"] = self.agent if isinstance(self.agent, str) else getattr(self.agent, "name", "custom")
+        out["agent_options"] = {k: v for k, v in self.agent_options.items() if "key" not in k.lower()}
+        return out
+
+    def make_agent(self) -> Agent:
+        return make_agent(self.agent, **self.agent_options)
+
+    def run(self, ctx: SearchContext) -> Graph | None:
+        space = ctx.space
+        agent = self.make_agent()
+        mixes = enumerate_mixes(space)
+        if not mixes:  # the budget affords the output node alone
+            ctx.evaluate(space.lone_output(), phase="only graph")
+            return None
+        mix = self._choose_mix(ctx, agent, mixes)
+        nodes = {slot_id(i): m for i, m in enumerate(mix)}
+        pg = ProbabilisticGraph.for_mix(space, mix, self.edge_p, self.fuser_p)
+        table = pg.edge_table(list(mix))
+        last = ctx.evaluate(pg.sample(space, ctx.rng("iteration-0")), phase="iteration 0")
+        rounds = [round_of(last, "sample: random graph of the chosen mix")]
+        prev_best: float | None = None
+        step, repeats = 1, 0
+        objective = ctx.objective.describe()
+        while not ctx.done:
+            best = ctx.best_trial() or last
+            request = ProposeRequest(
+                space=space, step=step, nodes=nodes, last=rounds[-1], best=round_of(best),
+                prev_best_score=prev_best, edge_table=table, memory=tuple(rounds[-1 - self.memory:-1]),
+                history=frozenset(t.graph_key for t in ctx.trials if t.full), objective=objective,
+                show_latency=ctx.objective.needs_latency, seed=stable_int(ctx.seed, "propose", step) % 2 ** 32,
+            )
+            reply = ctx.agent_call("propose", lambda request=request: agent.propose(request))
+            if reply.edge_table:
+                table = dict(reply.edge_table)
+            graph = Graph.from_dict(reply.graph, space.catalog) if reply.graph else best.graph
+            prev_best = best.score
+            before = ctx.evaluations
+            last = ctx.evaluate(graph, phase=f"iteration {step}")
+            repeats = repeats + 1 if ctx.evaluations == before else 0
+            if repeats >= self.max_repeats:
+                log.info("agent-reinforce: %d proposals in a row were already evaluated; stopping early", repeats)
+                break
+            rounds.append(round_of(last, f"{reply.extras.get('edit', 'edit')}: {reply.extras.get('label', '')}"))
+            step += 1
+        return None
+
+    def _choose_mix(self, ctx: SearchContext, agent: Agent, mixes: list) -> tuple[str, ...]:
+        space = ctx.space
+        request = MixRequest(space=space, mixes=tuple(mixes), unit_costs=unit_costs(space),
+                             available_units=available_units(space), n_picks=self.n_picks,
+                             objective=ctx.objective.describe(), seed=stable_int(ctx.seed, "pick") % 2 ** 32)
+        reply = ctx.agent_call("pick", lambda: agent.pick_mixes(request))
+        picks = [p for p in dict.fromkeys(reply.picks or []) if 0 <= p < len(mixes)][: self.n_picks] or [0]
+        budget = min(len(picks) * self.pretest_variants, int(ctx.max_evals * self.pretest_share))
+        if len(picks) == 1 or budget < len(picks):
+            return mix_models_by_size(space, mixes[picks[0]].models)
+        per_mix = max(1, budget // len(picks))
+        n_questions = self.pretest_questions or max(10, len(ctx.search_questions) // 4)
+        depth = prior_for(space).depth
+        scores: dict[int, float] = {}
+        for p in picks:
+            models = mix_models_by_size(space, mixes[p].models)
+            variants = [parallel_variant(space, models), layered_variant(space, models, depth)][:per_mix]
+            results = [ctx.evaluate(g, phase=f"pretest mix {p}", n_questions=n_questions) for g in variants]
+            scores[p] = sum(t.score for t in results) / len(results)
+        best = max(picks, key=lambda p: (scores[p], -picks.index(p)))
+        return mix_models_by_size(space, mixes[best].models)

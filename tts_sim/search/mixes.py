@@ -1,0 +1,69 @@
+"""Model mixes: step 0 of Agent-REINFORCE.
+
+As in the released code, each model gets an integer cost (its direct-call cost in budget units,
+rounded up; 1B=1, 3B=3, 8B=8 on MATH), and a mix is a multiset of pool models whose integer costs
+fit the units left after the output node (counted with one predecessor). Only maximal mixes are
+kept (no further model fits, or all slots are used), least leftover first.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+from tts_sim.graph import Graph, Role
+from tts_sim.search.agent_api import MixOption
+from tts_sim.search.space import SearchSpace
+
+
+def unit_costs(space: SearchSpace) -> dict[str, int]:
+    """Integer cost of one direct call of each pool model."""
+    return {m: max(1, math.ceil(space.node_units(m, 0) - 0.05)) for m in space.pool}
+
+
+def available_units(space: SearchSpace) -> int:
+    """Integer units left for worker nodes once the output node (with one input) is paid."""
+    return max(0, math.floor(space.budget - space.node_units(space.output_model, 1) + 1e-9))
+
+
+def enumerate_mixes(space: SearchSpace) -> list[MixOption]:
+    """Maximal mixes, least leftover first, then fewer nodes, then by model order."""
+    costs = unit_costs(space)
+    avail = available_units(space)
+    pool = list(space.pool)
+    cheapest = min(costs.values())
+    found: list[MixOption] = []
+    max_len = min(space.max_nodes, avail // cheapest)
+    for size in range(1, max_len + 1):
+        for combo in itertools.combinations_with_replacement(pool, size):
+            spent = sum(costs[m] for m in combo)
+            if spent > avail:
+                continue
+            left = avail - spent
+            if left >= cheapest and size < space.max_nodes:
+                continue  # another model still fits: not maximal
+            found.append(MixOption(tuple(combo), spent, left))
+    order = {m: i for i, m in enumerate(pool)}
+    found.sort(key=lambda o: (o.leftover, len(o.models), [order[m] for m in o.models]))
+    return found
+
+
+def mix_models_by_size(space: SearchSpace, models: tuple[str, ...]) -> tuple[str, ...]:
+    """The mix's models, largest first (slot n0 holds the largest)."""
+    return tuple(sorted(models, key=lambda m: (-space.catalog[m].m_flops, m)))
+
+
+def parallel_variant(space: SearchSpace, models: tuple[str, ...]) -> Graph:
+    """Every node of the mix answering directly and feeding the output (pure width)."""
+    n = len(models)
+    return space.build(list(models), [Role.ASSISTANT] * n, [], list(range(n)))
+
+
+def layered_variant(space: SearchSpace, models: tuple[str, ...], depth: int) -> Graph:
+    """The mix arranged as parallel chains of length ``depth`` (width x depth), chains ending at the output."""
+    n = len(models)
+    depth = max(1, min(depth, n))
+    width = math.ceil(n / depth)
+    chains = [list(range(c, n, width)) for c in range(width)]
+    edges = [(a, b) for chain in chains for a, b in itertools.pairwise(chain)]
+    return space.build(list(models), [Role.ASSISTANT] * n, edges, [chain[-1] for chain in chains])

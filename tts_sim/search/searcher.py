@@ -1,0 +1,195 @@
+"""The ``Searcher`` protocol, the searcher registry and ``run_search``, the single entry point.
+
+A searcher only proposes graphs: its ``run(ctx)`` calls ``ctx.evaluate`` (and ``ctx.agent_call``)
+until ``ctx.done``, and returns None (the driver then picks the best trial by search-time score) or
+a graph of its own choosing. ``run_search`` splits the questions, builds the ``SearchContext``,
+resumes from a checkpoint, and evaluates the returned graph on the held-out split.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from tts_sim.errors import ConfigError
+from tts_sim.evaluation import Evaluator, split_questions
+from tts_sim.graph import Graph
+from tts_sim.registry import Registry
+from tts_sim.search.checkpoint import Checkpoint
+from tts_sim.search.context import SearchContext, SearchExhausted
+from tts_sim.search.enumerate import ExpectedScorer
+from tts_sim.search.objectives import Objective, parse_objective
+from tts_sim.search.result import SearchResult, Trial, graph_key, package_versions
+from tts_sim.search.space import SearchSpace
+
+
+@runtime_checkable
+class Searcher(Protocol):
+    name: str
+
+    def config(self) -> dict[str, Any]:
+        """The options that, with the seed, determine the search (recorded in results)."""
+        ...
+
+    def run(self, ctx: SearchContext) -> Graph | None:
+        """Propose graphs through ``ctx`` until ``ctx.done``; return None to let the driver pick."""
+        ...
+
+
+class BaseSearcher:
+    """Convenience base: ``config()`` from dataclass fields and a ``search(...)`` shortcut."""
+
+    name: ClassVar[str] = "base"
+
+    def config(self) -> dict[str, Any]:
+        if not is_dataclass(self):
+            return {}
+        return {k: (v if isinstance(v, (int, float, str, bool, type(None), list, dict)) else getattr(v, "name", str(v)))
+                for k, v in asdict(self).items()}
+
+    def run(self, ctx: SearchContext) -> Graph | None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def search(self, space: SearchSpace, evaluator: Evaluator, max_evals: int, seed: int = 0,
+               **kwargs: Any) -> SearchResult:
+        return run_search(self, space, evaluator, max_evals, seed, **kwargs)
+
+
+#: Searcher factories by name: ``SEARCHERS.get(name)(**options) -> Searcher``.
+SEARCHERS: Registry[Callable[..., Searcher]] = Registry("searchers")
+
+
+def _lazy(target: str) -> Callable[..., Searcher]:
+    module, _, cls = target.partition(":")
+
+    def factory(**options: Any) -> Searcher:
+        return getattr(importlib.import_module(module), cls)(**options)
+
+    factory.__doc__ = f"{target} (imported on first use)"
+    return factory
+
+
+for _name, _target in {
+    "agent-reinforce": "tts_sim.search.agent_reinforce:AgentReinforce",
+    "hybrid": "tts_sim.search.hybrid:Hybrid",
+    "random": "baselines.random_search:RandomSearch",
+    "bo-gp": "baselines.bo_skopt:GPSearch",
+    "bo-forest": "baselines.bo_skopt:ForestSearch",
+    "tpe": "baselines.tpe_optuna:TPESearch",
+    "textgrad": "baselines.textgrad:TextGradSearch",
+    "gptswarm": "baselines.gptswarm:GPTSwarmSearch",
+}.items():
+    SEARCHERS.register(_name, _lazy(_target))
+
+
+def make_searcher(name: str, **options: Any) -> Searcher:
+    """The searcher registered as ``name``, built with ``options`` (one-line error on a bad option)."""
+    factory = SEARCHERS.get(name)
+    try:
+        searcher = factory(**options)
+    except TypeError as exc:
+        raise ConfigError(f"searcher {name!r}: bad option ({exc})") from None
+    return searcher
+
+
+def resolve_questions(n: int, search_questions: Sequence[int] | None, heldout_questions: Sequence[int] | None,
+                      split_seed: int = 0) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Disjoint search / held-out splits: given ones are checked; missing ones default to a
+    half-half split of the pool (fixed ``split_seed``, so every searcher sees the same questions)."""
+    if search_questions is None and heldout_questions is None:
+        if n < 2:
+            raise ConfigError(f"the evaluator has {n} question(s); a search needs at least 2")
+        return split_questions(n, n // 2, split_seed)
+    search = tuple(int(q) for q in search_questions) if search_questions is not None else ()
+    if heldout_questions is None:
+        taken = set(search)
+        heldout = tuple(q for q in range(n) if q not in taken)
+    else:
+        heldout = tuple(int(q) for q in heldout_questions)
+    if search_questions is None:
+        taken = set(heldout)
+        search = tuple(q for q in range(n) if q not in taken)
+    for name, qs in (("search", search), ("held-out", heldout)):
+        if not qs:
+            raise ConfigError(f"the {name} question split is empty")
+        bad = [q for q in qs if not 0 <= q < n]
+        if bad:
+            raise ConfigError(f"{name} question {bad[0]} is outside the evaluator's pool 0..{n - 1}")
+    overlap = set(search) & set(heldout)
+    if overlap:
+        raise ConfigError(f"search and held-out splits share question {min(overlap)}: they must be disjoint")
+    return search, heldout
+
+
+def run_search(
+    searcher: str | Searcher,
+    space: SearchSpace,
+    evaluator: Evaluator,
+    max_evals: int,
+    seed: int = 0,
+    *,
+    search_questions: Sequence[int] | None = None,
+    heldout_questions: Sequence[int] | None = None,
+    objective: str | Objective | None = None,
+    checkpoint: str | Path | Checkpoint | None = None,
+    progress: Callable[[Trial], None] | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> SearchResult:
+    """Run one search and report the held-out evaluation of the graph it returns.
+
+    ``searcher`` is a registry name (built with ``options``) or a searcher object. A ``checkpoint``
+    path is written after every evaluation and agent reply; if the file exists, the search resumes
+    from it (it must come from the same config and seed)."""
+    if isinstance(searcher, str):
+        searcher = make_searcher(searcher, **dict(options or {}))
+    elif options:
+        raise ConfigError("options apply to a searcher given by name, not to a searcher object")
+    if isinstance(max_evals, bool) or not isinstance(max_evals, int) or max_evals < 1:
+        raise ConfigError(f"max_evals must be a positive integer, got {max_evals!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    task_name = getattr(evaluator.task, "name", evaluator.task)
+    if task_name != space.task.name:
+        raise ConfigError(f"the evaluator scores task {task_name!r} but the space is for {space.task.name!r}")
+    objective = parse_objective(objective)
+    search_qs, heldout_qs = resolve_questions(evaluator.n_questions, search_questions, heldout_questions)
+    config = {
+        "searcher": searcher.name, "options": searcher.config(), "seed": seed, "max_evals": max_evals,
+        "space": space.describe(), "objective": objective.to_dict(), "evaluator": type(evaluator).__name__,
+        "search_questions": len(search_qs), "heldout_questions": len(heldout_qs),
+        "questions_key": questions_fingerprint(search_qs, heldout_qs),
+    }
+    ckpt = Checkpoint(checkpoint) if isinstance(checkpoint, (str, Path)) else checkpoint
+    ctx = SearchContext(space, evaluator, max_evals, seed, search_qs, objective, config=config,
+                        checkpoint=ckpt, progress=progress)
+    try:
+        returned = searcher.run(ctx)
+    except SearchExhausted:
+        returned = None
+    if returned is None:
+        best_trial = ctx.best_trial()
+        if best_trial is None:
+            raise ConfigError(f"searcher {searcher.name!r} evaluated no graph")
+        best, best_index = best_trial.graph, best_trial.index
+    else:
+        best = space.repair(returned)
+        space.check(best)
+        key = graph_key(best)
+        matches = [t for t in ctx.trials if t.graph_key == key and t.full]
+        best_index = matches[0].index if matches else None
+    heldout = ctx.final_evaluation(best, heldout_qs)
+    expected = evaluator.expected(best, heldout_qs).accuracy if isinstance(evaluator, ExpectedScorer) else None
+    ctx.cost.wall_s = ctx.elapsed_s
+    return SearchResult(searcher=searcher.name, seed=seed, config=config, trials=list(ctx.trials), best=best,
+                        best_index=best_index, heldout=heldout, cost=ctx.cost, agent_log=ctx.agent_log,
+                        expected_accuracy=expected, versions=package_versions())
+
+
+def questions_fingerprint(search: Sequence[int], heldout: Sequence[int]) -> str:
+    """A short fingerprint of the question splits (checkpoints refuse a different split)."""
+    from tts_sim.search.context import stable_int
+
+    return format(stable_int(tuple(search), tuple(heldout)), "x")
