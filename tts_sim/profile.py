@@ -65,6 +65,9 @@ class Profile:
     metadata: dict[str, Any] = field(default_factory=dict)
     tasks: dict[str, TaskProfile] = field(default_factory=dict)
     latency: list[LatencyTable] = field(default_factory=list)
+    #: The checksum this profile was loaded with ("" for one built or merged in code): a content key
+    #: for caches of what is derived from it (e.g. fitted quality-model parameters).
+    checksum: str = field(default="", compare=False)
 
     # ----- queries -------------------------------------------------------------------------
     @property
@@ -160,7 +163,7 @@ class Profile:
             raise
         except (KeyError, TypeError, ValueError) as exc:
             raise ProfileError(f"{origin}: malformed profile ({type(exc).__name__}: {exc})") from None
-        return cls(dict(data.get("metadata", {})), tasks, latency)
+        return cls(dict(data.get("metadata", {})), tasks, latency, checksum=str(stored))
 
     @classmethod
     def load(cls, path: str | Path) -> Profile:

@@ -1,0 +1,62 @@
+"""Time ``QualityModel.predict`` for a 6-node graph on 500 questions (target: <= 5 ms).
+
+Run: ``python benchmarks/bench_quality.py [--task math] [--repeat 200]``. Prints the median and
+best time per call, and for context the time of ``expected`` and of fitting the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from tts_sim.graph import Graph
+from tts_sim.quality import QualityModel
+from tts_sim.scenario import load_default_profile
+
+
+def six_node_graph() -> Graph:
+    """Three sources of different models, a fuser, a refining assistant, an output node."""
+    nodes = [("a", "assistant", "llama-3.2-1b"), ("b", "assistant", "gemma-3-1b"),
+             ("c", "assistant", "llama-3.2-3b"), ("f", "fuser", "llama-3.2-3b"),
+             ("r", "assistant", "llama-3.2-1b"), ("out", "assistant", "llama-3.2-3b")]
+    edges = [("a", "f"), ("b", "f"), ("c", "f"), ("c", "r"), ("f", "out"), ("r", "out")]
+    return Graph.build(nodes, edges, "out")
+
+
+def _time(fn, repeat: int) -> list[float]:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--task", default="math")
+    ap.add_argument("--repeat", type=int, default=200)
+    args = ap.parse_args()
+
+    profile = load_default_profile()
+    t0 = time.perf_counter()
+    qm = QualityModel.from_profile(profile, args.task)
+    fit_s = time.perf_counter() - t0
+    graph = six_node_graph()
+    questions = list(range(min(500, qm.n_questions)))
+    qm.predict(graph, questions, seed=0)  # warm-up (builds the graph's node plan once)
+
+    seeds = iter(range(10**9))
+    times = _time(lambda: qm.predict(graph, questions, seed=next(seeds)), args.repeat)
+    exp_times = _time(lambda: qm.expected(graph, questions), 5)
+    med = statistics.median(times) * 1e3
+    print(f"task {args.task}: {len(questions)} questions, 6-node graph, {args.repeat} calls")
+    print(f"predict   median {med:.3f} ms, best {min(times) * 1e3:.3f} ms  (target <= 5 ms: "
+          f"{'met' if med <= 5 else 'MISSED'})")
+    print(f"expected  median {statistics.median(exp_times) * 1e3:.1f} ms (default replicates)")
+    print(f"from_profile (smoothing + MLE fit) {fit_s:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

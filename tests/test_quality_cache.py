@@ -1,0 +1,27 @@
+from tts_sim.quality import QualityModel
+from tts_sim.quality import fusion as fusion_module
+from tts_sim.scenario import load_default_profile
+
+
+def test_fitted_parameters_are_cached_by_profile_checksum(tmp_path, monkeypatch):
+    monkeypatch.setenv("TTS_SIM_CACHE_HOME", str(tmp_path))
+    profile = load_default_profile()
+    assert profile.checksum.startswith("sha256:")
+    calls = []
+    real_fit = fusion_module.fit_fusion
+
+    def counting_fit(*args, **kwargs):
+        calls.append(1)
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr("tts_sim.quality.model.fit_fusion", counting_fit)
+    first = QualityModel.from_profile(profile, "humaneval")
+    second = QualityModel.from_profile(profile, "humaneval")
+    assert len(calls) == 1 and dict(first.params.coef) == dict(second.params.coef)
+    (cached,) = (tmp_path / "fits").iterdir()
+    cached.write_text("{garbage")  # a corrupted cache entry is refitted, not trusted
+    third = QualityModel.from_profile(profile, "humaneval")
+    assert len(calls) == 2 and dict(third.params.coef) == dict(first.params.coef)
+    profile.checksum = ""  # a profile built in code has no content key: never cached
+    QualityModel.from_profile(profile, "humaneval")
+    assert len(calls) == 3
