@@ -42,7 +42,7 @@ class SimulatedEvaluator:
         self.task = get_task(task) if isinstance(task, str) else task
         self.catalog = catalog
         self.profile = profile if profile is not None else load_default_profile()
-        self.quality = QualityModel.from_profile(self.profile, self.task.name, catalog)
+        self.quality = QualityModel.from_profile(self.profile, self.task, catalog)
         self.replicates = replicates
         self.n_queries = n_queries
         self.simulator = None
