@@ -33,7 +33,7 @@ def test_models_lists_the_catalog(capsys):
 
 @pytest.mark.parametrize("argv,needle", [
     (["graph", "check", "/nonexistent.json"], "cannot read graph file"),
-    (["graph", "preset", "grid", "--width", "0"], "expected a positive integer"),
+    (["graph", "preset", "grid", "--width", "0"], "expected an integer >= 1"),
     (["graph", "preset", "hexagon"], "invalid choice"),
     (["frobnicate"], "invalid choice"),
     (["graph", "check", "BADJSON"], "not valid JSON"),

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from tts_sim.argtypes import positive_float, positive_int
 from tts_sim.errors import ConfigError, TtsSimError
 
 Handler = Callable[[argparse.Namespace], Any]
@@ -76,26 +77,6 @@ def arrival_from(args: argparse.Namespace):
     if getattr(args, "concurrency", None):
         return ClosedLoop(args.concurrency)
     return OpenLoop(args.qps)
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
 
 
 def add_common(p: argparse.ArgumentParser, task: bool = True) -> None:

@@ -283,13 +283,9 @@ class Graph:
 
     @classmethod
     def load(cls, path: str | Path, catalog: ModelCatalog | None = DEFAULT_CATALOG) -> Graph:
-        try:
-            data = json.loads(Path(path).read_text())
-        except OSError as exc:
-            raise GraphError(f"cannot read graph file {path}: {exc.strerror}") from None
-        except json.JSONDecodeError as exc:
-            raise GraphError(f"graph file {path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
-        return cls.from_dict(data, catalog)
+        from tts_sim.jsonio import read_json
+
+        return cls.from_dict(read_json(path, "graph file", GraphError), catalog)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.to_json() + "\n")

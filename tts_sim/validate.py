@@ -28,6 +28,7 @@ from typing import Any
 from tts_sim.errors import ConfigError, GraphError
 from tts_sim.evaluation import Evaluation
 from tts_sim.graph import Graph, Node
+from tts_sim.jsonio import read_json
 from tts_sim.models import DEFAULT_CATALOG, ModelCatalog
 from tts_sim.stats import wilson_interval
 
@@ -73,12 +74,7 @@ def _candidates_in(path: Path, top_k: int, catalog: ModelCatalog) -> list[Candid
     from tts_sim.search.result import SCHEMA as RESULT_SCHEMA
     from tts_sim.search.result import SearchResult
 
-    try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    data = read_json(path, "candidate file")
     if isinstance(data, dict) and data.get("schema") == RESULT_SCHEMA:
         result = SearchResult.from_dict(data, catalog, origin=str(path))
         return [Candidate(t.graph, f"{path}#trial{t.index}", float(t.score)) for t in result.top_k(top_k)]

@@ -12,8 +12,9 @@ from tts_sim.errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from tts_sim.cli import add_common, positive_int
-    from tts_sim.profiling.cli import _non_negative_float, _non_negative_int, add_backend_options
+    from tts_sim.argtypes import non_negative_float, non_negative_int, positive_int
+    from tts_sim.cli import add_common
+    from tts_sim.profiling.cli import add_backend_options
 
     p = subparsers.add_parser("validate", help="run the top graphs for real: predicted vs measured accuracy/latency")
     p.add_argument("paths", nargs="+", metavar="RESULT_OR_GRAPH",
@@ -25,14 +26,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                                      "one measured by `tts-sim profile` for the real model is best")
     p.add_argument("--data", help="the task's data file (tasks without packaged data)")
     p.add_argument("--questions", type=positive_int, default=20, help="held-out questions run per graph")
-    p.add_argument("--offset", type=_non_negative_int, default=0,
+    p.add_argument("--offset", type=non_negative_int, default=0,
                    help="skip this many held-out questions (those not in the profile)")
     p.add_argument("--model-map", help="CATALOG=REAL,... : which real model runs each catalog model")
     p.add_argument("--substitute", metavar="MODEL", help="run every model of the graphs as MODEL (e.g. smollm2-135m)")
     p.add_argument("--served-name", action="append", default=[], metavar="REAL=SERVED",
                    help="name under which the backend serves a real model (openai servers)")
     p.add_argument("--max-new-tokens", type=positive_int, help="default: the profile's, else 256")
-    p.add_argument("--temperature", type=_non_negative_float, help="default: the profile's, else 0.7")
+    p.add_argument("--temperature", type=non_negative_float, help="default: the profile's, else 0.7")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cluster", default="cpu", help="simulated cluster for predicted latency (default cpu)")
     p.add_argument("--report", metavar="FILE.md", help="write a Markdown report")

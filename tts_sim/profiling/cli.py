@@ -8,53 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tts_sim.argtypes import int_list, non_negative_float, non_negative_int, positive_float, positive_int, probability
 from tts_sim.backend import Backend
 from tts_sim.errors import ConfigError
 
 
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return values
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
 def add_backend_options(p: argparse.ArgumentParser) -> None:
     """Options choosing and configuring the real backend (shared with ``validate``)."""
-    from tts_sim.cli import positive_float, positive_int
 
     g = p.add_argument_group("backend")
     g.add_argument("--backend", default="onnx", help="onnx (local ONNX Runtime) or openai (an OpenAI-compatible "
@@ -93,7 +53,7 @@ def make_backend(args: argparse.Namespace) -> Backend:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from tts_sim.cli import add_common, positive_int
+    from tts_sim.cli import add_common
     from tts_sim.profiling.latency import DEFAULT_BATCH_SIZES, DEFAULT_CONTEXTS, DEFAULT_PROMPT_LENGTHS
 
     p = subparsers.add_parser("profile", help="measure a real model: latency tables, answer banks, fusion runs")
@@ -102,23 +62,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_common(p)
     p.add_argument("--data", help="the task's data file (tasks without packaged data)")
     p.add_argument("--questions", type=positive_int, default=20, help="questions in the answer banks")
-    p.add_argument("--offset", type=_non_negative_int, default=0, help="skip this many questions of the pool")
+    p.add_argument("--offset", type=non_negative_int, default=0, help="skip this many questions of the pool")
     p.add_argument("--samples", "-k", type=positive_int, default=8, help="answers sampled per question and model")
-    p.add_argument("--fusion-records", type=_non_negative_int, default=40,
+    p.add_argument("--fusion-records", type=non_negative_int, default=40,
                    help="fusion calls over bank replies (1-3 inputs)")
-    p.add_argument("--fusion-graphs", type=_non_negative_int, default=0,
+    p.add_argument("--fusion-graphs", type=non_negative_int, default=0,
                    help="random small graphs run end to end for more fusion records")
     p.add_argument("--max-new-tokens", type=positive_int, default=256)
-    p.add_argument("--temperature", type=_non_negative_float, default=0.7)
-    p.add_argument("--top-p", type=_probability, default=1.0)
+    p.add_argument("--temperature", type=non_negative_float, default=0.7)
+    p.add_argument("--top-p", type=probability, default=1.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch", type=positive_int, default=8, help="requests per backend call")
     p.add_argument("--no-latency", action="store_true", help="skip the latency tables")
     p.add_argument("--no-banks", action="store_true", help="skip answer banks and fusion calibration")
-    p.add_argument("--prompt-lengths", type=_int_list, default=DEFAULT_PROMPT_LENGTHS,
+    p.add_argument("--prompt-lengths", type=int_list, default=DEFAULT_PROMPT_LENGTHS,
                    help="prefill table: prompt lengths, e.g. 16,64,256")
-    p.add_argument("--batch-sizes", type=_int_list, default=DEFAULT_BATCH_SIZES, help="latency table batch sizes")
-    p.add_argument("--contexts", type=_int_list, default=DEFAULT_CONTEXTS, help="decode table: context lengths")
+    p.add_argument("--batch-sizes", type=int_list, default=DEFAULT_BATCH_SIZES, help="latency table batch sizes")
+    p.add_argument("--contexts", type=int_list, default=DEFAULT_CONTEXTS, help="decode table: context lengths")
     p.add_argument("--repeats", type=positive_int, default=3, help="timed prefills per row (median)")
     p.add_argument("--steps", type=positive_int, default=8, help="timed decode steps per row (median)")
     p.add_argument("--max-batch-tokens", type=positive_int,

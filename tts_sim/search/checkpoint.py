@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tts_sim.errors import ConfigError
+from tts_sim.jsonio import read_json
 
 SCHEMA = "tts-sim/search-checkpoint"
 SCHEMA_VERSION = 1
@@ -35,12 +36,7 @@ class Checkpoint:
         """The saved state, or None when the file does not exist yet."""
         if not self.path.exists():
             return None
-        try:
-            data = json.loads(self.path.read_text())
-        except OSError as exc:
-            raise ConfigError(f"cannot read checkpoint {self.path}: {exc.strerror or exc}") from None
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"checkpoint {self.path} is corrupted (invalid JSON: {exc.msg})") from None
+        data = read_json(self.path, "checkpoint")
         if not isinstance(data, dict) or data.get("schema") != SCHEMA:
             raise ConfigError(f"{self.path} is not a tts-sim search checkpoint")
         if data.get("version") != SCHEMA_VERSION:

@@ -13,6 +13,7 @@ from typing import Any
 from tts_sim.errors import ConfigError, TtsSimError
 from tts_sim.evaluation import Evaluation, LatencyStats
 from tts_sim.graph import Graph
+from tts_sim.jsonio import read_json
 from tts_sim.models import DEFAULT_CATALOG, ModelCatalog
 
 SCHEMA = "tts-sim/search-result"
@@ -153,13 +154,7 @@ class SearchResult:
 
     @classmethod
     def load(cls, path: str | Path, catalog: ModelCatalog | None = DEFAULT_CATALOG) -> SearchResult:
-        try:
-            data = json.loads(Path(path).read_text())
-        except OSError as exc:
-            raise ConfigError(f"cannot read search result {path}: {exc.strerror or exc}") from None
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"search result {path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
-        return cls.from_dict(data, catalog, origin=str(path))
+        return cls.from_dict(read_json(path, "search result"), catalog, origin=str(path))
 
 
 def evaluation_from_dict(data: Mapping[str, Any], catalog: ModelCatalog | None = DEFAULT_CATALOG) -> Evaluation:
