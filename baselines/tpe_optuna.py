@@ -2,15 +2,23 @@
 
 Driven ask/tell through the shared driver like the skopt baselines: the same initial design of
 ``n_initial`` feasible random graphs is enqueued, repeated proposals are answered from the cache,
-infeasible points are penalised (``-1 - overshoot``), never dropped.
+infeasible points are penalised (``-1 - overshoot``), never dropped. A proposal of a graph already
+evaluated is told its known score and a random unevaluated graph is enqueued next (as the skopt
+baselines do), so a small space cannot keep the loop spinning on repeats.
+
+The sampler is multivariate TPE by default (one joint Parzen estimator over all dimensions per
+proposal instead of one per dimension: about 6x faster on the 52-dimension encoding at the same
+held-out accuracy; optuna marks it experimental); ``multivariate=False`` gives the independent TPE.
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from typing import ClassVar
 
+from baselines.bo_skopt import FreshGraphs
 from baselines.random_search import initial_design
 from tts_sim.graph import Graph
 from tts_sim.search.context import SearchContext
@@ -24,7 +32,7 @@ class TPESearch(BaseSearcher):
 
     n_initial: int = 5
     n_startup_trials: int = 10
-    multivariate: bool = False
+    multivariate: bool = True
 
     def run(self, ctx: SearchContext) -> Graph | None:
         import optuna
@@ -32,18 +40,26 @@ class TPESearch(BaseSearcher):
         logging.getLogger("optuna").setLevel(logging.WARNING)
         space = ctx.space
         encoding = GraphEncoding(space)
-        sampler = optuna.samplers.TPESampler(seed=ctx.seed % 2 ** 32, n_startup_trials=self.n_startup_trials,
-                                             multivariate=self.multivariate)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler = optuna.samplers.TPESampler(seed=ctx.seed % 2 ** 32, n_startup_trials=self.n_startup_trials,
+                                                 multivariate=self.multivariate)
         study = optuna.create_study(direction="maximize", sampler=sampler)
         names = [d.name for d in encoding.dimensions]
         for graph in initial_design(ctx, min(self.n_initial, ctx.max_evals)):
             study.enqueue_trial(dict(zip(names, encoding.encode(graph), strict=True)))
+        fresh = FreshGraphs(ctx, "tpe-fresh")
         while not ctx.done:
             trial = study.ask()
             x = [int(trial.suggest_categorical(d.name, list(range(d.size)))) for d in encoding.dimensions]
             graph = encoding.decode(x, repair=False)
             if space.feasible(graph):
+                before = ctx.evaluations
                 value = ctx.evaluate(graph, phase="tpe").score
+                if ctx.evaluations == before and not ctx.done:  # already evaluated: a random new graph next
+                    new = fresh.next()
+                    if new is not None:
+                        study.enqueue_trial(dict(zip(names, encoding.encode(new), strict=True)))
             else:
                 value = ctx.penalise(graph)
             study.tell(trial, float(value))

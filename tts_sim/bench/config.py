@@ -1,0 +1,169 @@
+"""``BenchConfig``: one typed dataclass for the whole bench; its field metadata is also the source
+of the CLI's flags, help and defaults (``tts_sim.bench.cli``).
+
+A bench runs every searcher on every *cell* (task x budget x space) with every seed. Cells of the
+``main`` space use ``max_nodes`` slots and the model ``pool``; cells of the ``small`` space
+(``regret_budgets``) use ``regret_max_nodes`` slots and ``regret_pool``, small enough to enumerate,
+so that regret to the exhaustive optimum is computable there. Regret is also computed for main
+cells whose space is small enough (``enumerate.raw_count`` at most ``regret_limit``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from tts_sim.errors import ConfigError
+from tts_sim.models import PAPER_POOL
+
+DEFAULT_SEARCHERS = ("agent-reinforce", "random", "bo-gp", "bo-forest", "tpe", "textgrad", "gptswarm", "hybrid")
+MAIN, SMALL = "main", "small"
+
+#: Settings every result row depends on: a bench folder refuses to resume under different ones.
+RESULT_SETTINGS = ("evals", "search_questions", "heldout_questions", "split_seed", "max_nodes", "pool",
+                   "regret_max_nodes", "regret_pool", "profile", "cluster", "objective")
+
+
+def _opt(help: str) -> dict[str, Any]:
+    return {"help": help}
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What a bench runs, where it writes, and how it hands out the work."""
+
+    searchers: tuple[str, ...] = field(default=DEFAULT_SEARCHERS, metadata=_opt(
+        "searchers to compare (names of the searcher registry)"))
+    tasks: tuple[str, ...] = field(default=("math", "mmlu", "humaneval"), metadata=_opt("tasks"))
+    budgets: tuple[float, ...] = field(default=(18.0, 42.0, 80.0), metadata=_opt(
+        "FLOPs budgets in units (multiples of one direct LLaMA-1B call)"))
+    seeds: tuple[int, ...] = field(default=tuple(range(10)), metadata=_opt(
+        "seeds: a count N (0..N-1), a range A-B, or a list 0,3,7"))
+    evals: int = field(default=30, metadata=_opt("evaluations per search (the searchers' budget)"))
+    search_questions: int = field(default=100, metadata=_opt(
+        "questions of the search split (noisy evaluate() during the search)"))
+    heldout_questions: int = field(default=100, metadata=_opt(
+        "questions of the held-out split (expected accuracy; fewer if the task's pool is smaller)"))
+    split_seed: int = field(default=0, metadata=_opt("seed of the search / held-out split (same for all)"))
+    max_nodes: int = field(default=8, metadata=_opt("worker slots of the main search space"))
+    pool: tuple[str, ...] = field(default=PAPER_POOL, metadata=_opt("model pool of the main space"))
+    regret_budgets: tuple[float, ...] = field(default=(18.0,), metadata=_opt(
+        "budgets of extra cells on the small, enumerable space (regret to the optimum); 'none' for none"))
+    regret_max_nodes: int = field(default=3, metadata=_opt("worker slots of the small space"))
+    regret_pool: tuple[str, ...] = field(default=("llama-3.2-1b", "llama-3.1-8b"), metadata=_opt(
+        "model pool of the small space"))
+    regret_limit: int = field(default=300_000, metadata=_opt(
+        "largest space (labelled combinations) enumerated for regret"))
+    profile: str | None = field(default=None, metadata=_opt("profile file (default: the embedded scenario)"))
+    cluster: str | None = field(default=None, metadata=_opt("cluster for latency (needed by latency objectives)"))
+    objective: str = field(default="accuracy", metadata=_opt("search objective: accuracy, weighted:W, p95<=S"))
+    executor: str = field(default="process", metadata=_opt(
+        "process | thread | inline | MODULE:FACTORY (a callable returning an Executor or a Pool)"))
+    workers: int = field(default=2, metadata=_opt("parallel workers"))
+    out: str = field(default="runs/bench", metadata=_opt("output folder (results.jsonl, report.md, PNGs)"))
+
+    def __post_init__(self) -> None:
+        for name in ("searchers", "tasks", "budgets", "seeds", "pool", "regret_budgets", "regret_pool"):
+            value = getattr(self, name)
+            if isinstance(value, (str, int, float)):
+                value = (value,)
+            object.__setattr__(self, name, tuple(value))
+        object.__setattr__(self, "budgets", tuple(_budget(b) for b in self.budgets))
+        object.__setattr__(self, "regret_budgets", tuple(_budget(b) for b in self.regret_budgets))
+        object.__setattr__(self, "seeds", tuple(_seed(s) for s in self.seeds))
+        for name in ("searchers", "tasks", "budgets", "seeds"):
+            if not getattr(self, name):
+                raise ConfigError(f"bench: no {name} given")
+            dup = _duplicate(getattr(self, name))
+            if dup is not None:
+                raise ConfigError(f"bench: {name} lists {dup!r} twice")
+        for name in ("evals", "search_questions", "heldout_questions", "max_nodes", "regret_max_nodes",
+                     "regret_limit", "workers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"bench: {name} must be a positive integer, got {value!r}")
+        if isinstance(self.split_seed, bool) or not isinstance(self.split_seed, int) or self.split_seed < 0:
+            raise ConfigError(f"bench: split_seed must be a non-negative integer, got {self.split_seed!r}")
+
+    # ----- derived ------------------------------------------------------------------------
+    def cells(self) -> list[tuple[str, float, str]]:
+        """(task, budget, space) of every cell, main space first."""
+        main = [(t, b, MAIN) for t in self.tasks for b in self.budgets]
+        small = [(t, b, SMALL) for t in self.tasks for b in self.regret_budgets]
+        return main + small
+
+    def space_options(self, space: str) -> dict[str, Any]:
+        """``SearchSpace`` keyword arguments of the ``main`` or ``small`` space."""
+        if space == MAIN:
+            return {"max_nodes": self.max_nodes, "pool": tuple(self.pool)}
+        if space == SMALL:
+            return {"max_nodes": self.regret_max_nodes, "pool": tuple(self.regret_pool)}
+        raise ConfigError(f"bench: unknown space {space!r} (main or small)")
+
+    def settings(self) -> dict[str, Any]:
+        """The settings every result depends on (see ``RESULT_SETTINGS``)."""
+        data = asdict(self)
+        return {k: (list(data[k]) if isinstance(data[k], tuple) else data[k]) for k in RESULT_SETTINGS}
+
+    def fingerprint(self) -> str:
+        text = json.dumps(self.settings(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BenchConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"bench config: unknown field {unknown[0]!r}")
+        return cls(**data)
+
+
+def _budget(value: Any) -> float:
+    try:
+        b = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"bench: budget {value!r} is not a number") from None
+    if not math.isfinite(b) or b <= 0:
+        raise ConfigError(f"bench: budget must be a positive number of units, got {value!r}")
+    return b
+
+
+def _seed(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"bench: seeds must be non-negative integers, got {value!r}")
+    return value
+
+
+def _duplicate(values: tuple) -> Any:
+    seen: set = set()
+    for v in values:
+        if v in seen:
+            return v
+        seen.add(v)
+    return None
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``10`` -> 0..9; ``5-14`` -> 5..14; ``0,3,7`` -> those."""
+    t = text.strip()
+    try:
+        if "," in t:
+            return tuple(int(s) for s in t.split(",") if s.strip())
+        if "-" in t[1:]:
+            a, b = t.split("-", 1)
+            lo, hi = int(a), int(b)
+            if hi < lo:
+                raise ConfigError(f"bench: seed range {text!r} is empty")
+            return tuple(range(lo, hi + 1))
+        n = int(t)
+    except ValueError:
+        raise ConfigError(f"bench: cannot read seeds {text!r} (a count, A-B, or a list 0,3,7)") from None
+    if n < 1:
+        raise ConfigError(f"bench: seed count must be positive, got {text!r}")
+    return tuple(range(n))

@@ -1,0 +1,184 @@
+"""The bench's units of work and what a worker does with them.
+
+A ``Job`` is one search (searcher x cell x seed) or one exhaustive optimum (a cell whose space is
+enumerable). ``execute(job, settings)`` runs in a worker process and returns one JSON-ready row:
+the search's held-out *expected* (noise-free) accuracy, its anytime curve (held-out expected
+accuracy of the best-so-far graph after k evaluations), cost and chosen graph. Every searcher sees
+the same question splits, seeds and noise (``run_search`` fixes the noise per seed and graph).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from tts_sim.errors import ConfigError
+
+ROW_VERSION = 1
+_EVALUATORS: dict[tuple, Any] = {}  # per worker process: building one fits the quality model
+_PROFILES: dict[str | None, Any] = {}  # loaded before the pool forks, so workers inherit them
+
+
+@dataclass(frozen=True)
+class Job:
+    kind: str  # "search" | "optimum"
+    task: str
+    budget: float
+    space: str  # "main" | "small"
+    searcher: str = ""
+    seed: int = 0
+
+    @property
+    def key(self) -> str:
+        if self.kind == "optimum":
+            return f"optimum|{self.task}|{self.budget:g}|{self.space}"
+        return f"search|{self.searcher}|{self.task}|{self.budget:g}|{self.space}|{self.seed}"
+
+    @property
+    def cell(self) -> tuple[str, float, str]:
+        return (self.task, self.budget, self.space)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def evaluator_for(task: str, settings: dict[str, Any]) -> Any:
+    """The ``SimulatedEvaluator`` of ``task`` under ``settings`` (cached per process)."""
+    from tts_sim.simulated import SimulatedEvaluator
+
+    key = (task, settings.get("profile"), settings.get("cluster"))
+    ev = _EVALUATORS.get(key)
+    if ev is None:
+        ev = SimulatedEvaluator(task, profile=profile_for(settings.get("profile")), cluster=settings.get("cluster"))
+        _EVALUATORS[key] = ev
+    return ev
+
+
+def profile_for(path: str | None) -> Any:
+    """The profile at ``path`` (the embedded default scenario when None), loaded once per process."""
+    profile = _PROFILES.get(path)
+    if profile is None:
+        if path:
+            from tts_sim.profile import Profile
+
+            profile = Profile.load(path)
+        else:
+            from tts_sim.scenario import load_default_profile
+
+            profile = load_default_profile()
+        _PROFILES[path] = profile
+    return profile
+
+
+def _trim_caches(limit: int = 2000) -> None:
+    """Bound the per-graph caches of the evaluators this worker keeps between jobs.
+
+    ``QualityModel`` keeps a plan (about 0.2 MB on a 500-question task) for every graph it has
+    scored, without bound; graphs rarely repeat across searches, so a long bench would grow a worker
+    by gigabytes. Workaround until the quality model bounds its cache itself."""
+    for ev in _EVALUATORS.values():
+        plans = getattr(getattr(ev, "quality", None), "_plans", None)
+        if isinstance(plans, dict) and len(plans) > limit:
+            plans.clear()
+        latency = getattr(ev, "_latency_cache", None)
+        if isinstance(latency, dict) and len(latency) > limit:
+            latency.clear()
+
+
+def splits(n_pool: int, settings: dict[str, Any]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(search, held-out) question indices: ``search_questions`` shuffled by ``split_seed``, then up to
+    ``heldout_questions`` of the rest. The same for every searcher and seed."""
+    from tts_sim.evaluation import split_questions
+
+    n_search = int(settings["search_questions"])
+    if n_search >= n_pool:
+        raise ConfigError(f"search_questions={n_search} leaves no held-out question of a pool of {n_pool}")
+    search, rest = split_questions(n_pool, n_search, int(settings["split_seed"]))
+    return search, rest[: int(settings["heldout_questions"])]
+
+
+def space_for(job: Job, settings: dict[str, Any]) -> Any:
+    from tts_sim.search import SearchSpace
+
+    opts = settings["spaces"][job.space]
+    return SearchSpace(job.task, job.budget, max_nodes=int(opts["max_nodes"]), pool=tuple(opts["pool"]))
+
+
+def execute(job: Job, settings: dict[str, Any]) -> dict[str, Any]:
+    """Run ``job`` and return its result row (called in a worker)."""
+    t0 = time.perf_counter()
+    try:
+        row = _optimum(job, settings) if job.kind == "optimum" else _search(job, settings)
+    finally:
+        _trim_caches()
+    row.update({"key": job.key, "job": job.to_dict(), "v": ROW_VERSION, "settings": settings["fingerprint"],
+                "wall_s": time.perf_counter() - t0, "pid": os.getpid()})
+    return row
+
+
+def _search(job: Job, settings: dict[str, Any]) -> dict[str, Any]:
+    from tts_sim.search import run_search
+    from tts_sim.search.result import graph_key
+
+    ev = evaluator_for(job.task, settings)
+    space = space_for(job, settings)
+    search_qs, heldout_qs = splits(ev.n_questions, settings)
+    result = run_search(job.searcher, space, ev, int(settings["evals"]), job.seed, search_questions=search_qs,
+                        heldout_questions=heldout_qs, objective=settings.get("objective"))
+    known = {graph_key(result.best): result.expected_accuracy} if result.expected_accuracy is not None else {}
+    curve = anytime_curve(result.trials, ev, heldout_qs, int(settings["evals"]), known)
+    final = result.expected_accuracy if result.expected_accuracy is not None else curve[-1]
+    return {
+        "kind": "search", "searcher": job.searcher, "task": job.task, "budget": job.budget, "space": job.space,
+        "seed": job.seed, "heldout_expected": float(final), "heldout_sampled": float(result.heldout.accuracy),
+        "heldout_n": len(heldout_qs), "search_n": len(search_qs), "curve": curve,
+        "evaluations": result.cost.evaluations, "best_index": result.best_index,
+        "best_units": float(space.units(result.best)), "best_nodes": len(result.best.executed),
+        "best_graph": result.best.to_dict(), "pretest_evaluations": sum(1 for t in result.trials if not t.full),
+        "cost": result.cost.to_dict(),
+    }
+
+
+def anytime_curve(trials: Sequence[Any], evaluator: Any, heldout: Sequence[int], evals: int,
+                  known: dict[str, float] | None = None) -> list[float]:
+    """Held-out expected accuracy of the best-so-far graph after k = 1..``evals`` evaluations.
+
+    Best-so-far follows the driver's rule (``SearchContext.best_trial``): the highest search-time
+    score among full-split trials (among all trials while none is full), ties to fewer FLOPs, then
+    the earlier trial. A search that stopped early keeps its last value."""
+    from tts_sim.search.result import graph_key
+
+    cache = dict(known or {})
+    curve: list[float] = []
+    best_full = best_any = None
+    for t in trials[:evals]:
+        rank = (-t.score, t.flops, t.index)
+        if t.full and (best_full is None or rank < best_full[0]):
+            best_full = (rank, t)
+        if best_any is None or rank < best_any[0]:
+            best_any = (rank, t)
+        chosen = (best_full or best_any)[1]
+        key = graph_key(chosen.graph)
+        if key not in cache:
+            cache[key] = float(evaluator.expected(chosen.graph, heldout).accuracy)
+        curve.append(cache[key])
+    if not curve:
+        raise ConfigError("a search made no evaluation: no anytime curve")
+    return curve + [curve[-1]] * (evals - len(curve))
+
+
+def _optimum(job: Job, settings: dict[str, Any]) -> dict[str, Any]:
+    from tts_sim.search import enumerate_graphs, optimum
+
+    ev = evaluator_for(job.task, settings)
+    space = space_for(job, settings)
+    _, heldout_qs = splits(ev.n_questions, settings)
+    limit = int(settings["regret_limit"])
+    graphs = enumerate_graphs(space, limit)
+    best, value = optimum(space, ev, heldout_qs, limit)
+    return {"kind": "optimum", "task": job.task, "budget": job.budget, "space": job.space,
+            "heldout_expected": value, "heldout_n": len(heldout_qs), "n_graphs": len(graphs),
+            "best_graph": best.to_dict(), "best_units": float(space.units(best))}
