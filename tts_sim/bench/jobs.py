@@ -73,21 +73,6 @@ def profile_for(path: str | None) -> Any:
     return profile
 
 
-def _trim_caches(limit: int = 2000) -> None:
-    """Bound the per-graph caches of the evaluators this worker keeps between jobs.
-
-    ``QualityModel`` keeps a plan (about 0.2 MB on a 500-question task) for every graph it has
-    scored, without bound; graphs rarely repeat across searches, so a long bench would grow a worker
-    by gigabytes. Workaround until the quality model bounds its cache itself."""
-    for ev in _EVALUATORS.values():
-        plans = getattr(getattr(ev, "quality", None), "_plans", None)
-        if isinstance(plans, dict) and len(plans) > limit:
-            plans.clear()
-        latency = getattr(ev, "_latency_cache", None)
-        if isinstance(latency, dict) and len(latency) > limit:
-            latency.clear()
-
-
 def splits(n_pool: int, settings: dict[str, Any]) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(search, held-out) question indices: ``search_questions`` shuffled by ``split_seed``, then up to
     ``heldout_questions`` of the rest. The same for every searcher and seed."""
@@ -110,10 +95,7 @@ def space_for(job: Job, settings: dict[str, Any]) -> Any:
 def execute(job: Job, settings: dict[str, Any]) -> dict[str, Any]:
     """Run ``job`` and return its result row (called in a worker)."""
     t0 = time.perf_counter()
-    try:
-        row = _optimum(job, settings) if job.kind == "optimum" else _search(job, settings)
-    finally:
-        _trim_caches()
+    row = _optimum(job, settings) if job.kind == "optimum" else _search(job, settings)
     row.update({"key": job.key, "job": job.to_dict(), "v": ROW_VERSION, "settings": settings["fingerprint"],
                 "wall_s": time.perf_counter() - t0, "pid": os.getpid()})
     return row

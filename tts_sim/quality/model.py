@@ -8,6 +8,7 @@ array of answer ids, input agreement is counted with one-hot sums.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -58,6 +59,10 @@ class _NodePlan:
     bonus: float  # lam * rho
 
 
+#: Graphs whose execution plans a QualityModel keeps (least recently used dropped first).
+PLAN_CACHE_SIZE = 256
+
+
 class QualityModel:
     """Predicts a graph's correctness per question on one task (see the package docstring)."""
 
@@ -70,7 +75,7 @@ class QualityModel:
         self.catalog = catalog
         self._cdf = np.cumsum(answers.probs, axis=2).astype(np.float32)
         self._cdf[:, :, -1] = 1.0
-        self._plans: dict[Graph, list[_NodePlan]] = {}
+        self._plans: OrderedDict[Graph, list[_NodePlan]] = OrderedDict()  # LRU, PLAN_CACHE_SIZE graphs
 
     # ----- construction -------------------------------------------------------------------
     @classmethod
@@ -193,6 +198,7 @@ class QualityModel:
     def _plan(self, graph: Graph) -> list[_NodePlan]:
         plan = self._plans.get(graph)
         if plan is not None:
+            self._plans.move_to_end(graph)
             return plan
         pos = {n: i for i, n in enumerate(graph.executed)}
         skills = self.answers.skill
@@ -212,9 +218,9 @@ class QualityModel:
             log_own = np.where(self.answers.valid, float(self.params.tau(role)) * log_own, -np.inf).astype(np.float32)
             plan.append(_NodePlan(n, preds, m, log_own, lam * float(self.params.beta(role, s)),
                                   lam * float(self.params.rho(role, s))))
-        if len(self._plans) > 4096:
-            self._plans.clear()
         self._plans[graph] = plan
+        if len(self._plans) > PLAN_CACHE_SIZE:  # a plan is ~0.2 MB on 500 questions: keep memory bounded
+            self._plans.popitem(last=False)
         return plan
 
     def _run(self, plan: list[_NodePlan], qs: np.ndarray, rng: np.random.Generator, r: int) -> list[np.ndarray]:

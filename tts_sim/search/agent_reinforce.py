@@ -78,12 +78,16 @@ class AgentReinforce(BaseSearcher):
         if not mixes:  # the budget affords the output node alone
             ctx.evaluate(space.lone_output(), phase="only graph")
             return None
-        mix = self._choose_mix(ctx, agent, mixes)
+        mix, pretested = self._choose_mix(ctx, agent, mixes)
         nodes = {slot_id(i): m for i, m in enumerate(mix)}
         pg = ProbabilisticGraph.for_mix(space, mix, self.edge_p, self.fuser_p)
         table = pg.edge_table(list(mix))
-        last = ctx.evaluate(pg.sample(space, ctx.rng("iteration-0")), phase="iteration 0")
-        rounds = [round_of(last, "sample: random graph of the chosen mix")]
+        if pretested is not None:  # start from the best pre-tested shape, re-scored on the full split
+            last = ctx.evaluate(pretested, phase="iteration 0")
+            rounds = [round_of(last, "start: the best pre-tested variant of the chosen mix")]
+        else:
+            last = ctx.evaluate(pg.sample(space, ctx.rng("iteration-0")), phase="iteration 0")
+            rounds = [round_of(last, "sample: random graph of the chosen mix")]
         prev_best: float | None = None
         step, repeats = 1, 0
         objective = ctx.objective.describe()
@@ -110,7 +114,8 @@ class AgentReinforce(BaseSearcher):
             step += 1
         return None
 
-    def _choose_mix(self, ctx: SearchContext, agent: Agent, mixes: list) -> tuple[str, ...]:
+    def _choose_mix(self, ctx: SearchContext, agent: Agent, mixes: list) -> tuple[tuple[str, ...], Graph | None]:
+        """The mix to search (Insight 1 + pre-test) and, when pre-tested, its best variant."""
         space = ctx.space
         request = MixRequest(space=space, mixes=tuple(mixes), unit_costs=unit_costs(space),
                              available_units=available_units(space), n_picks=self.n_picks,
@@ -119,15 +124,17 @@ class AgentReinforce(BaseSearcher):
         picks = [p for p in dict.fromkeys(reply.picks or []) if 0 <= p < len(mixes)][: self.n_picks] or [0]
         budget = min(len(picks) * self.pretest_variants, int(ctx.max_evals * self.pretest_share))
         if len(picks) == 1 or budget < len(picks):
-            return mix_models_by_size(space, mixes[picks[0]].models)
+            return mix_models_by_size(space, mixes[picks[0]].models), None
         per_mix = max(1, budget // len(picks))
         n_questions = self.pretest_questions or max(10, len(ctx.search_questions) // 4)
         depth = prior_for(space).depth
         scores: dict[int, float] = {}
+        best_variant: dict[int, Graph] = {}
         for p in picks:
             models = mix_models_by_size(space, mixes[p].models)
             variants = [parallel_variant(space, models), layered_variant(space, models, depth)][:per_mix]
             results = [ctx.evaluate(g, phase=f"pretest mix {p}", n_questions=n_questions) for g in variants]
             scores[p] = sum(t.score for t in results) / len(results)
+            best_variant[p] = max(results, key=lambda t: t.score).graph
         best = max(picks, key=lambda p: (scores[p], -picks.index(p)))
-        return mix_models_by_size(space, mixes[best].models)
+        return mix_models_by_size(space, mixes[best].models), best_variant[best]
