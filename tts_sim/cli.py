@@ -14,6 +14,8 @@ from typing import Any
 from tts_sim.argtypes import positive_float, positive_int
 from tts_sim.errors import ConfigError, TtsSimError
 
+QUANTIZATIONS = ("fp32", "int8", "int4", "int8-dynamic")  # backends.onnxruntime.QUANTIZATIONS, without importing it
+
 Handler = Callable[[argparse.Namespace], Any]
 
 
@@ -281,7 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _register_models_prepare(msub: argparse._SubParsersAction) -> None:
     p = msub.add_parser("prepare", help="convert a GGUF / Hugging Face model to ONNX")
     p.add_argument("name", help="smollm2-135m, gemma-3-270m, or a .gguf file / HF folder")
-    p.add_argument("--quantization", "-q", choices=["fp32", "int8", "int4"], default="fp32")
+    p.add_argument("--quantization", "-q", choices=QUANTIZATIONS, default="fp32",
+                   help="int8/int4: weight-only (MatMulNBits); int8-dynamic: quantize_dynamic (mixes batch rows)")
     p.add_argument("--cache-dir", help="default: $TTS_SIM_CACHE or ~/.cache/tts-sim/models")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models_prepare)

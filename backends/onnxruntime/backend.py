@@ -1,0 +1,94 @@
+"""``OnnxRuntimeBackend``: the tts_sim ``Backend`` protocol on local ONNX Runtime engines."""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from tts_sim.backend import BackendInfo, Generation, GenerationRequest
+from tts_sim.errors import ConfigError
+
+from .engine import OnnxEngine
+from .export import prepare_model
+from .manifest import QUANTIZATIONS
+from .sampling import SamplingParams
+
+
+def cpu_name() -> str:
+    """The CPU model name from /proc/cpuinfo (or the platform's description)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def gpu_name() -> str:
+    """The first NVIDIA GPU's name (via nvidia-smi), or "" when none answers."""
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi") is None:
+        return ""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else ""
+
+
+class OnnxRuntimeBackend:
+    """Serve chat requests with ONNX Runtime. ``model`` is a built-in name, a GGUF/HF path (prepared on first
+    use into the cache) or a prepared model folder. Requests are decoded in batches of ``max_batch``."""
+
+    name = "onnx"
+
+    def __init__(self, quantization: str = "fp32", providers: list[str] | None = None, threads: int | None = None,
+                 cache_dir: Path | None = None, max_batch: int = 8,
+                 progress: Callable[[str], None] = print, spin: bool = False) -> None:
+        if quantization not in QUANTIZATIONS:
+            raise ConfigError(f"unknown quantization {quantization!r} (choose from {', '.join(QUANTIZATIONS)})")
+        if max_batch < 1:
+            raise ConfigError(f"max_batch must be >= 1, got {max_batch}")
+        self.quantization, self.providers, self.threads = quantization, providers, threads
+        self.cache_dir, self.max_batch, self.progress, self.spin = cache_dir, max_batch, progress, spin
+        self._engines: dict[str, OnnxEngine] = {}
+
+    def engine(self, model: str) -> OnnxEngine:
+        """The (cached) engine serving ``model``."""
+        if model not in self._engines:
+            folder = Path(model).expanduser()
+            if not (folder / "tts_sim_model.json").is_file():
+                folder = prepare_model(model, self.quantization, self.cache_dir, self.progress)
+            self._engines[model] = OnnxEngine(folder, self.providers, self.threads, spin=self.spin)
+        return self._engines[model]
+
+    def generate(self, model: str, requests: Sequence[GenerationRequest]) -> list[Generation]:
+        engine = self.engine(model)
+        out: list[Generation] = []
+        for start in range(0, len(requests), self.max_batch):
+            chunk = requests[start:start + self.max_batch]
+            prompts = [engine.encode_chat(r.messages) for r in chunk]
+            params = [SamplingParams(r.max_new_tokens, r.temperature, r.top_p, tuple(r.stop), r.seed) for r in chunk]
+            for result in engine.generate_batch(prompts, params):
+                out.append(Generation(text=result.text, prompt_tokens=result.prompt_tokens,
+                                      completion_tokens=result.completion_tokens, prefill_s=result.prefill_s,
+                                      decode_s=result.decode_s, finish_reason=result.finish_reason))
+        return out
+
+    def info(self, model: str) -> BackendInfo:
+        import onnxruntime
+
+        engine = self.engine(model)
+        device = gpu_name() if engine.provider == "CUDAExecutionProvider" else ""
+        return BackendInfo(backend="onnxruntime", version=onnxruntime.__version__, provider=engine.provider,
+                           device=device or cpu_name(), model=model, quantization=engine.manifest.quantization,
+                           extra={"providers": engine.session.get_providers(), "threads": engine.threads,
+                                  "spin": engine.spin,
+                                  "model_dir": str(engine.model_dir), "source": engine.manifest.source,
+                                  "architecture": engine.manifest.architecture})
