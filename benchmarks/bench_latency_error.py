@@ -6,13 +6,24 @@
 2. Run a few held-out graphs for real (single, parallel(2), chain(2), parallel(3), every node
    SmolLM2-135M) on ``--questions`` generated ``add`` questions each, one query at a time,
    question-major (each question through every graph) so load changes hit all graphs alike.
-3. Predict each graph's per-query latency with the ``ClusterSimulator`` on cluster ``cpu`` with a
-   ``TablePredictor`` built from those tables (roofline fallback fitted to them), closed loop with
-   one query in flight, and a ``TaskSpec`` whose A and B are the measured mean direct-prompt and
-   completion tokens of that graph's runs (the simulator gives every call the same token counts).
-4. Also per query: the simulator's service-time model fed each call's real token counts (the longest
+3. Profile token statistics the way ``tts-sim profile`` does (``run_profile`` without latency
+   tables: answer banks and fusion calls on ``--profile-questions`` questions disjoint from the
+   held-out ones): A, B, completion-length histograms per prompt kind, template overheads.
+4. Predict each graph's per-query latency (mean and p50) with the ``ClusterSimulator`` on cluster
+   ``cpu`` with a ``TablePredictor`` built from those tables (roofline fallback fitted to them),
+   closed loop with one query in flight, under several token models:
+   - ``paper-runAB``: the paper's counts (every call A + d*B prompt tokens and B reply tokens) with A
+     and B the measured means of that graph's own runs (in-sample: the simulator before the token model,
+     as this benchmark measured it first);
+   - ``paper-profileAB``: the paper's counts with the profile's A and B (what ``validate`` did before);
+   - ``profile-mean``: the profile's ``TokenModel`` with every reply at its kind's mean;
+   - ``profile-sampled``: the profile's ``TokenModel``, reply lengths drawn per request (a batch
+     decodes for its longest reply): what ``validate`` and ``SimulatedEvaluator`` now use;
+   - ``runs-sampled``: a ``TokenModel`` from the held-out runs' own tokens (in-sample: isolates the
+     token model's structure from how well the profile's statistics transfer).
+5. Also per query: the simulator's service-time model fed each call's real token counts (the longest
    prompt and the longest completion of each batched call), which isolates the latency tables and
-   predictor from the simulator's "every call has the mean token counts" assumption.
+   predictor from the simulator's token assumptions.
 
 Prints the relative errors (predicted - measured) / measured and writes everything to ``--out``.
 
@@ -38,11 +49,40 @@ def _graphs(model: str) -> dict:
             "parallel(3)": parallel(3, model, model)}
 
 
-def _predict(graph, spec, predictor, n_queries: int, max_batch: int) -> float:
+def _predict(graph, spec, predictor, n_queries: int, max_batch: int, tokens=None):
     from tts_sim.cluster import ClosedLoop, ClusterSimulator
 
-    sim = ClusterSimulator("cpu", predictor=predictor, max_batch=max_batch)
-    return sim.simulate(graph, spec, ClosedLoop(1), n_queries).latency.mean_s
+    sim = ClusterSimulator("cpu", predictor=predictor, max_batch=max_batch, tokens=tokens)
+    return sim.simulate(graph, spec, ClosedLoop(1), n_queries, seed=0).latency
+
+
+def _bootstrap(walls: np.ndarray, n: int = 4000, level: float = 0.9) -> dict[str, tuple[float, float]]:
+    """Percentile intervals of the measured mean and p50 over resampled questions (how far a graph's
+    measured latency on this few questions can stray: reply lengths are random and heavy-tailed)."""
+    rng = np.random.default_rng(0)
+    draws = walls[rng.integers(0, len(walls), size=(n, len(walls)))]
+    q = [(1 - level) / 2, (1 + level) / 2]
+    return {"mean": tuple(np.quantile(draws.mean(axis=1), q).tolist()),
+            "p50": tuple(np.quantile(np.median(draws, axis=1), q).tolist())}
+
+
+def _run_token_stats(runs) -> dict:
+    """Token statistics of held-out runs, in a profile's ``token_stats`` format."""
+    hist: dict[str, dict[int, int]] = {}
+    overheads: dict[str, list[float]] = {}
+    for r in runs:
+        trace = r.trace
+        direct = [t.prompt_tokens for t in r.nodes if t.kind == "direct"]
+        for t in r.nodes:
+            h = hist.setdefault(t.kind, {})
+            h[t.completion_tokens] = h.get(t.completion_tokens, 0) + 1
+            if t.predecessors and direct:
+                extra = t.prompt_tokens - direct[0] - sum(trace[p].completion_tokens for p in t.predecessors)
+                overheads.setdefault(t.kind, []).append(extra)
+    stats: dict = {"answer_tokens_histogram": hist.pop("direct", {}), "answer_tokens_histogram_by_kind": hist}
+    if overheads:
+        stats["fusion_overhead_tokens_by_kind"] = {k: float(np.mean(v)) for k, v in overheads.items()}
+    return stats
 
 
 def _service_model(run, predictor, max_batch: int) -> float:
@@ -76,14 +116,20 @@ def main() -> None:
     ap.add_argument("--batch-sizes", default="1,2,3,4")
     ap.add_argument("--max-batch-tokens", type=int, default=512, help="skip larger prefill rows (not needed here)")
     ap.add_argument("--graphs", default="single,parallel(2),chain(2),parallel(3)")
+    ap.add_argument("--profile-questions", type=int, default=30,
+                    help="questions (from index 0, disjoint from the held-out ones) for the token statistics")
+    ap.add_argument("--profile-samples", type=int, default=4, help="direct answers per profile question")
+    ap.add_argument("--fusion-records", type=int, default=60, help="fusion calls for the token statistics")
+    ap.add_argument("--sim-queries", type=int, default=2000, help="simulated queries per prediction")
     ap.add_argument("--out", default="bench_latency_error.json")
     args = ap.parse_args()
 
     from backends.onnxruntime import OnnxRuntimeBackend
     from tts_sim.backend import GenerationRequest
-    from tts_sim.cluster import TablePredictor, fit_roofline
+    from tts_sim.cluster import TablePredictor, TokenModel, fit_roofline, token_model_from_profile
     from tts_sim.profile import LatencyTable
     from tts_sim.profiling import measure_latency_table
+    from tts_sim.profiling.run import ProfileConfig, measured_task_spec, run_profile
     from tts_sim.real import RealEvaluator
     from tts_sim.tasks import TaskSpec
     from tts_sim.tasks.simple import addition_questions
@@ -109,8 +155,23 @@ def main() -> None:
     before = measure()
     print(f"latency table measured in {time.perf_counter() - t0:.0f} s")
 
+    if args.profile_questions > args.offset:
+        raise SystemExit("--profile-questions must not reach the held-out questions (--offset)")
+    t0 = time.perf_counter()
+    pconfig = ProfileConfig(task="add", models={args.model: args.model}, questions=args.profile_questions,
+                            samples=args.profile_samples, fusion_records=args.fusion_records,
+                            max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=3,
+                            batch=args.max_batch, latency=False)
+    profile = run_profile(backend, pconfig, questions=addition_questions(args.profile_questions)).profile
+    token_stats = profile.metadata["token_stats"]["add"]
+    print(f"token statistics profiled in {time.perf_counter() - t0:.0f} s: A {token_stats['prompt_tokens']:.1f}, "
+          f"B {token_stats['answer_tokens']:.1f}, overhead by kind "
+          f"{ {k: round(v, 1) for k, v in token_stats.get('fusion_overhead_tokens_by_kind', {}).items()} }, "
+          f"per input {token_stats.get('fusion_overhead_tokens_per_input', 0.0):.1f}")
+
     questions = addition_questions(args.offset + args.questions)[args.offset:]
     spec0 = TaskSpec("add", "math", 40, 32)
+    profile_spec = measured_task_spec(profile, "add", spec0)
     ev = RealEvaluator("add", backend, spec=spec0, questions=questions, max_new_tokens=args.max_new_tokens,
                        temperature=args.temperature, seed=1)
     wanted = [g.strip() for g in args.graphs.split(",")]
@@ -133,49 +194,81 @@ def main() -> None:
           f"compute_eff {roofline.compute_eff:.3f}, bandwidth_eff {roofline.bandwidth_eff:.3f}, "
           f"overhead {roofline.overhead_s * 1e3:.2f} ms")
 
+    all_runs = [r for rs in runs.values() for r in rs]
+    variants = {  # name -> (task spec or None for the graph's own run means, token model)
+        "paper-runAB": (None, TokenModel()),
+        "paper-profileAB": (profile_spec, TokenModel()),
+        "profile-mean": (profile_spec, token_model_from_profile(profile, "add", sampled=False)),
+        "profile-sampled": (profile_spec, token_model_from_profile(profile, "add", sampled=True)),
+        "runs-sampled": (None, TokenModel.from_stats(_run_token_stats(all_runs), sampled=True)),
+    }
     rows, per_query_errors, results = [], [], {}
+    errors: dict[str, dict[str, list]] = {v: {"mean": [], "p50": [], "inside": []} for v in variants}
     for name, graph in graphs.items():
         rs = runs[name]
         walls = np.array([r.wall_s for r in rs])
+        m_mean, m_p50 = float(walls.mean()), float(np.median(walls))
+        ci = _bootstrap(walls)
         direct = [t.prompt_tokens for r in rs for t in r.nodes if t.kind == "direct"]
         completion = [t.completion_tokens for r in rs for t in r.nodes]
-        spec = replace(spec0, prompt_tokens=float(np.mean(direct)), answer_tokens=float(np.mean(completion)))
-        predicted = _predict(graph, spec, predictor, len(rs), args.max_batch)
+        run_spec = replace(spec0, prompt_tokens=float(np.mean(direct)), answer_tokens=float(np.mean(completion)))
         q_errors = [(_service_model(r, predictor, args.max_batch) - r.wall_s) / r.wall_s for r in rs]
         per_query_errors += q_errors
-        err_mean = (predicted - walls.mean()) / walls.mean()
-        err_p50 = (predicted - float(np.median(walls))) / float(np.median(walls))
-        rows.append((name, len(rs), spec.prompt_tokens, spec.answer_tokens, walls.mean(), float(np.median(walls)),
-                     predicted, err_mean, err_p50, float(np.median(np.abs(q_errors)))))
-        results[name] = {"measured_wall_s": walls.tolist(), "predicted_mean_s": predicted,
-                         "A": spec.prompt_tokens, "B": spec.answer_tokens, "rel_error_mean": err_mean,
-                         "rel_error_p50": err_p50, "per_query_rel_errors": q_errors,
+        predictions = {}
+        for variant, (spec, tokens) in variants.items():
+            lat = _predict(graph, spec or run_spec, predictor, args.sim_queries, args.max_batch, tokens)
+            e_mean, e_p50 = (lat.mean_s - m_mean) / m_mean, (lat.p50_s - m_p50) / m_p50
+            errors[variant]["mean"].append(e_mean)
+            errors[variant]["p50"].append(e_p50)
+            inside = (ci["mean"][0] <= lat.mean_s <= ci["mean"][1], ci["p50"][0] <= lat.p50_s <= ci["p50"][1])
+            errors[variant]["inside"].append(inside)
+            predictions[variant] = {"mean_s": lat.mean_s, "p50_s": lat.p50_s, "p95_s": lat.p95_s,
+                                    "rel_error_mean": e_mean, "rel_error_p50": e_p50,
+                                    "inside_measured_90ci": {"mean": inside[0], "p50": inside[1]}}
+            rows.append((name, variant, len(rs), m_mean, m_p50, lat.mean_s, lat.p50_s, e_mean, e_p50, inside))
+        results[name] = {"measured_wall_s": walls.tolist(), "predictions": predictions, "measured_90ci": ci,
+                         "A": run_spec.prompt_tokens, "B": run_spec.answer_tokens,
+                         "per_query_rel_errors": q_errors,
+                         "real_token_median_abs_rel_error": float(np.median(np.abs(q_errors))),
                          "accuracy": float(np.mean([r.correct for r in rs])),
                          "truncated_calls": sum(t.finish_reason == "length" for r in rs for t in r.nodes),
                          "calls": sum(len(r.nodes) for r in rs), "runs": [r.to_dict() for r in rs]}
 
-    print()
-    print(f"{'graph':<12} {'n':>3} {'A':>6} {'B':>6} {'meas mean':>9} {'meas p50':>9} {'pred':>7} "
-          f"{'err mean':>9} {'err p50':>8} {'real-token |err| p50':>21}")
-    for name, n, a, b, mean, p50, pred, em, ep, eq in rows:
-        print(f"{name:<12} {n:>3} {a:>6.1f} {b:>6.1f} {mean:>9.2f} {p50:>9.2f} {pred:>7.2f} {100 * em:>+8.1f}% "
-              f"{100 * ep:>+7.1f}% {100 * eq:>20.1f}%")
-    graph_errs = np.abs([r[7] for r in rows])
+    print("\nmeasured 90% bootstrap intervals over questions: "
+          + "; ".join(f"{n} mean [{r['measured_90ci']['mean'][0]:.2f}, {r['measured_90ci']['mean'][1]:.2f}] "
+                      f"p50 [{r['measured_90ci']['p50'][0]:.2f}, {r['measured_90ci']['p50'][1]:.2f}]"
+                      for n, r in results.items()))
+    print(f"{'graph':<12} {'tokens':<16} {'n':>3} {'meas mean':>9} {'meas p50':>9} {'pred mean':>9} {'pred p50':>9} "
+          f"{'err mean':>9} {'err p50':>8}  (* outside the measured 90% interval)")
+    for name, variant, n, mm, mp, pm, pp, em, ep, inside in rows:
+        print(f"{name:<12} {variant:<16} {n:>3} {mm:>9.2f} {mp:>9.2f} {pm:>9.2f} {pp:>9.2f} {100 * em:>+8.1f}%"
+              f"{' ' if inside[0] else '*'}{100 * ep:>+7.1f}%{' ' if inside[1] else '*'}")
     summary = {
-        "median_abs_rel_error_graph_mean_latency": float(np.median(graph_errs)),
-        "median_abs_rel_error_graph_p50_latency": float(np.median(np.abs([r[8] for r in rows]))),
         "median_abs_rel_error_per_query": float(np.median(np.abs(per_query_errors))),
         "mean_rel_error_per_query": float(np.mean(per_query_errors)),
+        "by_token_model": {v: {"median_abs_rel_error_graph_mean_latency": float(np.median(np.abs(e["mean"]))),
+                               "median_abs_rel_error_graph_p50_latency": float(np.median(np.abs(e["p50"]))),
+                               "max_abs_rel_error_graph_p50_latency": float(np.max(np.abs(e["p50"]))),
+                               "graphs_inside_measured_90ci": {"mean": sum(i[0] for i in e["inside"]),
+                                                               "p50": sum(i[1] for i in e["inside"]),
+                                                               "of": len(e["inside"])}}
+                           for v, e in errors.items()},
     }
-    pct = {k: 100 * v for k, v in summary.items()}
-    print(f"\nmedian |relative error| over graphs: mean latency {pct['median_abs_rel_error_graph_mean_latency']:.1f}%, "
-          f"p50 latency {pct['median_abs_rel_error_graph_p50_latency']:.1f}%; "
-          f"per query (service model, real tokens): median |err| {pct['median_abs_rel_error_per_query']:.1f}%, "
-          f"mean signed err {pct['mean_rel_error_per_query']:+.1f}%")
+    print("\nmedian |relative error| over graphs (mean latency / p50 latency; worst p50):")
+    for v, e in summary["by_token_model"].items():
+        print(f"  {v:<16} {100 * e['median_abs_rel_error_graph_mean_latency']:5.1f}% / "
+              f"{100 * e['median_abs_rel_error_graph_p50_latency']:5.1f}%; "
+              f"worst {100 * e['max_abs_rel_error_graph_p50_latency']:5.1f}%; inside the measured 90% interval: "
+              f"mean {e['graphs_inside_measured_90ci']['mean']}/{e['graphs_inside_measured_90ci']['of']}, "
+              f"p50 {e['graphs_inside_measured_90ci']['p50']}/{e['graphs_inside_measured_90ci']['of']}")
+    print("per query (service model, real tokens): median |err| "
+          f"{100 * summary['median_abs_rel_error_per_query']:.1f}%, "
+          f"mean signed err {100 * summary['mean_rel_error_per_query']:+.1f}%")
     load_after = os.getloadavg()
     print(f"load average before/after: {load_before[0]:.2f} / {load_after[0]:.2f} (2 vCPUs shared with other jobs)")
     print(f"graph runs took {runs_s:.0f} s")
-    out = {"summary": summary, "graphs": results, "table": {"prefill": table.prefill, "decode": table.decode},
+    out = {"summary": summary, "graphs": results, "token_stats": token_stats,
+           "table": {"prefill": table.prefill, "decode": table.decode},
            "table_drift_after_over_before": drift,
            "roofline": {"compute_eff": roofline.compute_eff, "bandwidth_eff": roofline.bandwidth_eff,
                         "overhead_s": roofline.overhead_s},

@@ -23,6 +23,8 @@ class SimulatedEvaluator:
     when None); latency, when a ``cluster`` is given, from a ``ClusterSimulator`` driven by
     ``arrival`` (open loop at 1 query/s by default) over ``n_queries`` queries. Latency predictors:
     the profile's measured tables where they cover a (model, device), roofline otherwise.
+    ``tokens``: the simulator's ``TokenModel``; None builds one from the profile's token statistics
+    for the task (sampled reply lengths, template overheads) when it has them, else the paper's counts.
     """
 
     def __init__(
@@ -35,6 +37,7 @@ class SimulatedEvaluator:
         catalog: ModelCatalog = DEFAULT_CATALOG,
         replicates: int = 1,
         max_batch: int = 8,
+        tokens: Any = None,
     ) -> None:
         from tts_sim.quality import QualityModel
         from tts_sim.scenario import load_default_profile
@@ -48,11 +51,13 @@ class SimulatedEvaluator:
         self.simulator = None
         self.arrival = arrival
         if cluster is not None:
-            from tts_sim.cluster import ClusterSimulator, OpenLoop, parse_cluster
+            from tts_sim.cluster import ClusterSimulator, OpenLoop, parse_cluster, token_model_from_profile
 
             spec = parse_cluster(cluster) if isinstance(cluster, str) else cluster
+            if tokens is None:
+                tokens = token_model_from_profile(self.profile, self.task.name)
             self.simulator = ClusterSimulator(spec, predictor=self._predictor(), catalog=catalog,
-                                              max_batch=max_batch)
+                                              max_batch=max_batch, tokens=tokens)
             self.arrival = arrival if arrival is not None else OpenLoop(1.0)
         self._latency_cache: dict[tuple[Graph, int], LatencyStats] = {}
 
@@ -74,6 +79,8 @@ class SimulatedEvaluator:
         key = (graph, seed)
         if key not in self._latency_cache:
             result = self.simulator.simulate(graph, self.task, self.arrival, self.n_queries, seed=seed)
+            if len(self._latency_cache) >= 4096:  # bounded: long benches score many distinct graphs
+                self._latency_cache.pop(next(iter(self._latency_cache)))
             self._latency_cache[key] = result.latency
         return self._latency_cache[key]
 

@@ -36,6 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--temperature", type=non_negative_float, help="default: the profile's, else 0.7")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cluster", default="cpu", help="simulated cluster for predicted latency (default cpu)")
+    p.add_argument("--tokens", choices=("sampled", "mean", "paper"), default="sampled",
+                   help="token lengths of predicted latency: the profile's reply-length distribution sampled per "
+                        "request (default) or its means, with template overheads; or the paper's A + d*B and B. "
+                        "Profiles without token statistics always give the paper's")
     p.add_argument("--report", metavar="FILE.md", help="write a Markdown report")
     p.add_argument("--out", metavar="FILE.json", help="write the full JSON report")
     add_backend_options(p)
@@ -58,7 +62,7 @@ def _task_from(paths: list[str]) -> str:
 
 def cmd_validate(args: argparse.Namespace) -> None:
     from tts_sim.cli import catalog_from, emit, profile_from
-    from tts_sim.cluster import ClosedLoop
+    from tts_sim.cluster import ClosedLoop, TokenModel, token_model_from_profile
     from tts_sim.profiling.cli import make_backend
     from tts_sim.profiling.run import measured_task_spec, parse_models
     from tts_sim.real import RealEvaluator
@@ -100,12 +104,17 @@ def cmd_validate(args: argparse.Namespace) -> None:
                          model_map={m: served.get(r, r) for m, r in model_map.items()}, max_new_tokens=max_new,
                          temperature=temperature, seed=args.seed,
                          progress=lambda msg: print(msg, file=sys.stderr))
+    tokens = None if args.tokens == "paper" else token_model_from_profile(profile, task, args.tokens == "sampled")
+    # sampled reply lengths make latency a distribution: enough simulated queries to pin its p50 and p95
+    n_sim = max(20, args.questions) if tokens is None or not tokens.sampled else max(500, args.questions)
     simulated = SimulatedEvaluator(spec, profile=profile, cluster=args.cluster, arrival=ClosedLoop(1),
-                                   n_queries=max(20, args.questions), catalog=catalog, max_batch=args.max_batch)
+                                   n_queries=n_sim, catalog=catalog, max_batch=args.max_batch,
+                                   tokens=tokens if tokens is not None else TokenModel())
     config: dict[str, Any] = {"backend": args.backend, "n_questions": len(heldout), "max_new_tokens": max_new,
                               "temperature": temperature, "seed": args.seed, "top_k": args.top_k,
                               "task_tokens": {"A": spec.prompt_tokens, "B": spec.answer_tokens,
-                                              "measured": has_stats},
+                                              "measured": has_stats,
+                                              "lengths": "paper" if tokens is None else args.tokens},
                               "heldout_question_ids": [q.id for q in heldout], "served_names": served}
     report = validate_graphs(candidates, real, simulated, model_map=model_map, seed=args.seed, catalog=catalog,
                              progress=lambda msg: print(msg, file=sys.stderr), config=config)

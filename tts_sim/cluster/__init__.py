@@ -18,10 +18,12 @@ from tts_sim.cluster.simulator import (
     TimelineEvent,
 )
 from tts_sim.cluster.spec import ClusterSpec, parse_cluster
+from tts_sim.cluster.tokens import LengthDistribution, TokenModel, token_model_from_profile
 from tts_sim.errors import ClusterError
 
 __all__ = [
     "DEVICES", "LATENCY_PREDICTORS", "ClosedLoop", "ClusterError", "ClusterSimulator", "ClusterSpec", "DeviceSpec",
-    "LatencyPredictor", "LogHistogram", "ModelDemand", "OpenLoop", "Placement", "RooflinePredictor",
-    "SimulationResult", "TablePredictor", "TimelineEvent", "fit_roofline", "get_device", "parse_cluster", "place",
+    "LatencyPredictor", "LengthDistribution", "LogHistogram", "ModelDemand", "OpenLoop", "Placement",
+    "RooflinePredictor", "SimulationResult", "TablePredictor", "TimelineEvent", "TokenModel", "fit_roofline",
+    "get_device", "parse_cluster", "place", "token_model_from_profile",
 ]

@@ -18,6 +18,11 @@ Semantics, pinned down for exact-timeline tests:
   exact for the roofline whenever every step stays in one regime (memory- or compute-bound).
 - Token counts follow tts_sim/flops.py: prompt A + in_degree*B, B generated tokens, rounded to
   whole tokens. Only ``graph.executed`` nodes run.
+- With a ``TokenModel`` (tts_sim/cluster/tokens.py) service times use its counts instead: prompts
+  with the template overhead of their kind, reply lengths per prompt kind (means, or one seeded
+  draw per request). The batch decodes for its longest reply at full batch size, as a static
+  batch does (the ONNX Runtime engine keeps finished sequences in the batch, fed padding, until
+  the last one stops). Budget units and FLOPs are not affected.
 
 For speed (about 10 us per node call) there is one process per device and one for arrivals;
 readiness is a per-query counter instead of ``AllOf``, and per-query state is one small list.
@@ -39,10 +44,12 @@ from tts_sim.cluster.histogram import LogHistogram
 from tts_sim.cluster.latency import LatencyPredictor, RooflinePredictor
 from tts_sim.cluster.placement import ModelDemand, Placement, place
 from tts_sim.cluster.spec import ClusterSpec, parse_cluster
+from tts_sim.cluster.tokens import LengthDistribution, TokenModel
 from tts_sim.errors import ConfigError
 from tts_sim.evaluation import LatencyStats
 from tts_sim.graph import Graph
 from tts_sim.models import DEFAULT_CATALOG, ModelCatalog
+from tts_sim.prompts import prompt_kind
 from tts_sim.tasks import TaskSpec
 
 #: SimPy processes events of one instant by priority (URGENT=0, NORMAL=1); batches form after both.
@@ -108,10 +115,14 @@ class _Wake(Event):
 
 
 class ClusterSimulator:
-    """Simulates queries of a graph on ``cluster`` (a ``ClusterSpec`` or its text)."""
+    """Simulates queries of a graph on ``cluster`` (a ``ClusterSpec`` or its text).
+
+    ``tokens``: the prompt and reply lengths service times use (default: the paper's A + d*B and B).
+    """
 
     def __init__(self, cluster: ClusterSpec | str, predictor: LatencyPredictor | None = None,
-                 catalog: ModelCatalog = DEFAULT_CATALOG, max_batch: int = 8, mem_fraction: float = 0.9) -> None:
+                 catalog: ModelCatalog = DEFAULT_CATALOG, max_batch: int = 8, mem_fraction: float = 0.9,
+                 tokens: TokenModel | None = None) -> None:
         self.cluster = parse_cluster(cluster) if isinstance(cluster, str) else cluster
         self.predictor: LatencyPredictor = predictor if predictor is not None else RooflinePredictor()
         self.catalog = catalog
@@ -119,17 +130,21 @@ class ClusterSimulator:
             raise ConfigError(f"max_batch must be an integer >= 1, got {max_batch!r}")
         self.max_batch = max_batch
         self.mem_fraction = mem_fraction
+        if tokens is not None and not isinstance(tokens, TokenModel):
+            raise ConfigError(f"tokens must be a TokenModel, got {type(tokens).__name__}")
+        self.tokens = tokens if tokens is not None else TokenModel()
         self._service_cache: dict[tuple[str, str, int, int, int], float] = {}
         self._sources: dict[tuple[str, str], str] = {}
 
     # ----- static analysis -------------------------------------------------------------------
     def placement(self, graph: Graph, task: TaskSpec) -> Placement:
         """Where each model of the graph's executed nodes runs (``ClusterError`` if one fits nowhere)."""
-        n_decode = _decode_tokens(task)
+        tokens = self.tokens
         longest: dict[str, int] = {}
         for n in graph.executed:
             model = graph.node(n).model
-            ctx = _prompt_tokens(task, graph.in_degree(n)) + n_decode
+            kind, pred_kinds = _kinds(graph, n)
+            ctx = tokens.prompt_tokens(task, kind, pred_kinds) + tokens.longest_decode(task, kind)
             longest[model] = max(longest.get(model, 0), ctx)
         demands = [ModelDemand(self.catalog[m], ctx, self.max_batch) for m, ctx in longest.items()]
         return place(demands, self.cluster, self.mem_fraction)
@@ -166,12 +181,27 @@ class ClusterSimulator:
         return run.result(n_queries)
 
 
-def _prompt_tokens(task: TaskSpec, in_degree: int) -> int:
-    return max(1, round(task.prompt_tokens + in_degree * task.answer_tokens))
+def _kind(graph: Graph, node: str) -> str:
+    return prompt_kind(graph.node(node).role, len(graph.predecessors(node)), node == graph.output)
 
 
-def _decode_tokens(task: TaskSpec) -> int:
-    return max(1, round(task.answer_tokens))
+def _kinds(graph: Graph, node: str) -> tuple[str, list[str]]:
+    """The prompt kind of ``node`` and those of its predecessors."""
+    return _kind(graph, node), [_kind(graph, p) for p in graph.predecessors(node)]
+
+
+class _Lengths:
+    """Reply lengths drawn per request from each node's distribution, in chunks (seeded)."""
+
+    def __init__(self, dists: list[LengthDistribution], rng: np.random.Generator, chunk: int = 1024) -> None:
+        self.dists, self.rng, self.chunk = dists, rng, chunk
+        self.buffers: list[list[int]] = [[] for _ in dists]
+
+    def draw(self, d: int) -> int:
+        buf = self.buffers[d]
+        if not buf:
+            buf.extend(self.dists[d].sample(self.rng, self.chunk))
+        return max(1, buf.pop())
 
 
 class _Run:
@@ -187,8 +217,21 @@ class _Run:
         self.model_names = sorted({graph.node(n).model for n in ids})
         model_index = {m: k for k, m in enumerate(self.model_names)}
         self.node_model = [model_index[graph.node(n).model] for n in ids]
-        self.node_prompt = [_prompt_tokens(task, graph.in_degree(n)) for n in ids]
-        self.n_decode = _decode_tokens(task)
+        tokens = sim.tokens
+        kinds = [_kinds(graph, n) for n in ids]
+        self.node_prompt = [tokens.prompt_tokens(task, kind, preds) for kind, preds in kinds]
+        self.node_decode = [tokens.decode_tokens(task, kind) for kind, _ in kinds]
+        # sampled reply lengths: node -> index of its distribution (None: its fixed node_decode)
+        self.node_dist: list[int | None] = [None] * len(ids)
+        self.dists: list[LengthDistribution] = []
+        if tokens.sampled:
+            for j, (kind, _) in enumerate(kinds):
+                dist = tokens.answer(kind)
+                if dist is not None:
+                    if dist not in self.dists:
+                        self.dists.append(dist)
+                    self.node_dist[j] = self.dists.index(dist)
+        self.lengths: _Lengths | None = None
         # per-query state: [query id, arrival time, missing predecessors of each node...]
         self.template = [len(graph.predecessors(n)) for n in ids]
         self.succ = [tuple(index[s] + 2 for s in graph.successors(n) if s in index) for n in ids]
@@ -220,6 +263,8 @@ class _Run:
     # ----- arrivals --------------------------------------------------------------------------
     def start(self, arrival: OpenLoop | ClosedLoop, n_queries: int, seed: int) -> None:
         env = self.env
+        if self.dists:  # a stream of its own, so arrivals stay those of the same seed without it
+            self.lengths = _Lengths(self.dists, np.random.default_rng([seed, 1]))
         for i in range(len(self.load)):
             env.process(self._device(i))
         if isinstance(arrival, OpenLoop):
@@ -267,11 +312,13 @@ class _Run:
     # ----- devices ---------------------------------------------------------------------------
     def _device(self, i: int):
         env, queues, max_batch = self.env, self.queues[i], self.sim.max_batch
-        service, n_decode = self.sim.service_s, self.n_decode
+        service = self.sim.service_s
         node_prompt, succ, output = self.node_prompt, self.succ, self.output
+        node_decode, node_dist, lengths = self.node_decode, self.node_dist, self.lengths
+        fixed = node_decode[0] if lengths is None and len(set(node_decode)) == 1 else None
         model_names, load, enqueue, sleeping = self.model_names, self.load, self.enqueue, self.sleeping
         timeline, label = self.timeline, self.labels[i]
-        cache: dict[tuple[int, int, int], float] = {}
+        cache: dict[tuple[int, int, int, int], float] = {}
         while True:
             dq = None
             oldest = -1
@@ -286,10 +333,17 @@ class _Run:
             batch = [dq.popleft() for _ in range(min(max_batch, len(dq)))]
             b = len(batch)
             prompt = max(node_prompt[r[2]] for r in batch) if b > 1 else node_prompt[batch[0][2]]
-            key = (k, prompt, b)
+            if fixed is not None:
+                decode = fixed
+            elif lengths is None:
+                decode = max(node_decode[r[2]] for r in batch)
+            else:  # the batch decodes until its longest reply is done
+                decode = max(node_decode[r[2]] if node_dist[r[2]] is None else lengths.draw(node_dist[r[2]])
+                             for r in batch)
+            key = (k, prompt, decode, b)
             seconds = cache.get(key)
             if seconds is None:
-                seconds = cache[key] = service(model_names[k], i, prompt, n_decode, b)
+                seconds = cache[key] = service(model_names[k], i, prompt, decode, b)
                 self.used.add((model_names[k], i))
             start = env.now
             yield Timeout(env, seconds)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import platform
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -165,19 +165,47 @@ def run_profile(backend: Backend, config: ProfileConfig, *, grader: Grader | Non
 
 
 def fusion_token_stats(calls: Sequence[FusionCall], banks: AnswerBanks) -> dict[str, Any]:
-    """Token facts the simulator's ``A + d*B`` prompt model leaves out: the completion-length histogram
-    of direct answers, and the template tokens a fusion prompt adds beyond the question's direct
-    prompt and its inputs' replies (``fusion_overhead_tokens``, mean over calls)."""
-    hist: dict[str, int] = {}
-    for s in banks.samples:
-        hist[str(s.completion_tokens)] = hist.get(str(s.completion_tokens), 0) + 1
-    out: dict[str, Any] = {"answer_tokens_histogram": dict(sorted(hist.items(), key=lambda kv: int(kv[0])))}
+    """Token facts the simulator's ``A + d*B`` prompt model leaves out (read by
+    ``tts_sim.cluster.TokenModel.from_stats``): the completion-length histogram of direct answers
+    (``answer_tokens_histogram``) and of fusion calls per prompt kind
+    (``answer_tokens_histogram_by_kind``), and the template tokens a fusion prompt adds beyond the
+    question's direct prompt and its inputs' replies: ``fusion_overhead_tokens`` (mean over calls), and
+    per kind ``fusion_overhead_tokens_by_kind[kind] + fusion_overhead_tokens_per_input * inputs``
+    (least squares, one slope shared by the kinds; 0 when every call of a kind has as many inputs)."""
+    out: dict[str, Any] = {"answer_tokens_histogram": _histogram(s.completion_tokens for s in banks.samples)}
+    by_kind: dict[str, list[int]] = {}
+    for c in calls:
+        by_kind.setdefault(c.kind, []).append(c.completion_tokens)
+    if by_kind:
+        out["answer_tokens_histogram_by_kind"] = {k: _histogram(v) for k, v in sorted(by_kind.items())}
     direct: dict[tuple[str, int], int] = {(s.model, s.question): s.prompt_tokens for s in banks.samples}
-    overheads = [c.record.prompt_tokens - direct[(c.record.model, c.record.question)] - sum(c.input_tokens)
-                 for c in calls if c.input_tokens and (c.record.model, c.record.question) in direct]
-    if overheads:
-        out["fusion_overhead_tokens"] = sum(overheads) / len(overheads)
+    rows = [(c.kind, len(c.input_tokens),
+             c.record.prompt_tokens - direct[(c.record.model, c.record.question)] - sum(c.input_tokens))
+            for c in calls if c.input_tokens and (c.record.model, c.record.question) in direct]
+    if rows:
+        out["fusion_overhead_tokens"] = sum(r[2] for r in rows) / len(rows)
+        out.update(_overhead_by_kind(rows))
     return out
+
+
+def _histogram(lengths: Iterable[int]) -> dict[str, int]:
+    hist: dict[int, int] = {}
+    for n in lengths:
+        hist[int(n)] = hist.get(int(n), 0) + 1
+    return {str(k): hist[k] for k in sorted(hist)}
+
+
+def _overhead_by_kind(rows: Sequence[tuple[str, int, int]]) -> dict[str, Any]:
+    """Fit overhead = base[kind] + slope * inputs (within-kind least squares)."""
+    groups: dict[str, list[tuple[int, int]]] = {}
+    for kind, d, extra in rows:
+        groups.setdefault(kind, []).append((d, extra))
+    means = {k: (sum(d for d, _ in g) / len(g), sum(e for _, e in g) / len(g)) for k, g in groups.items()}
+    sxy = sum((d - means[k][0]) * (e - means[k][1]) for k, g in groups.items() for d, e in g)
+    sxx = sum((d - means[k][0]) ** 2 for k, g in groups.items() for d, _ in g)
+    slope = sxy / sxx if sxx > 0 else 0.0
+    return {"fusion_overhead_tokens_by_kind": {k: means[k][1] - slope * means[k][0] for k in sorted(groups)},
+            "fusion_overhead_tokens_per_input": slope}
 
 
 def measured_task_spec(profile: Profile, task: str, base: TaskSpec | None = None) -> TaskSpec:
