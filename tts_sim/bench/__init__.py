@@ -7,12 +7,27 @@ up as a Markdown report with PNG plots.
     analysis = analyse(run.rows)
 """
 
-from tts_sim.bench.analysis import Analysis, Paired, SearcherStats, analyse, expected_check
-from tts_sim.bench.config import BenchConfig, parse_seeds
-from tts_sim.bench.executors import InlineExecutor, PoolExecutor, make_executor
-from tts_sim.bench.jobs import Job, anytime_curve, execute
-from tts_sim.bench.report import write_report
-from tts_sim.bench.runner import BenchRun, plan_jobs, read_rows, run_bench
+import importlib
+from typing import Any
+
+# Exports load their submodule on first use, so the CLI (which imports tts_sim.bench.cli) does not
+# pay for scipy.stats and matplotlib on every command.
+_EXPORTS = {
+    "analysis": ("Analysis", "Paired", "SearcherStats", "analyse", "expected_check"),
+    "config": ("BenchConfig", "parse_seeds"),
+    "executors": ("InlineExecutor", "PoolExecutor", "make_executor"),
+    "jobs": ("Job", "anytime_curve", "execute"),
+    "report": ("write_report",),
+    "runner": ("BenchRun", "plan_jobs", "read_rows", "run_bench"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'tts_sim.bench' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"tts_sim.bench.{_MODULE_OF[name]}"), name)
+
 
 __all__ = [
     "Analysis", "BenchConfig", "BenchRun", "InlineExecutor", "Job", "Paired", "PoolExecutor", "SearcherStats",
