@@ -1,7 +1,10 @@
 import json
 
+import pytest
+
 from tts_sim.cli import main
 from tts_sim.graph import Graph
+from tts_sim.search import SEARCHERS
 from tts_sim.search.result import SearchResult
 
 
@@ -31,6 +34,15 @@ def test_search_with_latency_objective_and_dollar_budget(tmp_path, capsys):
     assert data["heldout"]["latency"]["p95_s"] > 0
 
 
+@pytest.mark.parametrize("searcher", SEARCHERS.names())
+def test_every_registered_searcher_runs_from_the_cli(tmp_path, capsys, searcher):
+    argv = ["search", "--task", "gsm8k", "--budget", "18", "--searcher", searcher, "--evals", "4",
+            "--out", str(tmp_path / searcher), "--json", "--quiet"]
+    assert main(argv) == 0, capsys.readouterr().err
+    data = json.loads(capsys.readouterr().out)
+    assert data["searcher"] == searcher and 1 <= data["cost"]["evaluations"] <= 4
+
+
 def test_search_bad_input_is_one_line(tmp_path, capsys):
     for argv, needle in [
         (["search", "--searcher", "simulated-annealing"], "unknown searcher"),
@@ -39,6 +51,8 @@ def test_search_bad_input_is_one_line(tmp_path, capsys):
         (["search", "--budget", "lots"], "cannot read budget"),
         (["search", "--objective", "p95<=5"], "give --cluster"),
         (["search", "--searcher", "random", "--agent", "chat"], "--agent applies to"),
+        (["search", "--searcher", "textgrad", "--agent", "insight"], "textgrad runs without the insights"),
+        (["search", "--agent-url", "http://127.0.0.1:9"], "need --agent chat"),
     ]:
         code = main([*argv, "--out", str(tmp_path / "x"), "--quiet"])
         err = capsys.readouterr().err

@@ -33,7 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--objective", default="accuracy",
                    help="accuracy | weighted:W[:p95] (accuracy - W x latency) | p95<=5 (latency limit, s)")
-    p.add_argument("--agent", default="insight", help="agent of agent-reinforce/textgrad/hybrid: insight | chat")
+    p.add_argument("--agent", choices=["insight", "chat"],
+                   help="agent of agent-reinforce/hybrid (default insight) or textgrad (default: its offline "
+                        "critic, no insights); chat = an OpenAI-compatible endpoint")
     p.add_argument("--agent-url", help="OpenAI-compatible base URL for --agent chat (or TTS_SIM_AGENT_BASE_URL)")
     p.add_argument("--agent-model", help="chat model name (or TTS_SIM_AGENT_MODEL); key: TTS_SIM_AGENT_API_KEY")
     p.add_argument("--pool", help="comma-separated models the search may use (default: the paper's pool)")
@@ -48,13 +50,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _searcher_options(args: argparse.Namespace) -> dict[str, Any]:
-    if args.searcher not in ("agent-reinforce", "textgrad", "hybrid"):
-        if args.agent != "insight":
-            raise ConfigError(f"--agent applies to agent-reinforce, textgrad and hybrid, not {args.searcher!r}")
-        return {}
+    """Agent options for the searchers that use an agent; None/omitted keeps the searcher's default."""
     agent_options = {k: v for k, v in (("base_url", args.agent_url), ("model", args.agent_model)) if v}
     if agent_options and args.agent != "chat":
         raise ConfigError("--agent-url/--agent-model need --agent chat")
+    if args.agent is None:
+        return {}
+    if args.searcher not in ("agent-reinforce", "textgrad", "hybrid"):
+        raise ConfigError(f"--agent applies to agent-reinforce, textgrad and hybrid, not {args.searcher!r}")
+    if args.searcher == "textgrad" and args.agent == "insight":
+        raise ConfigError("textgrad runs without the insights: use --agent chat or leave --agent out")
     return {"agent": args.agent, "agent_options": agent_options}
 
 
