@@ -1,12 +1,6 @@
 import json
 
-from tts_sim.cli import main
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+from .test_cli_graph import run
 
 
 def test_simulate_reports_accuracy_flops_and_latency(tmp_path, capsys):

@@ -39,5 +39,3 @@ def single(model: str, catalog: ModelCatalog = DEFAULT_CATALOG) -> Graph:
     """One direct call: the single-model baseline."""
     return Graph.build([Node("out", Role.ASSISTANT, model)], [], "out", catalog)
 
-
-PRESETS = {"parallel", "chain", "grid", "single"}

@@ -35,16 +35,6 @@ def mean_ci(values: Sequence[float], z: float = Z95) -> tuple[float, float, floa
     return (mean, mean - half, mean + half)
 
 
-def bootstrap_ci(values: Sequence[float], n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap 95% interval of the mean."""
-    arr = np.asarray(values, dtype=float)
-    if arr.size == 0:
-        return (math.nan, math.nan)
-    rng = np.random.default_rng(seed)
-    means = arr[rng.integers(0, arr.size, size=(n_boot, arr.size))].mean(axis=1)
-    return (float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975)))
-
-
 def paired_test(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
     """Paired comparison of two equally long samples (same seeds or same questions).
 
