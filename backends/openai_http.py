@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from tts_sim.backend import BackendInfo, Generation, GenerationRequest
+from tts_sim.core.backend import BackendInfo, Generation, GenerationRequest
 from tts_sim.errors import ConfigError, TtsSimError
 
 TIMING_TOTAL = "no streaming: prefill not separable, the whole request time is reported as decode_s"
@@ -270,7 +270,7 @@ def _sse_events(response) -> Iterator[dict[str, Any]]:
 
 
 def _register() -> None:
-    from backends import BACKENDS
+    from tts_sim.backends import BACKENDS
 
     if "openai" not in BACKENDS:
         BACKENDS.register("openai", lambda **options: OpenAIHttpBackend(**options))

@@ -33,8 +33,8 @@ from typing import Any, ClassVar
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from baselines.random_search import initial_design
-from tts_sim.graph import Graph
+from tts_sim.baselines.random_search import initial_design
+from tts_sim.core.graph import Graph
 from tts_sim.search.context import PENALTY_FLOOR, SearchContext
 from tts_sim.search.encoding import GraphEncoding
 from tts_sim.search.searcher import BaseSearcher
@@ -177,7 +177,7 @@ class FreshGraphs:
 
     def next(self) -> Graph | None:
         """An unevaluated graph, or None when ``tries`` draws find none."""
-        from baselines.random_search import random_graph
+        from tts_sim.baselines.random_search import random_graph
         from tts_sim.search.result import graph_key
 
         seen = {t.graph_key for t in self.ctx.trials}

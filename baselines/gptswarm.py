@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from tts_sim.graph import Graph
+from tts_sim.core.graph import Graph
 from tts_sim.search.context import SearchContext
 from tts_sim.search.encoding import GraphEncoding
 from tts_sim.search.policy import EncodingPolicy, reinforce_gradient

@@ -13,8 +13,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from tts_sim.core.graph import Graph
 from tts_sim.errors import ConfigError
-from tts_sim.graph import Graph
 from tts_sim.search.agent_api import MixOption
 from tts_sim.search.context import SearchContext
 from tts_sim.search.mixes import enumerate_mixes

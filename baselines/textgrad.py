@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from tts_sim.graph import Graph
+from tts_sim.core.graph import Graph
 from tts_sim.search import prompts
 from tts_sim.search.agent_api import AgentReply, ProposeRequest, estimate_tokens
 from tts_sim.search.agents import InsightAgent

@@ -18,9 +18,9 @@ import warnings
 from dataclasses import dataclass
 from typing import ClassVar
 
-from baselines.bo_skopt import FreshGraphs
-from baselines.random_search import initial_design
-from tts_sim.graph import Graph
+from tts_sim.baselines.bo_skopt import FreshGraphs
+from tts_sim.baselines.random_search import initial_design
+from tts_sim.core.graph import Graph
 from tts_sim.search.context import SearchContext
 from tts_sim.search.encoding import GraphEncoding
 from tts_sim.search.searcher import BaseSearcher

@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tts_sim.search import SearchSpace, make_searcher, run_search  # noqa: E402
-from tts_sim.simulated import SimulatedEvaluator  # noqa: E402
+from tts_sim.sim.evaluator import SimulatedEvaluator  # noqa: E402
 
 
 def searcher(spec: str, options: dict):

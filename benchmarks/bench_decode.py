@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backends.onnxruntime import OnnxEngine, cpu_name, prepare_model  # noqa: E402
+from tts_sim.backends.onnxruntime import OnnxEngine, cpu_name, prepare_model  # noqa: E402
 
 #: llama.cpp single-stream decode on the GGUF files, 2 threads (environment.md, 2026-11-24)
 LLAMA_CPP_TOK_S = {"smollm2-135m": 91.0, "gemma-3-270m": 65.0}

@@ -43,14 +43,14 @@ import numpy as np
 
 
 def _graphs(model: str) -> dict:
-    from tts_sim.presets import chain, parallel, single
+    from tts_sim.core.presets import chain, parallel, single
 
     return {"single": single(model), "parallel(2)": parallel(2, model, model), "chain(2)": chain(2, model, model),
             "parallel(3)": parallel(3, model, model)}
 
 
 def _predict(graph, spec, predictor, n_queries: int, max_batch: int, tokens=None):
-    from tts_sim.cluster import ClosedLoop, ClusterSimulator
+    from tts_sim.sim.cluster import ClosedLoop, ClusterSimulator
 
     sim = ClusterSimulator("cpu", predictor=predictor, max_batch=max_batch, tokens=tokens)
     return sim.simulate(graph, spec, ClosedLoop(1), n_queries, seed=0).latency
@@ -88,7 +88,7 @@ def _run_token_stats(runs) -> dict:
 def _service_model(run, predictor, max_batch: int) -> float:
     """The simulator's service time of each level's call with the call's real tokens: prefill of the
     longest prompt of the batch, then as many decode steps as its longest completion."""
-    from tts_sim.cluster import ClusterSimulator
+    from tts_sim.sim.cluster import ClusterSimulator
 
     sim = ClusterSimulator("cpu", predictor=predictor, max_batch=max_batch)
     calls: dict[tuple[int, str], list] = {}
@@ -124,13 +124,13 @@ def main() -> None:
     ap.add_argument("--out", default="bench_latency_error.json")
     args = ap.parse_args()
 
-    from backends.onnxruntime import OnnxRuntimeBackend
-    from tts_sim.backend import GenerationRequest
-    from tts_sim.cluster import TablePredictor, TokenModel, fit_roofline, token_model_from_profile
-    from tts_sim.profile import LatencyTable
-    from tts_sim.profiling import measure_latency_table
-    from tts_sim.profiling.run import ProfileConfig, measured_task_spec, run_profile
-    from tts_sim.real import RealEvaluator
+    from tts_sim.backends.onnxruntime import OnnxRuntimeBackend
+    from tts_sim.core.backend import GenerationRequest
+    from tts_sim.core.profile import LatencyTable
+    from tts_sim.real.evaluator import RealEvaluator
+    from tts_sim.real.profiling import measure_latency_table
+    from tts_sim.real.profiling.run import ProfileConfig, measured_task_spec, run_profile
+    from tts_sim.sim.cluster import TablePredictor, TokenModel, fit_roofline, token_model_from_profile
     from tts_sim.tasks import TaskSpec
     from tts_sim.tasks.simple import addition_questions
 

@@ -10,9 +10,9 @@ import argparse
 import statistics
 import time
 
-from tts_sim.graph import Graph
-from tts_sim.quality import QualityModel
-from tts_sim.scenario import load_default_profile
+from tts_sim.core.graph import Graph
+from tts_sim.sim.quality import QualityModel
+from tts_sim.sim.scenario import load_default_profile
 
 
 def six_node_graph() -> Graph:

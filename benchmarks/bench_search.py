@@ -31,7 +31,7 @@ def make_evaluator(kind: str, task: str, n_questions: int):
 
         return FakeEvaluator(task, n_questions)
     if kind == "simulated":
-        from tts_sim.simulated import SimulatedEvaluator
+        from tts_sim.sim.evaluator import SimulatedEvaluator
 
         return SimulatedEvaluator(task)
     raise SystemExit(f"unknown evaluator {kind!r} (fake or simulated)")

@@ -14,8 +14,8 @@ import statistics
 import time
 import tracemalloc
 
-from tts_sim.cluster import ClosedLoop, ClusterSimulator, OpenLoop
-from tts_sim.graph import Graph
+from tts_sim.core.graph import Graph
+from tts_sim.sim.cluster import ClosedLoop, ClusterSimulator, OpenLoop
 from tts_sim.tasks import get_task
 
 # 4 parallel assistants (two 1B, a 3B, a Gemma-2B) -> an 8B fuser -> the 3B output node (also fed by n0).

@@ -20,7 +20,7 @@ import tracemalloc
 import numpy as np
 from bench_simulator import ARRIVALS, GRAPH, TASK
 
-from tts_sim.cluster import ClusterSimulator, LengthDistribution, TokenModel
+from tts_sim.sim.cluster import ClusterSimulator, LengthDistribution, TokenModel
 
 
 def token_model() -> TokenModel:

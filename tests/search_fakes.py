@@ -15,10 +15,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tts_sim.evaluation import Evaluation, LatencyStats
-from tts_sim.flops import budget_units, graph_flops
-from tts_sim.graph import Graph, Role
-from tts_sim.models import DEFAULT_CATALOG, ModelCatalog
+from tts_sim.core.evaluation import Evaluation, LatencyStats
+from tts_sim.core.flops import budget_units, graph_flops
+from tts_sim.core.graph import Graph, Role
+from tts_sim.core.models import DEFAULT_CATALOG, ModelCatalog
 from tts_sim.stats import wilson_interval
 from tts_sim.tasks import TaskSpec, get_task
 

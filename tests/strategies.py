@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from tts_sim.flops import fix_roles
-from tts_sim.graph import Graph, Node, Role
+from tts_sim.core.flops import fix_roles
+from tts_sim.core.graph import Graph, Node, Role
 
 POOL = ("llama-3.2-1b", "llama-3.2-3b", "llama-3.1-8b", "gemma-3-1b", "gemma-2b", "gemma-7b")
 

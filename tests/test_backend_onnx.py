@@ -21,18 +21,18 @@ ort = pytest.importorskip("onnxruntime")
 torch = pytest.importorskip("torch")
 pytest.importorskip("optimum.exporters.onnx")
 
-from backends.onnxruntime import (  # noqa: E402
+from tts_sim.backends.onnxruntime import (  # noqa: E402
     OnnxEngine,
     OnnxRuntimeBackend,
     SamplingParams,
     cpu_name,
     prepare_model,
 )
-from backends.onnxruntime.chat import CHATML_TEMPLATE, GEMMA_TEMPLATE, render_chat  # noqa: E402
-from backends.onnxruntime.quantize import QUANTIZERS  # noqa: E402
-from backends.onnxruntime.sampling import choose_token, nucleus_probabilities  # noqa: E402
-from backends.onnxruntime.tokenizer_fix import spm_bpe_tokenizer  # noqa: E402
-from tts_sim.backend import Backend, GenerationRequest  # noqa: E402
+from tts_sim.backends.onnxruntime.chat import CHATML_TEMPLATE, GEMMA_TEMPLATE, render_chat  # noqa: E402
+from tts_sim.backends.onnxruntime.quantize import QUANTIZERS  # noqa: E402
+from tts_sim.backends.onnxruntime.sampling import choose_token, nucleus_probabilities  # noqa: E402
+from tts_sim.backends.onnxruntime.tokenizer_fix import spm_bpe_tokenizer  # noqa: E402
+from tts_sim.core.backend import Backend, GenerationRequest  # noqa: E402
 from tts_sim.errors import ConfigError  # noqa: E402
 
 VOCAB = 512

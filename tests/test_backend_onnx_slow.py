@@ -12,10 +12,10 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("optimum.exporters.onnx")
 
-from backends.onnxruntime import OnnxEngine, OnnxRuntimeBackend, cpu_name, prepare_model  # noqa: E402
-from backends.onnxruntime.export import BUILTIN_MODELS, default_cache_dir  # noqa: E402
-from backends.onnxruntime.gguf_meta import read_gguf_fields  # noqa: E402
-from tts_sim.backend import GenerationRequest  # noqa: E402
+from tts_sim.backends.onnxruntime import OnnxEngine, OnnxRuntimeBackend, cpu_name, prepare_model  # noqa: E402
+from tts_sim.backends.onnxruntime.export import BUILTIN_MODELS, default_cache_dir  # noqa: E402
+from tts_sim.backends.onnxruntime.gguf_meta import read_gguf_fields  # noqa: E402
+from tts_sim.core.backend import GenerationRequest  # noqa: E402
 
 from .test_backend_onnx import _spm_reference  # noqa: E402
 

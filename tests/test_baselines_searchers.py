@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from baselines.textgrad import UNDO, OfflineTextGrad
 from tests.search_fakes import FakeEvaluator
+from tts_sim.baselines.textgrad import UNDO, OfflineTextGrad
+from tts_sim.core.graph import Graph
+from tts_sim.core.presets import chain, parallel
 from tts_sim.errors import ConfigError
-from tts_sim.graph import Graph
-from tts_sim.presets import chain, parallel
 from tts_sim.search import GraphEncoding, SearchSpace, make_searcher, run_search
 from tts_sim.search.agent_api import ProposeRequest, Round
 from tts_sim.search.policy import EncodingPolicy, reinforce_gradient

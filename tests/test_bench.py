@@ -14,8 +14,8 @@ from tts_sim.bench.executors import InlineExecutor, PoolExecutor
 from tts_sim.bench.jobs import evaluator_for, execute, splits
 from tts_sim.bench.runner import RESULTS, settings_for
 from tts_sim.cli import main
+from tts_sim.core.graph import Graph
 from tts_sim.errors import BudgetError, ConfigError, ProfileError
-from tts_sim.graph import Graph
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -73,7 +73,7 @@ def test_report_and_pngs_are_written(tmp_path, capsys):
     cfg = tiny(tmp_path)
     code = main(["bench", "--searchers", "agent-reinforce,random", "--tasks", "math", "--budgets", "18",
                  "--seeds", "2", "--evals", "4", "--search-questions", "20", "--heldout-questions", "20",
-                 "--regret-budgets", "none", "--executor", "inline", "--out", cfg.out, "--no-progress"])
+                 "--regret-budgets", "none", "--executor", "inline", "--out", cfg.out, "--quiet"])
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "math @ 18" in out and "4 jobs (4 run, 0 already done)" in out
@@ -228,7 +228,7 @@ def test_default_process_pool_runs_jobs_in_other_processes(tmp_path):
     (["--regret-max-nodes", "6"], "too large to enumerate"),
 ])
 def test_bad_options_give_one_line_errors(tmp_path, capsys, argv, needle):
-    code = main(["bench", "--tasks", "math", "--budgets", "18", "--seeds", "1", "--evals", "2", "--no-progress",
+    code = main(["bench", "--tasks", "math", "--budgets", "18", "--seeds", "1", "--evals", "2", "--quiet",
                  "--out", str(tmp_path / "b"), *argv])
     err = capsys.readouterr().err
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err

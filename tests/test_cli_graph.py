@@ -55,7 +55,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, needle):
 
 
 def test_cli_offers_exactly_the_backends_quantizations():
-    from backends.onnxruntime import QUANTIZATIONS
-    from tts_sim.cli import QUANTIZATIONS as CLI_QUANTIZATIONS
+    from tts_sim.backends.onnxruntime import QUANTIZATIONS
+    from tts_sim.cli.models import QUANTIZATIONS as CLI_QUANTIZATIONS
 
     assert tuple(QUANTIZATIONS) == CLI_QUANTIZATIONS

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from tts_sim.cli import main
-from tts_sim.graph import Graph
+from tts_sim.core.graph import Graph
 from tts_sim.search import SEARCHERS
 from tts_sim.search.result import SearchResult
 

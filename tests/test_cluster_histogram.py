@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tts_sim.cluster import ClusterSimulator, LogHistogram, OpenLoop
-from tts_sim.graph import Graph
+from tts_sim.core.graph import Graph
+from tts_sim.sim.cluster import ClusterSimulator, LogHistogram, OpenLoop
 from tts_sim.tasks import TaskSpec
 
 

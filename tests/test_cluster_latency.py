@@ -8,7 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tts_sim.cluster import (
+from tts_sim.core.flops import node_flops
+from tts_sim.core.models import DEFAULT_CATALOG
+from tts_sim.core.profile import LatencyTable
+from tts_sim.errors import ProfileError
+from tts_sim.sim.cluster import (
     DeviceSpec,
     LatencyPredictor,
     RooflinePredictor,
@@ -16,10 +20,6 @@ from tts_sim.cluster import (
     fit_roofline,
     get_device,
 )
-from tts_sim.errors import ProfileError
-from tts_sim.flops import node_flops
-from tts_sim.models import DEFAULT_CATALOG
-from tts_sim.profile import LatencyTable
 from tts_sim.tasks import TaskSpec
 
 LLAMA1B = DEFAULT_CATALOG["llama-3.2-1b"]

@@ -6,7 +6,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from tts_sim.cluster import (
+from tts_sim.core.graph import Graph
+from tts_sim.core.models import DEFAULT_CATALOG, ModelSpec
+from tts_sim.core.profile import LatencyTable
+from tts_sim.errors import ConfigError
+from tts_sim.sim.cluster import (
     ClosedLoop,
     ClusterError,
     ClusterSimulator,
@@ -18,10 +22,6 @@ from tts_sim.cluster import (
     TimelineEvent,
     parse_cluster,
 )
-from tts_sim.errors import ConfigError
-from tts_sim.graph import Graph
-from tts_sim.models import DEFAULT_CATALOG, ModelSpec
-from tts_sim.profile import LatencyTable
 from tts_sim.tasks import TaskSpec
 
 # A=10 prompt tokens, B=4 answer tokens: a node with in-degree d has a 10+4d token prompt, 4 decode steps.

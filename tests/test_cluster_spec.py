@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tts_sim.cluster import DEVICES, ClusterError, ClusterSpec, DeviceSpec, get_device, parse_cluster
 from tts_sim.errors import TtsSimError
+from tts_sim.sim.cluster import DEVICES, ClusterError, ClusterSpec, DeviceSpec, get_device, parse_cluster
 
 BUILTIN = ("H100", "H200", "A100-80GB", "A100-40GB", "L4", "cpu")
 

@@ -11,7 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tts_sim.cluster import (
+from tts_sim.core.graph import Graph
+from tts_sim.core.models import ModelSpec
+from tts_sim.core.profile import Profile
+from tts_sim.errors import ConfigError, ProfileError
+from tts_sim.real.profiling.run import fusion_token_stats
+from tts_sim.sim.cluster import (
     ClosedLoop,
     ClusterError,
     ClusterSimulator,
@@ -21,11 +26,6 @@ from tts_sim.cluster import (
     TokenModel,
     token_model_from_profile,
 )
-from tts_sim.errors import ConfigError, ProfileError
-from tts_sim.graph import Graph
-from tts_sim.models import ModelSpec
-from tts_sim.profile import Profile
-from tts_sim.profiling.run import fusion_token_stats
 from tts_sim.tasks import TaskSpec
 
 ONE_B, THREE_B = "llama-3.2-1b", "llama-3.2-3b"
@@ -220,8 +220,8 @@ def test_from_stats_reads_a_profiles_token_statistics() -> None:
 
 
 def test_token_model_from_profile_and_simulated_evaluator_use_it() -> None:
-    from tts_sim.scenario import load_default_profile
-    from tts_sim.simulated import SimulatedEvaluator
+    from tts_sim.sim.evaluator import SimulatedEvaluator
+    from tts_sim.sim.scenario import load_default_profile
 
     assert token_model_from_profile(Profile({"label": "x"}), "math") is None
     assert token_model_from_profile(Profile({"token_stats": {"math": {"prompt_tokens": 9.0}}}), "math") is None

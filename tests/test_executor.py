@@ -9,13 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.test_executor_fakes import FakeBackend, question_numbers
+from tts_sim.core.evaluation import Evaluator
+from tts_sim.core.flops import graph_flops
+from tts_sim.core.graph import Graph, Node, Role
+from tts_sim.core.prompts import DEFAULT_TEMPLATES, DIRECT, FUSE, REFINE, SYNTHESISE, node_messages, prompt_kind
 from tts_sim.errors import ConfigError
-from tts_sim.evaluation import Evaluator
-from tts_sim.executor import GraphExecutor, request_seed
-from tts_sim.flops import graph_flops
-from tts_sim.graph import Graph, Node, Role
-from tts_sim.prompts import DEFAULT_TEMPLATES, DIRECT, FUSE, REFINE, SYNTHESISE, node_messages, prompt_kind
-from tts_sim.real import RealEvaluator, latency_stats
+from tts_sim.real.evaluator import RealEvaluator, latency_stats
+from tts_sim.real.executor import GraphExecutor, request_seed
 from tts_sim.tasks import TaskSpec
 from tts_sim.tasks.simple import addition_questions
 

@@ -7,7 +7,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from tts_sim.backend import BackendInfo, Generation, GenerationRequest
+from tts_sim.core.backend import BackendInfo, Generation, GenerationRequest
 
 RESPONSE = re.compile(r"Response \d+:\n(.*?)(?=\n\nResponse \d+:|\n\n(?:Evaluate|Review|Synthesise)|\Z)", re.S)
 

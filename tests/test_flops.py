@@ -4,8 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tts_sim.errors import BudgetError, GraphError
-from tts_sim.flops import (
+from tts_sim.core.flops import (
     budget_units,
     cheapest_graph_units,
     graph_flops,
@@ -16,9 +15,10 @@ from tts_sim.flops import (
     repair,
     unit_flops,
 )
-from tts_sim.graph import Node, Role
-from tts_sim.models import DEFAULT_CATALOG, ModelSpec
-from tts_sim.presets import parallel
+from tts_sim.core.graph import Node, Role
+from tts_sim.core.models import DEFAULT_CATALOG, ModelSpec
+from tts_sim.core.presets import parallel
+from tts_sim.errors import BudgetError, GraphError
 from tts_sim.tasks import get_task
 
 from .strategies import POOL, graphs

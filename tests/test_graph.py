@@ -3,9 +3,9 @@ import json
 import pytest
 from hypothesis import given, settings
 
+from tts_sim.core.graph import Graph, Node, Role
+from tts_sim.core.presets import chain, grid, parallel, single
 from tts_sim.errors import GraphError
-from tts_sim.graph import Graph, Node, Role
-from tts_sim.presets import chain, grid, parallel, single
 
 from .strategies import graphs
 

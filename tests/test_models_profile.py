@@ -3,9 +3,9 @@ import json
 
 import pytest
 
+from tts_sim.core.models import DEFAULT_CATALOG, PAPER_POOL, load_models
+from tts_sim.core.profile import FusionRecord, LatencyTable, Profile, TaskProfile
 from tts_sim.errors import ConfigError, ProfileError
-from tts_sim.models import DEFAULT_CATALOG, PAPER_POOL, load_models
-from tts_sim.profile import FusionRecord, LatencyTable, Profile, TaskProfile
 
 
 def test_catalog_has_the_paper_pool_and_the_real_small_models():

@@ -9,8 +9,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from backends.openai_http import TIMING_STREAM, TIMING_TOTAL, HttpBackendError, OpenAIHttpBackend, normalise_base_url
-from tts_sim.backend import Backend, GenerationRequest
+from tts_sim.backends.openai_http import (
+    TIMING_STREAM,
+    TIMING_TOTAL,
+    HttpBackendError,
+    OpenAIHttpBackend,
+    normalise_base_url,
+)
+from tts_sim.core.backend import Backend, GenerationRequest
 from tts_sim.errors import ConfigError, TtsSimError
 
 
@@ -230,7 +236,7 @@ def test_bad_base_url(url):
 
 
 def test_registered_in_backends():
-    from backends import BACKENDS
+    from tts_sim.backends import BACKENDS
 
     b = BACKENDS.get("openai")(base_url="http://127.0.0.1:9/v1")
     assert isinstance(b, OpenAIHttpBackend)

@@ -11,13 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.test_executor_fakes import FakeBackend, question_numbers
-from tts_sim.backend import BackendInfo
-from tts_sim.cluster import TablePredictor, fit_roofline, get_device
+from tts_sim.core.backend import BackendInfo
+from tts_sim.core.models import DEFAULT_CATALOG
+from tts_sim.core.profile import Profile
 from tts_sim.errors import ConfigError, ProfileError
-from tts_sim.executor import GraphExecutor
-from tts_sim.models import DEFAULT_CATALOG
-from tts_sim.profile import Profile
-from tts_sim.profiling import (
+from tts_sim.real.executor import GraphExecutor
+from tts_sim.real.profiling import (
     AnswerIndex,
     ProfileConfig,
     collect_answer_banks,
@@ -29,7 +28,8 @@ from tts_sim.profiling import (
     random_small_graph,
     run_profile,
 )
-from tts_sim.quality import QualityModel
+from tts_sim.sim.cluster import TablePredictor, fit_roofline, get_device
+from tts_sim.sim.quality import QualityModel
 from tts_sim.tasks.graders import get_grader
 from tts_sim.tasks.simple import addition_questions
 
@@ -172,8 +172,8 @@ def test_device_key_unknown_gpu():
 def tiny_llama(tmp_path_factory):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("optimum.exporters.onnx")
-    from backends.onnxruntime import prepare_model
     from tests.test_backend_onnx import _build
+    from tts_sim.backends.onnxruntime import prepare_model
 
     root = tmp_path_factory.mktemp("prof_tiny")
     _build("llama", root / "hf")
@@ -181,7 +181,7 @@ def tiny_llama(tmp_path_factory):
 
 
 def test_latency_table_from_tiny_onnx_feeds_the_table_predictor(tiny_llama, tmp_path):
-    from backends.onnxruntime import OnnxEngine
+    from tts_sim.backends.onnxruntime import OnnxEngine
 
     engine = OnnxEngine(tiny_llama, threads=1)
     table = measure_latency_table(engine, SMALL, device="cpu", backend="onnxruntime", provider=engine.provider,
@@ -207,9 +207,9 @@ def test_latency_table_from_tiny_onnx_feeds_the_table_predictor(tiny_llama, tmp_
 
 
 def test_run_profile_on_the_onnx_backend_and_cli(tiny_llama, tmp_path, monkeypatch):
-    from backends.onnxruntime import OnnxRuntimeBackend
+    from tts_sim.backends.onnxruntime import OnnxRuntimeBackend
     from tts_sim.cli import main
-    from tts_sim.simulated import SimulatedEvaluator
+    from tts_sim.sim.evaluator import SimulatedEvaluator
     from tts_sim.tasks import TASKS
 
     backend = OnnxRuntimeBackend(threads=1, max_batch=4, progress=lambda _: None)
@@ -225,7 +225,7 @@ def test_run_profile_on_the_onnx_backend_and_cli(tiny_llama, tmp_path, monkeypat
     assert spec.answer_tokens <= 6
     monkeypatch.setitem(TASKS._items, "add", spec)  # SimulatedEvaluator looks the task up by name
     ev = SimulatedEvaluator(spec, profile=p, cluster="cpu", n_queries=5)
-    from tts_sim.presets import single
+    from tts_sim.core.presets import single
 
     result = ev.evaluate(single(SMALL))
     assert result.latency.predictor == "profile-table" and result.latency.mean_s > 0
@@ -277,7 +277,7 @@ def test_latency_grid_and_batch_token_cap():
 
 
 def test_step_timer_needs_an_engine():
-    from tts_sim.profiling import step_timer
+    from tts_sim.real.profiling import step_timer
 
     with pytest.raises(ConfigError, match="cannot time single"):
         step_timer(FakeBackend(), SMALL)

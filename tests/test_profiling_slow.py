@@ -8,12 +8,12 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from backends.onnxruntime import OnnxRuntimeBackend, cpu_name, prepare_model  # noqa: E402
-from tts_sim.cluster import TablePredictor, fit_roofline, get_device  # noqa: E402
-from tts_sim.models import DEFAULT_CATALOG  # noqa: E402
-from tts_sim.profile import Profile  # noqa: E402
-from tts_sim.profiling import ProfileConfig, measured_task_spec, run_profile  # noqa: E402
-from tts_sim.quality import QualityModel  # noqa: E402
+from tts_sim.backends.onnxruntime import OnnxRuntimeBackend, cpu_name, prepare_model  # noqa: E402
+from tts_sim.core.models import DEFAULT_CATALOG  # noqa: E402
+from tts_sim.core.profile import Profile  # noqa: E402
+from tts_sim.real.profiling import ProfileConfig, measured_task_spec, run_profile  # noqa: E402
+from tts_sim.sim.cluster import TablePredictor, fit_roofline, get_device  # noqa: E402
+from tts_sim.sim.quality import QualityModel  # noqa: E402
 
 pytestmark = pytest.mark.slow
 MODEL = "smollm2-135m"

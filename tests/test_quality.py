@@ -10,14 +10,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tts_sim.core.graph import Graph
+from tts_sim.core.models import PAPER_POOL
+from tts_sim.core.profile import FusionRecord, Profile, TaskProfile
 from tts_sim.errors import ConfigError, ProfileError, TtsSimError
-from tts_sim.graph import Graph
-from tts_sim.models import PAPER_POOL
-from tts_sim.profile import FusionRecord, Profile, TaskProfile
-from tts_sim.quality import QualityModel
-from tts_sim.quality.fusion import COEF_NAMES, START, negative_log_likelihood, record_arrays
-from tts_sim.quality.model import EXPECTED_REPLICATES
-from tts_sim.scenario import default_quality_model, generate_profile, load_default_profile, true_fusion
+from tts_sim.sim.quality import QualityModel
+from tts_sim.sim.quality.fusion import COEF_NAMES, START, negative_log_likelihood, record_arrays
+from tts_sim.sim.quality.model import EXPECTED_REPLICATES
+from tts_sim.sim.scenario import default_quality_model, generate_profile, load_default_profile, true_fusion
 from tts_sim.tasks import get_task
 
 from .strategies import graphs

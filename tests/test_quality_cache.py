@@ -1,6 +1,6 @@
-from tts_sim.quality import QualityModel
-from tts_sim.quality import fusion as fusion_module
-from tts_sim.scenario import load_default_profile
+from tts_sim.sim.quality import QualityModel
+from tts_sim.sim.quality import fusion as fusion_module
+from tts_sim.sim.scenario import load_default_profile
 
 
 def test_fitted_parameters_are_cached_by_profile_checksum(tmp_path, monkeypatch):
@@ -14,7 +14,7 @@ def test_fitted_parameters_are_cached_by_profile_checksum(tmp_path, monkeypatch)
         calls.append(1)
         return real_fit(*args, **kwargs)
 
-    monkeypatch.setattr("tts_sim.quality.model.fit_fusion", counting_fit)
+    monkeypatch.setattr("tts_sim.sim.quality.model.fit_fusion", counting_fit)
     first = QualityModel.from_profile(profile, "humaneval")
     second = QualityModel.from_profile(profile, "humaneval")
     assert len(calls) == 1 and dict(first.params.coef) == dict(second.params.coef)

@@ -10,13 +10,13 @@ import json
 import numpy as np
 import pytest
 
+from tts_sim.core.flops import budget_units, graph_flops
+from tts_sim.core.graph import Graph
+from tts_sim.core.models import DEFAULT_OUTPUT_MODEL
+from tts_sim.core.profile import Profile
 from tts_sim.errors import ProfileError
-from tts_sim.flops import budget_units, graph_flops
-from tts_sim.graph import Graph
-from tts_sim.models import DEFAULT_OUTPUT_MODEL
-from tts_sim.profile import Profile
-from tts_sim.quality import QualityModel
-from tts_sim.scenario import (
+from tts_sim.sim.quality import QualityModel
+from tts_sim.sim.scenario import (
     LABEL,
     QUESTIONS,
     default_quality_model,

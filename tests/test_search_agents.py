@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tts_sim.graph import Graph, Node, Role
-from tts_sim.presets import chain, parallel
+from tts_sim.core.graph import Graph, Node, Role
+from tts_sim.core.presets import chain, parallel
 from tts_sim.search import SearchSpace
 from tts_sim.search.agent_api import MixRequest, ProposeRequest, Round
 from tts_sim.search.agents import InsightAgent, prior_for, shape_targets

@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tests.search_fakes import FakeEvaluator
+from tts_sim.core.graph import Graph
 from tts_sim.errors import ConfigError
-from tts_sim.graph import Graph
 from tts_sim.search import SearchSpace, run_search
 from tts_sim.search.agent_api import MixRequest
 from tts_sim.search.chat_agent import ChatAgent

@@ -182,7 +182,7 @@ def test_graphs_outside_the_space_are_refused_by_the_driver():
             return {}
 
         def run(self, ctx):
-            from tts_sim.presets import parallel
+            from tts_sim.core.presets import parallel
 
             ctx.evaluate(parallel(3, "llama-3.1-70b"))
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from tts_sim.core.evaluation import Evaluation, LatencyStats
+from tts_sim.core.flops import unit_flops
+from tts_sim.core.presets import parallel, single
 from tts_sim.errors import BudgetError, ConfigError
-from tts_sim.evaluation import Evaluation, LatencyStats
-from tts_sim.flops import unit_flops
-from tts_sim.presets import parallel, single
 from tts_sim.search.objectives import (
     Accuracy,
     ComputeRate,
@@ -116,7 +116,7 @@ def test_parse_budget_in_the_users_terms(text, expected):
 
 
 def test_parse_budget_reference_and_errors():
-    from tts_sim.flops import reference_budget_units
+    from tts_sim.core.flops import reference_budget_units
 
     assert parse_budget("ref:8", get_task("math")) == pytest.approx(reference_budget_units(8, get_task("math")))
     with pytest.raises(ConfigError, match="cluster"):
@@ -126,7 +126,7 @@ def test_parse_budget_reference_and_errors():
 
 
 def test_compute_rate_from_a_cluster():
-    from tts_sim.cluster.spec import parse_cluster
+    from tts_sim.sim.cluster.spec import parse_cluster
 
     cluster = parse_cluster("1xH100,1xL4")
     rate = ComputeRate.from_cluster(cluster, {"H100": 4.0, "L4": 1.0}, utilisation=0.5)

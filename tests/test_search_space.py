@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.search_fakes import FakeEvaluator
+from tts_sim.core.flops import cheapest_graph_units
+from tts_sim.core.graph import Graph, Role
 from tts_sim.errors import BudgetError, ConfigError, GraphError
-from tts_sim.flops import cheapest_graph_units
-from tts_sim.graph import Graph, Role
 from tts_sim.search import GraphEncoding, ProbabilisticGraph, SearchSpace, enumerate_graphs, optimum, regret
 from tts_sim.search.mixes import available_units, enumerate_mixes, unit_costs
 from tts_sim.search.result import graph_key

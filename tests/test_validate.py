@@ -9,17 +9,13 @@ import pytest
 from scipy.stats import spearmanr
 
 from tests.test_executor_fakes import FakeBackend
+from tts_sim.core.graph import Graph, Node, Role
+from tts_sim.core.presets import parallel, single
+from tts_sim.core.profile import LatencyTable
 from tts_sim.errors import ConfigError, GraphError
-from tts_sim.graph import Graph, Node, Role
-from tts_sim.presets import parallel, single
-from tts_sim.profile import LatencyTable
-from tts_sim.profiling import ProfileConfig, measured_task_spec, run_profile
-from tts_sim.real import RealEvaluator
-from tts_sim.search.result import SearchCost, SearchResult, Trial
-from tts_sim.simulated import SimulatedEvaluator
-from tts_sim.tasks import TASKS
-from tts_sim.tasks.questions import load_questions
-from tts_sim.validate import (
+from tts_sim.real.evaluator import RealEvaluator
+from tts_sim.real.profiling import ProfileConfig, measured_task_spec, run_profile
+from tts_sim.real.validate import (
     build_model_map,
     load_candidates,
     map_graph,
@@ -27,6 +23,10 @@ from tts_sim.validate import (
     relative_error,
     validate_graphs,
 )
+from tts_sim.search.result import SearchCost, SearchResult, Trial
+from tts_sim.sim.evaluator import SimulatedEvaluator
+from tts_sim.tasks import TASKS
+from tts_sim.tasks.questions import load_questions
 
 SMALL, BIG = "smollm2-135m", "gemma-3-270m"
 L1, L3, G1 = "llama-3.2-1b", "llama-3.2-3b", "gemma-3-1b"
@@ -114,8 +114,8 @@ def test_validate_graphs_compares_and_ranks(add_profile):
     _, profile = add_profile
     spec = TASKS.get("add")
     heldout = [q for q in load_questions("add") if q.id not in set(profile.task("add").question_ids)][:8]
-    from tts_sim.cluster import ClosedLoop
-    from tts_sim.validate import Candidate
+    from tts_sim.real.validate import Candidate
+    from tts_sim.sim.cluster import ClosedLoop
 
     sim = SimulatedEvaluator(spec, profile=profile, cluster="cpu", arrival=ClosedLoop(1), n_queries=10)
     real = RealEvaluator("add", _fake(), spec=spec, questions=heldout, max_new_tokens=32)
@@ -148,7 +148,7 @@ def test_validate_graphs_compares_and_ranks(add_profile):
 
 def test_validate_needs_banks_for_the_models(add_profile):
     _, profile = add_profile
-    from tts_sim.validate import Candidate
+    from tts_sim.real.validate import Candidate
 
     sim = SimulatedEvaluator(TASKS.get("add"), profile=profile)
     real = RealEvaluator("add", _fake(), spec=TASKS.get("add"), questions=load_questions("add")[:2])
@@ -157,7 +157,7 @@ def test_validate_needs_banks_for_the_models(add_profile):
 
 
 def test_validate_cli_end_to_end(add_profile, tmp_path, monkeypatch, capsys):
-    from backends import BACKENDS
+    from tts_sim.backends import BACKENDS
     from tts_sim.cli import main
 
     path, profile = add_profile

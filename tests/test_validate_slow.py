@@ -9,10 +9,10 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from backends.onnxruntime import prepare_model  # noqa: E402
+from tts_sim.backends.onnxruntime import prepare_model  # noqa: E402
 from tts_sim.cli import main  # noqa: E402
-from tts_sim.presets import parallel, single  # noqa: E402
-from tts_sim.profile import Profile  # noqa: E402
+from tts_sim.core.presets import parallel, single  # noqa: E402
+from tts_sim.core.profile import Profile  # noqa: E402
 from tts_sim.tasks import TASKS  # noqa: E402
 
 pytestmark = pytest.mark.slow

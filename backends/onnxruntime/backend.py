@@ -6,7 +6,7 @@ import platform
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from tts_sim.backend import BackendInfo, Generation, GenerationRequest
+from tts_sim.core.backend import BackendInfo, Generation, GenerationRequest
 from tts_sim.errors import ConfigError
 
 from .engine import OnnxEngine

@@ -70,7 +70,7 @@ def _gemma3_gguf(cache: Path) -> Path:
 
 @dataclass(frozen=True)
 class BuiltinModel:
-    name: str  # as in tts_sim.models.DEFAULT_CATALOG
+    name: str  # as in tts_sim.core.models.DEFAULT_CATALOG
     package: str
     description: str
     locate: Callable[[Path], Path]  # cache root -> GGUF path

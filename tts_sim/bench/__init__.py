@@ -10,7 +10,7 @@ up as a Markdown report with PNG plots.
 import importlib
 from typing import Any
 
-# Exports load their submodule on first use, so the CLI (which imports tts_sim.bench.cli) does not
+# Exports load their submodule on first use, so the CLI (which imports tts_sim.cli.bench) does not
 # pay for scipy.stats and matplotlib on every command.
 _EXPORTS = {
     "analysis": ("Analysis", "Paired", "SearcherStats", "analyse", "expected_check"),

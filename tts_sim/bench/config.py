@@ -1,5 +1,5 @@
 """``BenchConfig``: one typed dataclass for the whole bench; its field metadata is also the source
-of the CLI's flags, help and defaults (``tts_sim.bench.cli``).
+of the CLI's flags, help and defaults (``tts_sim.cli.bench``).
 
 A bench runs every searcher on every *cell* (task x budget x space) with every seed. Cells of the
 ``main`` space use ``max_nodes`` slots and the model ``pool``; cells of the ``small`` space
@@ -16,8 +16,8 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from tts_sim.core.models import PAPER_POOL
 from tts_sim.errors import ConfigError
-from tts_sim.models import PAPER_POOL
 
 DEFAULT_SEARCHERS = ("agent-reinforce", "random", "bo-gp", "bo-forest", "tpe", "textgrad", "gptswarm", "hybrid")
 MAIN, SMALL = "main", "small"

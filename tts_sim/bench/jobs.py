@@ -47,7 +47,7 @@ class Job:
 
 def evaluator_for(task: str, settings: dict[str, Any]) -> Any:
     """The ``SimulatedEvaluator`` of ``task`` under ``settings`` (cached per process)."""
-    from tts_sim.simulated import SimulatedEvaluator
+    from tts_sim.sim.evaluator import SimulatedEvaluator
 
     key = (task, settings.get("profile"), settings.get("cluster"))
     ev = _EVALUATORS.get(key)
@@ -62,11 +62,11 @@ def profile_for(path: str | None) -> Any:
     profile = _PROFILES.get(path)
     if profile is None:
         if path:
-            from tts_sim.profile import Profile
+            from tts_sim.core.profile import Profile
 
             profile = Profile.load(path)
         else:
-            from tts_sim.scenario import load_default_profile
+            from tts_sim.sim.scenario import load_default_profile
 
             profile = load_default_profile()
         _PROFILES[path] = profile
@@ -76,7 +76,7 @@ def profile_for(path: str | None) -> Any:
 def splits(n_pool: int, settings: dict[str, Any]) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(search, held-out) question indices: ``search_questions`` shuffled by ``split_seed``, then up to
     ``heldout_questions`` of the rest. The same for every searcher and seed."""
-    from tts_sim.evaluation import split_questions
+    from tts_sim.core.evaluation import split_questions
 
     n_search = int(settings["search_questions"])
     if n_search >= n_pool:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from tts_sim.graph import Graph
+from tts_sim.core.graph import Graph
 from tts_sim.registry import Registry
 from tts_sim.search.space import SearchSpace
 

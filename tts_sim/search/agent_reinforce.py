@@ -18,7 +18,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from tts_sim.graph import Graph
+from tts_sim.core.graph import Graph
 from tts_sim.search.agent_api import Agent, MixRequest, ProposeRequest, Round, make_agent
 from tts_sim.search.agents import prior_for
 from tts_sim.search.context import SearchContext, stable_int

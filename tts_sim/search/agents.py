@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tts_sim.core.graph import Graph, Node, Role
 from tts_sim.errors import GraphError
-from tts_sim.graph import Graph, Node, Role
 from tts_sim.search import prompts
 from tts_sim.search.agent_api import AgentReply, MixOption, MixRequest, ProposeRequest, estimate_tokens
 from tts_sim.search.result import graph_key
@@ -337,7 +337,7 @@ class InsightAgent:
 
 
 def _build(space: SearchSpace, nodes: list[Node], edges: set[tuple[str, str]]) -> Graph:
-    from tts_sim.flops import fix_roles
+    from tts_sim.core.flops import fix_roles
 
     edges = set(edges)
     all_nodes = [n for n in nodes if n.id != OUTPUT_ID] + [Node(OUTPUT_ID, Role.ASSISTANT, space.output_model)]

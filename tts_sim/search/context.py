@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from tts_sim.core.evaluation import Evaluation, Evaluator
+from tts_sim.core.graph import Graph
 from tts_sim.errors import ConfigError
-from tts_sim.evaluation import Evaluation, Evaluator
-from tts_sim.graph import Graph
 from tts_sim.search.agent_api import AgentReply
 from tts_sim.search.checkpoint import Checkpoint, CheckpointState, config_mismatch
 from tts_sim.search.objectives import Objective

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tts_sim.core.graph import Graph, Role
 from tts_sim.errors import GraphError
-from tts_sim.graph import Graph, Role
 from tts_sim.search.space import SearchSpace
 
 

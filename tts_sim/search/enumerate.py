@@ -11,9 +11,9 @@ import itertools
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
+from tts_sim.core.evaluation import Evaluation
+from tts_sim.core.graph import Graph, Role
 from tts_sim.errors import ConfigError
-from tts_sim.evaluation import Evaluation
-from tts_sim.graph import Graph, Role
 from tts_sim.search.space import SearchSpace
 
 DEFAULT_LIMIT = 300_000

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from tts_sim.graph import Graph
+from tts_sim.core.graph import Graph
 from tts_sim.search.agent_api import ProposeRequest, make_agent
 from tts_sim.search.agent_reinforce import round_of
 from tts_sim.search.context import SearchContext, stable_int

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 
-from tts_sim.graph import Graph, Role
+from tts_sim.core.graph import Graph, Role
 from tts_sim.search.agent_api import MixOption
 from tts_sim.search.space import SearchSpace
 

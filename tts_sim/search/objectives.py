@@ -20,10 +20,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from tts_sim.core.evaluation import Evaluation
+from tts_sim.core.flops import unit_flops
+from tts_sim.core.models import DEFAULT_CATALOG, ModelCatalog
 from tts_sim.errors import BudgetError, ConfigError
-from tts_sim.evaluation import Evaluation
-from tts_sim.flops import unit_flops
-from tts_sim.models import DEFAULT_CATALOG, ModelCatalog
 from tts_sim.tasks import TaskSpec
 
 if TYPE_CHECKING:
@@ -252,7 +252,7 @@ def parse_budget(text: str | float, task: TaskSpec, rate: ComputeRate | None = N
         raise ConfigError(f"cannot read budget {text!r} (expected e.g. 18, ref:8, 0.5gpu-s or $0.002)")
     ref, ref_b, dollars_a, number, unit = m.groups()
     if ref:
-        from tts_sim.flops import reference_budget_units
+        from tts_sim.core.flops import reference_budget_units
 
         return reference_budget_units(int(ref_b), task, catalog)
     value = _number(dollars_a if dollars_a is not None else number, str(text))

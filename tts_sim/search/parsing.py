@@ -12,8 +12,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tts_sim.core.graph import Graph, Role
 from tts_sim.errors import TtsSimError
-from tts_sim.graph import Graph, Role
 from tts_sim.search.space import OUTPUT_ID, SearchSpace
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from tts_sim.graph import Graph
+from tts_sim.core.graph import Graph
 from tts_sim.search.agent_api import MixRequest, ProposeRequest, Round
 from tts_sim.search.space import OUTPUT_ID, edge_table_text
 

@@ -10,11 +10,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tts_sim.core.evaluation import Evaluation, LatencyStats
+from tts_sim.core.graph import Graph
+from tts_sim.core.models import DEFAULT_CATALOG, ModelCatalog
 from tts_sim.errors import ConfigError, TtsSimError
-from tts_sim.evaluation import Evaluation, LatencyStats
-from tts_sim.graph import Graph
 from tts_sim.jsonio import read_json
-from tts_sim.models import DEFAULT_CATALOG, ModelCatalog
 
 SCHEMA = "tts-sim/search-result"
 SCHEMA_VERSION = 1

@@ -14,9 +14,9 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from tts_sim.core.evaluation import Evaluator, split_questions
+from tts_sim.core.graph import Graph
 from tts_sim.errors import ConfigError
-from tts_sim.evaluation import Evaluator, split_questions
-from tts_sim.graph import Graph
 from tts_sim.registry import Registry
 from tts_sim.search.checkpoint import Checkpoint
 from tts_sim.search.context import SearchContext, SearchExhausted
@@ -75,12 +75,12 @@ def _lazy(target: str) -> Callable[..., Searcher]:
 for _name, _target in {
     "agent-reinforce": "tts_sim.search.agent_reinforce:AgentReinforce",
     "hybrid": "tts_sim.search.hybrid:Hybrid",
-    "random": "baselines.random_search:RandomSearch",
-    "bo-gp": "baselines.bo_skopt:GPSearch",
-    "bo-forest": "baselines.bo_skopt:ForestSearch",
-    "tpe": "baselines.tpe_optuna:TPESearch",
-    "textgrad": "baselines.textgrad:TextGradSearch",
-    "gptswarm": "baselines.gptswarm:GPTSwarmSearch",
+    "random": "tts_sim.baselines.random_search:RandomSearch",
+    "bo-gp": "tts_sim.baselines.bo_skopt:GPSearch",
+    "bo-forest": "tts_sim.baselines.bo_skopt:ForestSearch",
+    "tpe": "tts_sim.baselines.tpe_optuna:TPESearch",
+    "textgrad": "tts_sim.baselines.textgrad:TextGradSearch",
+    "gptswarm": "tts_sim.baselines.gptswarm:GPTSwarmSearch",
 }.items():
     SEARCHERS.register(_name, _lazy(_target))
 

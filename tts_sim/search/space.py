@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from tts_sim.core.flops import budget_units, cheapest_graph_units, fix_roles, graph_flops, is_feasible, node_flops
+from tts_sim.core.flops import repair as repair_to_budget
+from tts_sim.core.graph import Graph, Node, Role
+from tts_sim.core.models import DEFAULT_CATALOG, DEFAULT_OUTPUT_MODEL, PAPER_POOL, ModelCatalog
 from tts_sim.errors import BudgetError, ConfigError, GraphError
-from tts_sim.flops import budget_units, cheapest_graph_units, fix_roles, graph_flops, is_feasible, node_flops
-from tts_sim.flops import repair as repair_to_budget
-from tts_sim.graph import Graph, Node, Role
-from tts_sim.models import DEFAULT_CATALOG, DEFAULT_OUTPUT_MODEL, PAPER_POOL, ModelCatalog
 from tts_sim.tasks import TaskSpec, get_task
 
 OUTPUT_ID = "out"
@@ -130,7 +130,7 @@ class SearchSpace:
     @classmethod
     def from_reference(cls, task: str | TaskSpec, b: int, **kwargs: Any) -> SearchSpace:
         """Budget given as the original code did: ``b`` LLaMA-1B nodes fully connected plus the output."""
-        from tts_sim.flops import reference_budget_units
+        from tts_sim.core.flops import reference_budget_units
 
         spec = get_task(task) if isinstance(task, str) else task
         return cls(spec, reference_budget_units(b, spec, kwargs.get("catalog", DEFAULT_CATALOG)), **kwargs)

@@ -1,0 +1,157 @@
+"""What every command shares: the parser class, value types with one-line messages, common options,
+values built from options, and output (``--json`` or a table)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from tts_sim.errors import ConfigError
+from tts_sim.text_table import table
+
+if TYPE_CHECKING:
+    from tts_sim.core.models import ModelCatalog
+    from tts_sim.core.profile import Profile
+    from tts_sim.sim.cluster.simulator import ClosedLoop, OpenLoop
+
+__all__ = ["Parser", "UsageError", "add_cluster_options", "add_common", "add_quiet", "arrival_from", "catalog_from",
+           "emit", "int_list", "non_negative_float", "non_negative_int", "number", "positive_float", "positive_int",
+           "probability", "profile_from", "table"]
+
+
+def number(kind: type = float, low: float | None = None, high: float | None = None,
+           low_open: bool = False) -> Callable[[str], float]:
+    """A parser of ``kind`` values within [low, high] (``(low, high]`` when ``low_open``)."""
+    name = "an integer" if kind is int else "a number"
+    bound = ("" if low is None else (f" > {low:g}" if low_open else f" >= {low:g}")) + (
+        "" if high is None else f"{' and' if low is not None else ''} <= {high:g}")
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {name}{bound}, got {text!r}") from None
+        too_low = low is not None and (value <= low if low_open else value < low)
+        if too_low or (high is not None and value > high) or value != value:  # value != value: NaN
+            raise argparse.ArgumentTypeError(f"expected {name}{bound}, got {text!r}")
+        return value
+
+    parse.__name__ = f"{kind.__name__}{bound}".replace(" ", "")
+    return parse
+
+
+positive_int = number(int, 1)
+non_negative_int = number(int, 0)
+positive_float = number(float, 0, low_open=True)
+non_negative_float = number(float, 0)
+probability = number(float, 0, 1, low_open=True)
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    """Comma-separated positive integers, e.g. ``16,64,256``."""
+    try:
+        values = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+# ----- parsers ---------------------------------------------------------------------------------
+class UsageError(ConfigError):
+    """A command-line usage error; ``prog`` is the (sub)command it belongs to."""
+
+    def __init__(self, prog: str, message: str) -> None:
+        super().__init__(message)
+        self.prog = prog
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Appends each option's default to its help (unless it has none or already says it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "%(default)" in text or "default:" in text or action.default in (None, False, True, argparse.SUPPRESS):
+            return text
+        if not action.option_strings and action.nargs not in ("?", "*"):
+            return text
+        default = action.default
+        shown = ",".join(str(v) for v in default) if isinstance(default, (tuple, list)) else "%(default)s"
+        return f"{text} (default: {shown})"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage dump), exit status 2 and defaults in ``--help``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(self.prog, message)
+
+
+# ----- shared options ----------------------------------------------------------------------------
+def add_common(p: argparse.ArgumentParser, task: bool = True) -> None:
+    """``--json``, ``--models-file`` and (optionally) ``--task``."""
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--models-file", metavar="FILE", help="TOML/JSON file of extra models")
+    if task:
+        p.add_argument("--task", default="math", help="task name (see `tts-sim tasks`)")
+
+
+def add_quiet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_cluster_options(p: argparse.ArgumentParser, default_cluster: str | None = None) -> None:
+    """Cluster, load (open or closed loop) and profile options of the simulator."""
+    p.add_argument("--cluster", default=default_cluster, help="e.g. 2xH100, 1xA100-80GB,2xL4, cpu")
+    load = p.add_mutually_exclusive_group()
+    load.add_argument("--qps", type=positive_float, default=1.0, help="open-loop Poisson arrival rate")
+    load.add_argument("--concurrency", type=positive_int, help="closed loop: queries in flight")
+    p.add_argument("--queries", type=positive_int, default=1000, help="queries to simulate")
+    p.add_argument("--profile", metavar="FILE", help="profile file (default: the embedded scenario)")
+
+
+# ----- values from options -----------------------------------------------------------------------
+def catalog_from(args: argparse.Namespace) -> ModelCatalog:
+    from tts_sim.core.models import DEFAULT_CATALOG, ModelCatalog, load_models
+
+    path = getattr(args, "models_file", None)
+    return load_models(path, ModelCatalog()) if path else DEFAULT_CATALOG
+
+
+def profile_from(args: argparse.Namespace) -> Profile | None:
+    from tts_sim.core.profile import Profile
+
+    path = getattr(args, "profile", None)
+    return Profile.load(path) if path else None
+
+
+def arrival_from(args: argparse.Namespace) -> OpenLoop | ClosedLoop:
+    from tts_sim.sim.cluster import ClosedLoop, OpenLoop
+
+    if getattr(args, "concurrency", None):
+        return ClosedLoop(args.concurrency)
+    return OpenLoop(args.qps)
+
+
+# ----- output ------------------------------------------------------------------------------------
+def emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    """Print ``data`` as JSON with ``--json``, else ``text``."""
+    print(json.dumps(data, indent=2, default=_json_default) if getattr(args, "json", False) else text)
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

@@ -1,0 +1,133 @@
+"""``tts-sim profile``: measure a real model (latency tables, answer banks, fusion calibration) into a
+Profile file. Also the backend options and factory that ``validate`` shares."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from tts_sim.cli.options import (
+    int_list,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    probability,
+)
+from tts_sim.core.backend import Backend
+from tts_sim.errors import ConfigError
+
+
+def add_backend_options(p: argparse.ArgumentParser) -> None:
+    """Options choosing and configuring the real backend (shared with ``validate``)."""
+
+    g = p.add_argument_group("backend")
+    g.add_argument("--backend", default="onnx", help="onnx (local ONNX Runtime) or openai (an OpenAI-compatible "
+                                                     "server: vLLM, llama.cpp server, Ollama)")
+    g.add_argument("--quantization", "-q", choices=["fp32", "int8", "int4"], default="fp32", help="onnx weights")
+    g.add_argument("--threads", type=positive_int, help="onnx: intra-op threads (default: onnxruntime's)")
+    g.add_argument("--max-batch", type=positive_int, default=8, help="onnx: sequences decoded together")
+    g.add_argument("--cache-dir", help="onnx: prepared models (default: $TTS_SIM_CACHE or ~/.cache/tts-sim/models)")
+    g.add_argument("--base-url", default="http://127.0.0.1:8000/v1", help="openai: the server's API root")
+    g.add_argument("--api-key", help="openai: bearer token, if the server wants one")
+    g.add_argument("--stream", action="store_true", help="openai: stream, to measure time to first token")
+    g.add_argument("--timeout", type=positive_float, default=300.0, help="openai: seconds per request")
+    g.add_argument("--device", help="device name for latency tables (a DEVICES name such as cpu or H100; "
+                                    "default: from the backend; required for openai)")
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def make_backend(args: argparse.Namespace) -> Backend:
+    """The backend the options describe (``ConfigError`` naming an unknown one)."""
+    from tts_sim.backends import BACKENDS
+
+    name = args.backend
+    if name == "openai":
+        import tts_sim.backends.openai_http  # noqa: F401  (registers "openai" if backends/__init__ does not)
+
+        return BACKENDS.get("openai")(base_url=args.base_url, api_key=args.api_key, timeout_s=args.timeout,
+                                      stream=args.stream, device=args.device or "")
+    options: dict[str, Any] = {}
+    if name == "onnx":
+        options = {"quantization": args.quantization, "threads": args.threads, "max_batch": args.max_batch,
+                   "cache_dir": Path(args.cache_dir) if args.cache_dir else None, "progress": _stderr}
+    return BACKENDS.get(name)(**options)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from tts_sim.cli.options import add_common
+    from tts_sim.real.profiling.latency import DEFAULT_BATCH_SIZES, DEFAULT_CONTEXTS, DEFAULT_PROMPT_LENGTHS
+
+    p = subparsers.add_parser("profile", help="measure a real model: latency tables, answer banks, fusion runs")
+    p.add_argument("--model", "-m", action="append", required=True,
+                   help="catalog model to profile, NAME or NAME=BACKEND_MODEL (repeat for several)")
+    add_common(p)
+    p.add_argument("--data", help="the task's data file (tasks without packaged data)")
+    p.add_argument("--questions", type=positive_int, default=20, help="questions in the answer banks")
+    p.add_argument("--offset", type=non_negative_int, default=0, help="skip this many questions of the pool")
+    p.add_argument("--samples", "-k", type=positive_int, default=8, help="answers sampled per question and model")
+    p.add_argument("--fusion-records", type=non_negative_int, default=40,
+                   help="fusion calls over bank replies (1-3 inputs)")
+    p.add_argument("--fusion-graphs", type=non_negative_int, default=0,
+                   help="random small graphs run end to end for more fusion records")
+    p.add_argument("--max-new-tokens", type=positive_int, default=256)
+    p.add_argument("--temperature", type=non_negative_float, default=0.7)
+    p.add_argument("--top-p", type=probability, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch", type=positive_int, default=8, help="requests per backend call")
+    p.add_argument("--no-latency", action="store_true", help="skip the latency tables")
+    p.add_argument("--no-banks", action="store_true", help="skip answer banks and fusion calibration")
+    p.add_argument("--prompt-lengths", type=int_list, default=DEFAULT_PROMPT_LENGTHS,
+                   help="prefill table: prompt lengths, e.g. 16,64,256")
+    p.add_argument("--batch-sizes", type=int_list, default=DEFAULT_BATCH_SIZES, help="latency table batch sizes")
+    p.add_argument("--contexts", type=int_list, default=DEFAULT_CONTEXTS, help="decode table: context lengths")
+    p.add_argument("--repeats", type=positive_int, default=3, help="timed prefills per row (median)")
+    p.add_argument("--steps", type=positive_int, default=8, help="timed decode steps per row (median)")
+    p.add_argument("--max-batch-tokens", type=positive_int,
+                   help="skip prefill rows whose batch holds more tokens (length x batch)")
+    p.add_argument("--label", help="profile label (default: models, device and backend)")
+    p.add_argument("-o", "--out", help="profile file (.json or .json.gz; default profile-MODEL-TASK.json.gz)")
+    add_backend_options(p)
+    p.set_defaults(func=cmd_profile)
+
+
+def cmd_profile(args: argparse.Namespace) -> None:
+    from tts_sim.cli.options import catalog_from, emit, table
+    from tts_sim.real.profiling.run import ProfileConfig, check_models, parse_models, run_profile
+
+    models = parse_models(args.model)
+    check_models(models, catalog_from(args))
+    if args.backend == "openai" and not args.no_latency:
+        raise ConfigError("the openai backend cannot time prefill/decode steps: pass --no-latency")
+    config = ProfileConfig(
+        task=args.task, models=models, data=args.data, questions=args.questions, offset=args.offset,
+        samples=args.samples, fusion_records=args.fusion_records, fusion_graphs=args.fusion_graphs,
+        max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed,
+        batch=args.batch, latency=not args.no_latency, banks=not args.no_banks, prompt_lengths=args.prompt_lengths,
+        batch_sizes=args.batch_sizes, contexts=args.contexts, repeats=args.repeats, steps=args.steps,
+        max_batch_tokens=args.max_batch_tokens, device=args.device, label=args.label)
+    backend = make_backend(args)
+    run = run_profile(backend, config, progress=_stderr)
+    out = Path(args.out or f"profile-{'-'.join(models)}-{args.task}.json.gz")
+    run.profile.save(out)
+    meta = run.profile.metadata
+    rows: list[tuple[Any, ...]] = [("profile", str(out)), ("label", meta["label"]),
+                                   ("device", meta["device"]), ("provider", meta["provider"])]
+    for m, info in meta["models"].items():
+        if "bank_accuracy" in info:
+            rows.append((f"{m}: bank accuracy", f"{info['bank_accuracy']:.3f} ({args.questions} questions x "
+                                               f"{args.samples} samples)"))
+    stats = meta["token_stats"].get(args.task)
+    if stats:
+        rows.append(("mean prompt / answer tokens", f"{stats['prompt_tokens']:.1f} / {stats['answer_tokens']:.1f}"))
+    if run.fusion:
+        rows.append(("fusion records", len(run.fusion)))
+    for t in run.profile.latency:
+        rows.append((f"latency table {t.model} on {t.device}",
+                     f"{len(t.prefill)} prefill + {len(t.decode)} decode rows"))
+    emit(args, {"profile": str(out), "metadata": meta}, table(["item", "value"], rows))

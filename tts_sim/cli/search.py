@@ -1,0 +1,147 @@
+"""``tts-sim search``: one search in the simulator; writes the best graph (JSON + PNG) and the
+full result, and prints the held-out accuracy, FLOPs, latency and the search's own cost."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from tts_sim.cli.options import (
+    add_cluster_options,
+    add_common,
+    arrival_from,
+    catalog_from,
+    emit,
+    positive_int,
+    profile_from,
+    table,
+)
+from tts_sim.errors import ConfigError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("search", help="search for the best graph under a budget (simulated)")
+    add_common(p)
+    p.add_argument("--budget", default="42",
+                   help="budget units (18), reference graph (ref:8), GPU-seconds (0.5gpu-s) or dollars ($0.002) "
+                        "per query; the last two need --cluster")
+    p.add_argument("--searcher", default="agent-reinforce", help="agent-reinforce, random, bo-gp, bo-forest, tpe, "
+                   "textgrad, gptswarm, hybrid")
+    p.add_argument("--evals", type=positive_int, default=30, help="evaluations the searcher may spend")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--objective", default="accuracy",
+                   help="accuracy | weighted:W[:p95] (accuracy - W x latency) | p95<=5 (latency limit, s)")
+    p.add_argument("--agent", choices=["insight", "chat"],
+                   help="agent of agent-reinforce/hybrid (default insight) or textgrad (default: its offline "
+                        "critic, no insights); chat = an OpenAI-compatible endpoint")
+    p.add_argument("--agent-url", help="OpenAI-compatible base URL for --agent chat (or TTS_SIM_AGENT_BASE_URL)")
+    p.add_argument("--agent-model", help="chat model name (or TTS_SIM_AGENT_MODEL); key: TTS_SIM_AGENT_API_KEY")
+    p.add_argument("--pool", help="comma-separated models the search may use (default: the paper's pool)")
+    p.add_argument("--max-nodes", type=positive_int, default=8, help="worker nodes, the output node excluded")
+    p.add_argument("--output-model", help="model of the output node (default: llama-3.2-3b)")
+    p.add_argument("--price-per-hour", type=float, default=0.0, help="dollars per device-hour, for $ budgets")
+    p.add_argument("--out", help="output folder (default: runs/search-TASK-BUDGET-SEARCHER-sSEED)")
+    p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_cluster_options(p)
+    p.set_defaults(func=cmd_search, queries=300)
+
+
+def _searcher_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Agent options for the searchers that use an agent; None/omitted keeps the searcher's default."""
+    agent_options = {k: v for k, v in (("base_url", args.agent_url), ("model", args.agent_model)) if v}
+    if agent_options and args.agent != "chat":
+        raise ConfigError("--agent-url/--agent-model need --agent chat")
+    if args.agent is None:
+        return {}
+    if args.searcher not in ("agent-reinforce", "textgrad", "hybrid"):
+        raise ConfigError(f"--agent applies to agent-reinforce, textgrad and hybrid, not {args.searcher!r}")
+    if args.searcher == "textgrad" and args.agent == "insight":
+        raise ConfigError("textgrad runs without the insights: use --agent chat or leave --agent out")
+    return {"agent": args.agent, "agent_options": agent_options}
+
+
+def cmd_search(args: argparse.Namespace) -> None:
+    from tts_sim.core.draw import draw_graph
+    from tts_sim.core.models import DEFAULT_OUTPUT_MODEL, PAPER_POOL
+    from tts_sim.search import SearchSpace, run_search
+    from tts_sim.search.objectives import ComputeRate, parse_budget
+    from tts_sim.sim.cluster import parse_cluster
+    from tts_sim.sim.evaluator import SimulatedEvaluator
+    from tts_sim.tasks import get_task
+
+    catalog = catalog_from(args)
+    task = get_task(args.task)
+    cluster = parse_cluster(args.cluster) if args.cluster else None
+    rate = ComputeRate.from_cluster(cluster, args.price_per_hour) if cluster else None
+    budget = parse_budget(args.budget, task, rate, catalog)
+    pool = tuple(m.strip() for m in args.pool.split(",") if m.strip()) if args.pool else PAPER_POOL
+    space = SearchSpace(task, budget, pool=pool, max_nodes=args.max_nodes,
+                        output_model=args.output_model or DEFAULT_OUTPUT_MODEL, catalog=catalog)
+    if args.objective != "accuracy" and cluster is None:
+        raise ConfigError(f"objective {args.objective!r} uses latency: give --cluster")
+    options = _searcher_options(args)
+    evaluator = SimulatedEvaluator(task, profile=profile_from(args), cluster=cluster,
+                                   arrival=arrival_from(args) if cluster else None, n_queries=args.queries,
+                                   catalog=catalog)
+    out = Path(args.out or f"runs/search-{task.name}-{args.budget}-{args.searcher}-s{args.seed}".replace("$", "usd"))
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = out / "checkpoint.json"
+    if args.fresh and checkpoint.exists():
+        checkpoint.unlink()
+
+    bar = None
+    if not args.quiet and not args.json:
+        from tqdm import tqdm
+
+        bar = tqdm(total=args.evals, desc=f"{args.searcher} on {task.name}", unit="eval", file=sys.stderr,
+                   leave=False)
+
+    def progress(trial: Any) -> None:
+        if bar is not None:
+            bar.n = trial.index + 1
+            bar.set_postfix(score=f"{trial.score:.3f}", units=f"{trial.units:.1f}", refresh=False)
+            bar.refresh()
+
+    try:
+        result = run_search(args.searcher, space, evaluator, args.evals, args.seed, objective=args.objective,
+                            checkpoint=checkpoint, progress=progress, options=options)
+    finally:
+        if bar is not None:
+            bar.close()
+    result.save(out / "result.json")
+    result.best.save(out / "best_graph.json")
+    draw_graph(result.best, out / "best_graph.png",
+               title=f"{result.searcher} on {task.name}, budget {budget:.1f} units: held-out accuracy "
+                     f"{result.heldout.accuracy:.3f}", catalog=catalog)
+    emit(args, result.to_dict(), _summary(result, budget, out))
+
+
+def _summary(result: Any, budget: float, out: Path) -> str:
+    h, cost = result.heldout, result.cost
+    rows = [
+        ("searcher / seed", f"{result.searcher} / {result.seed}"),
+        ("budget (units)", f"{budget:.2f}"),
+        ("held-out accuracy", f"{h.accuracy:.3f}  [{h.ci_low:.3f}, {h.ci_high:.3f}] 95% CI, {h.n_questions} questions"),
+    ]
+    if result.expected_accuracy is not None:
+        rows.append(("held-out accuracy (expected)", f"{result.expected_accuracy:.3f}"))
+    rows += [
+        ("FLOPs / query", f"{h.flops:.4g} ({h.budget_units:.2f} units)"),
+        ("graph", f"{len(result.best.executed)} nodes, width {result.best.width}, depth {result.best.depth}"),
+    ]
+    if h.latency:
+        lat = h.latency
+        rows.append(("latency p50 / p95 (s)", f"{lat.p50_s:.3f} / {lat.p95_s:.3f} on {lat.cluster} ({lat.predictor})"))
+    tokens = f"{cost.agent_prompt_tokens} + {cost.agent_completion_tokens}" + (" (estimated)" if cost.tokens_estimated
+                                                                               else "")
+    rows += [
+        ("search cost", f"{cost.evaluations} evaluations ({cost.cache_hits} cache hits, {cost.penalised} penalised), "
+                        f"{cost.wall_s:.2f} s wall"),
+        ("simulated FLOPs spent", f"{cost.simulated_flops:.4g}"),
+        ("agent calls / tokens", f"{cost.agent_calls} / {tokens}, {cost.agent_fallbacks} fallbacks"),
+        ("wrote", f"{out}/best_graph.json, best_graph.png, result.json"),
+    ]
+    return result.best.to_text() + "\n\n" + table(["result", "value"], rows)

@@ -1,0 +1,62 @@
+"""``tts-sim simulate``: predict a graph's accuracy, FLOPs and latency on a simulated cluster."""
+
+from __future__ import annotations
+
+import argparse
+
+from tts_sim.cli.options import (
+    add_cluster_options,
+    add_common,
+    arrival_from,
+    catalog_from,
+    emit,
+    positive_int,
+    profile_from,
+    table,
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("simulate", help="predict a graph's accuracy, FLOPs and latency")
+    p.add_argument("graph")
+    add_common(p)
+    add_cluster_options(p)
+    p.add_argument("--questions", type=positive_int, help="score on the first N questions (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampled run")
+    p.set_defaults(func=cmd_simulate)
+
+
+def cmd_simulate(args: argparse.Namespace) -> None:
+    from tts_sim.core.graph import Graph
+    from tts_sim.sim.evaluator import SimulatedEvaluator
+
+    cat = catalog_from(args)
+    g = Graph.load(args.graph, cat)
+    ev = SimulatedEvaluator(args.task, profile=profile_from(args), cluster=args.cluster,
+                            arrival=arrival_from(args) if args.cluster else None, n_queries=args.queries,
+                            catalog=cat)
+    n = min(args.questions or ev.n_questions, ev.n_questions)
+    result = ev.evaluate(g, range(n), seed=args.seed)
+    exp = ev.expected(g, range(n))
+    lat = result.latency
+    rows = [
+        ("accuracy (one sampled run)", f"{result.accuracy:.3f}  [{result.ci_low:.3f}, {result.ci_high:.3f}] 95% CI"),
+        ("accuracy (expected)", f"{exp.accuracy:.3f}"),
+        ("questions", result.n_questions),
+        ("FLOPs / query", f"{result.flops:.4g}"),
+        ("budget units", f"{result.budget_units:.2f}"),
+        ("profile", result.meta["profile"]),
+    ]
+    if lat:
+        rows += [
+            ("cluster", lat.cluster),
+            ("load", f"closed loop, {args.concurrency} in flight" if args.concurrency else f"{args.qps:g} queries/s"),
+            ("latency p50 / p95 / p99 (s)", f"{lat.p50_s:.3f} / {lat.p95_s:.3f} / {lat.p99_s:.3f}"),
+            ("latency mean (s)", f"{lat.mean_s:.3f}"),
+            ("throughput (queries/s)", f"{lat.throughput_qps:.3f}"),
+            ("utilisation", ", ".join(f"{k} {v:.0%}" for k, v in lat.utilisation.items())),
+            ("latency predictor", lat.predictor),
+        ]
+    data = result.to_dict()
+    data["expected_accuracy"] = exp.accuracy
+    emit(args, data, table(["metric", "value"], rows))

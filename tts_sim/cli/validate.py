@@ -1,0 +1,125 @@
+"""``tts-sim validate``: run the top graphs of a search for real and compare with the simulator."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from tts_sim.errors import ConfigError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from tts_sim.cli.options import add_common, non_negative_float, non_negative_int, positive_int
+    from tts_sim.cli.profile import add_backend_options
+
+    p = subparsers.add_parser("validate", help="run the top graphs for real: predicted vs measured accuracy/latency")
+    p.add_argument("paths", nargs="+", metavar="RESULT_OR_GRAPH",
+                   help="search result JSON, graph JSON, or a JSON list of graphs")
+    p.add_argument("--top-k", type=positive_int, default=5, help="graphs to validate (best search scores first)")
+    add_common(p, task=False)
+    p.add_argument("--task", help="task (default: the search result's)")
+    p.add_argument("--profile", metavar="FILE", help="profile for the predictions (default: the embedded scenario); "
+                                                     "one measured by `tts-sim profile` for the real model is best")
+    p.add_argument("--data", help="the task's data file (tasks without packaged data)")
+    p.add_argument("--questions", type=positive_int, default=20, help="held-out questions run per graph")
+    p.add_argument("--offset", type=non_negative_int, default=0,
+                   help="skip this many held-out questions (those not in the profile)")
+    p.add_argument("--model-map", help="CATALOG=REAL,... : which real model runs each catalog model")
+    p.add_argument("--substitute", metavar="MODEL", help="run every model of the graphs as MODEL (e.g. smollm2-135m)")
+    p.add_argument("--served-name", action="append", default=[], metavar="REAL=SERVED",
+                   help="name under which the backend serves a real model (openai servers)")
+    p.add_argument("--max-new-tokens", type=positive_int, help="default: the profile's, else 256")
+    p.add_argument("--temperature", type=non_negative_float, help="default: the profile's, else 0.7")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cluster", default="cpu", help="simulated cluster for predicted latency (default cpu)")
+    p.add_argument("--tokens", choices=("sampled", "mean", "paper"), default="sampled",
+                   help="token lengths of predicted latency: the profile's reply-length distribution sampled per "
+                        "request (default) or its means, with template overheads; or the paper's A + d*B and B. "
+                        "Profiles without token statistics always give the paper's")
+    p.add_argument("--report", metavar="FILE.md", help="write a Markdown report")
+    p.add_argument("--out", metavar="FILE.json", help="write the full JSON report")
+    add_backend_options(p)
+    p.set_defaults(func=cmd_validate)
+
+
+def _task_from(paths: list[str]) -> str:
+    try:
+        data = json.loads(Path(paths[0]).read_text())
+    except (OSError, json.JSONDecodeError):
+        data = None
+    if isinstance(data, dict):
+        config = data.get("config") or {}
+        space = config.get("space") if isinstance(config.get("space"), dict) else {}
+        task = (data.get("heldout") or {}).get("task") or config.get("task") or space.get("task")
+        if task:
+            return str(task)
+    raise ConfigError("pass --task (the first file does not name its task)")
+
+
+def cmd_validate(args: argparse.Namespace) -> None:
+    from tts_sim.cli.options import catalog_from, emit, profile_from
+    from tts_sim.cli.profile import make_backend
+    from tts_sim.real.evaluator import RealEvaluator
+    from tts_sim.real.profiling.run import measured_task_spec, parse_models
+    from tts_sim.real.validate import (
+        build_model_map,
+        load_candidates,
+        parse_model_map,
+        validate_graphs,
+    )
+    from tts_sim.sim.cluster import ClosedLoop, TokenModel, token_model_from_profile
+    from tts_sim.sim.evaluator import SimulatedEvaluator
+    from tts_sim.sim.scenario import load_default_profile
+    from tts_sim.tasks import get_task
+    from tts_sim.tasks.questions import load_questions
+
+    catalog = catalog_from(args)
+    task = args.task or _task_from(args.paths)
+    candidates = load_candidates(args.paths, args.top_k, catalog)
+    model_map = build_model_map([c.graph for c in candidates], parse_model_map(args.model_map), args.substitute)
+    unknown = sorted({m for m in model_map.values() if m not in catalog})
+    if unknown:
+        raise ConfigError(f"real model {unknown[0]!r} is not in the model catalog")
+    served = parse_models(args.served_name) if args.served_name else {}
+
+    profile = profile_from(args) or load_default_profile()
+    profiled = profile.metadata.get("config", {}) if profile.metadata.get("measured") else {}
+    has_stats = bool(profile.metadata.get("token_stats", {}).get(task))
+    spec = measured_task_spec(profile, task) if has_stats else get_task(task)
+
+    excluded = set(profile.tasks[task].question_ids) if task in profile.tasks else set()
+    pool = [q for q in load_questions(task, args.data) if q.id not in excluded][args.offset:]
+    heldout = pool[:args.questions]
+    if len(heldout) < args.questions:
+        raise ConfigError(f"{task}: only {len(heldout)} held-out questions left (asked for {args.questions})")
+
+    max_new = args.max_new_tokens or int(profiled.get("max_new_tokens", 256))
+    temperature = args.temperature if args.temperature is not None else float(profiled.get("temperature", 0.7))
+    backend = make_backend(args)
+    real = RealEvaluator(task, backend, spec=spec, questions=heldout, catalog=catalog,
+                         model_map={m: served.get(r, r) for m, r in model_map.items()}, max_new_tokens=max_new,
+                         temperature=temperature, seed=args.seed,
+                         progress=lambda msg: print(msg, file=sys.stderr))
+    tokens = None if args.tokens == "paper" else token_model_from_profile(profile, task, args.tokens == "sampled")
+    # sampled reply lengths make latency a distribution: enough simulated queries to pin its p50 and p95
+    n_sim = max(20, args.questions) if tokens is None or not tokens.sampled else max(500, args.questions)
+    simulated = SimulatedEvaluator(spec, profile=profile, cluster=args.cluster, arrival=ClosedLoop(1),
+                                   n_queries=n_sim, catalog=catalog, max_batch=args.max_batch,
+                                   tokens=tokens if tokens is not None else TokenModel())
+    config: dict[str, Any] = {"backend": args.backend, "n_questions": len(heldout), "max_new_tokens": max_new,
+                              "temperature": temperature, "seed": args.seed, "top_k": args.top_k,
+                              "task_tokens": {"A": spec.prompt_tokens, "B": spec.answer_tokens,
+                                              "measured": has_stats,
+                                              "lengths": "paper" if tokens is None else args.tokens},
+                              "heldout_question_ids": [q.id for q in heldout], "served_names": served}
+    report = validate_graphs(candidates, real, simulated, model_map=model_map, seed=args.seed, catalog=catalog,
+                             progress=lambda msg: print(msg, file=sys.stderr), config=config)
+    if args.report:
+        Path(args.report).write_text(report.to_markdown())
+    data = report.to_dict()
+    if args.out:
+        Path(args.out).write_text(json.dumps(data, indent=1, default=str) + "\n")
+    emit(args, data, report.to_text() + (f"\nreport: {args.report}" if args.report else ""))

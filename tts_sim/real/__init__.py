@@ -1,0 +1,1 @@
+"""Real execution: the graph executor, the real evaluator, profiling real backends, and validation."""

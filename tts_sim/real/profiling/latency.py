@@ -1,0 +1,103 @@
+"""Latency tables: measured prefill and decode-step times of one model on one device and backend.
+
+Rows follow ``tts_sim.core.profile.LatencyTable``: prefill ``(prompt tokens, batch, seconds for the whole
+batch)`` and decode ``(context tokens, batch, seconds per step)``. Timing needs a backend that can
+run single forward passes (a ``StepTimer``; ``OnnxEngine`` is one); an HTTP server cannot separate
+them. Tables are keyed by the ``DEVICES`` name the simulator matches on (``device_key``): ``cpu``
+for a CPU run (this machine's entry), the catalogue GPU whose name the real GPU's name contains.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from tts_sim.core.backend import BackendInfo
+from tts_sim.core.devices import DEVICES
+from tts_sim.core.profile import LatencyTable
+from tts_sim.errors import ConfigError
+
+DEFAULT_PROMPT_LENGTHS = (16, 32, 64, 128, 256, 512, 1024)
+DEFAULT_BATCH_SIZES = (1, 2, 4)
+DEFAULT_CONTEXTS = (32, 128, 512, 1024)
+
+
+@runtime_checkable
+class StepTimer(Protocol):
+    """Times single forward passes of one model."""
+
+    def time_prefill(self, prompt_len: int, batch: int = 1, repeats: int = 3) -> float:
+        """Median seconds of one prefill of ``batch`` prompts of ``prompt_len`` tokens."""
+        ...
+
+    def time_decode(self, context: int, batch: int = 1, steps: int = 8) -> float:
+        """Median seconds of one decode step with ``context`` cached positions per sequence."""
+        ...
+
+
+def step_timer(backend: Any, model: str) -> StepTimer:
+    """The backend's timer for ``model`` (its engine), or ``ConfigError`` if it cannot time steps."""
+    engine = getattr(backend, "engine", None)
+    timer = engine(model) if callable(engine) else None
+    if not isinstance(timer, StepTimer):
+        raise ConfigError(f"backend {getattr(backend, 'name', type(backend).__name__)!r} cannot time single "
+                          "prefill/decode steps; measure latency tables with the onnx backend (or skip them)")
+    return timer
+
+
+def device_key(info: BackendInfo) -> str:
+    """The ``DEVICES`` name of the device in ``info``: ``cpu`` for CPU providers, else the catalogue
+    GPU whose name (each ``-``-separated part as a whole word) occurs in the real GPU's name."""
+    if "cpu" in info.provider.lower():
+        return DEVICES.get("cpu").name
+    real = info.device.upper()
+    matches = []
+    for key in DEVICES.names():
+        spec = DEVICES.get(key)
+        parts = [p for p in spec.name.upper().split("-") if p]
+        if spec.kind == "gpu" and parts and all(re.search(rf"(?<![A-Z0-9]){re.escape(p)}(?![A-Z0-9])", real)
+                                               for p in parts):
+            matches.append(spec.name)
+    if not matches:
+        raise ConfigError(f"device {info.device!r} is not in the device catalogue; pass its name explicitly "
+                          f"(known: {', '.join(DEVICES.get(n).name for n in DEVICES.names())})")
+    return max(matches, key=len)  # the most specific (A100-80GB over A100)
+
+
+def _grid(values: Sequence[int], what: str) -> list[int]:
+    out = sorted({int(v) for v in values})
+    if not out or out[0] < 1:
+        raise ConfigError(f"{what} must be positive integers, got {list(values)!r}")
+    return out
+
+
+def measure_latency_table(timer: StepTimer, model: str, *, device: str, backend: str, quantization: str = "",
+                          provider: str = "", prompt_lengths: Sequence[int] = DEFAULT_PROMPT_LENGTHS,
+                          batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
+                          contexts: Sequence[int] = DEFAULT_CONTEXTS, repeats: int = 3, steps: int = 8,
+                          max_batch_tokens: int | None = None,
+                          progress: Callable[[str], None] | None = None) -> LatencyTable:
+    """Time prefill for every (prompt length, batch) and decode steps for every (context, batch).
+
+    ``max_batch_tokens`` skips prefill rows whose batch holds more tokens (prompt length x batch),
+    except each batch size's shortest prompt, so every batch size keeps at least one row."""
+    lengths, batches, ctxs = _grid(prompt_lengths, "prompt lengths"), _grid(batch_sizes, "batch sizes"), \
+        _grid(contexts, "contexts")
+    if repeats < 1 or steps < 1:
+        raise ConfigError("repeats and steps must be >= 1")
+    table = LatencyTable(model=model, device=device, backend=backend, quantization=quantization, provider=provider)
+    for b in batches:
+        for n in lengths:
+            if max_batch_tokens is not None and n * b > max_batch_tokens and n != lengths[0]:
+                continue
+            seconds = float(timer.time_prefill(n, b, repeats))
+            table.prefill.append((n, b, seconds))
+            if progress is not None:
+                progress(f"{model}: prefill {n} tokens x {b}: {seconds * 1e3:.1f} ms")
+        for c in ctxs:
+            seconds = float(timer.time_decode(c, b, steps))
+            table.decode.append((c, b, seconds))
+            if progress is not None:
+                progress(f"{model}: decode step at context {c} x {b}: {seconds * 1e3:.2f} ms")
+    return table

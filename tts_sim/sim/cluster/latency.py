@@ -1,0 +1,320 @@
+"""Latency predictors: service times of prefill and decode steps of a model on a device.
+
+``RooflinePredictor``: a forward pass takes the longer of its compute time (FLOPs / (peak x
+compute_eff)) and its memory time (bytes / (bandwidth x bandwidth_eff)), plus a fixed overhead
+(kernel launches, scheduling) per forward pass. FLOPs follow the paper's formula (tts_sim/flops.py):
+a prefill of Np tokens costs 2*M*Np + 2*L*D*Np*(Np+1), the decode step at context c costs
+2*M + 4*L*D*c (summing it over c = Np+1..Np+Nd gives the paper's decode FLOPs exactly). Bytes are
+the weights once per pass plus the KV cache (written by prefill, read by each decode step).
+So prefill is compute-bound and decode bandwidth-bound for any realistic batch.
+
+``TablePredictor``: measured ``LatencyTable`` rows where (model, device) was profiled, else a
+fallback roofline; ``fit_roofline`` calibrates the roofline's factors on measured tables.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from tts_sim.core.devices import DeviceSpec, get_device
+from tts_sim.core.models import DEFAULT_CATALOG, ModelCatalog, ModelSpec
+from tts_sim.core.profile import LatencyTable
+from tts_sim.errors import ConfigError, ProfileError
+from tts_sim.registry import Registry
+
+ROOFLINE = "roofline"
+PROFILE_TABLE = "profile-table"
+
+
+@runtime_checkable
+class LatencyPredictor(Protocol):
+    """Predicts service times; ``source`` says which kind of prediction a pair gets."""
+
+    name: str
+
+    def prefill_s(self, model: ModelSpec, device: DeviceSpec, prompt_tokens: float, batch: int) -> float:
+        """Seconds to prefill ``batch`` prompts of ``prompt_tokens`` tokens each (whole batch)."""
+        ...
+
+    def decode_step_s(self, model: ModelSpec, device: DeviceSpec, context_tokens: float, batch: int) -> float:
+        """Seconds for one decode step: one new token for each of ``batch`` sequences."""
+        ...
+
+    def source(self, model: ModelSpec, device: DeviceSpec) -> str:
+        """``"roofline"`` or ``"profile-table"``."""
+        ...
+
+
+LATENCY_PREDICTORS: Registry[Callable[..., LatencyPredictor]] = Registry("latency_predictors")
+
+
+def prefill_work(model: ModelSpec, prompt_tokens: float, batch: int, weight_bytes: float,
+                 kv_bytes_per_token: float) -> tuple[float, float]:
+    """(FLOPs, bytes moved) of prefilling ``batch`` prompts: weights read once, KV cache written."""
+    n = prompt_tokens
+    flops = batch * (2.0 * model.m_flops * n + 2.0 * model.layers * model.hidden * n * (n + 1))
+    return flops, weight_bytes + batch * n * kv_bytes_per_token
+
+
+def decode_work(model: ModelSpec, context_tokens: float, batch: int, weight_bytes: float,
+                kv_bytes_per_token: float) -> tuple[float, float]:
+    """(FLOPs, bytes moved) of one decode step at context ``c``: weights and the batch's KV cache read."""
+    c = context_tokens
+    flops = batch * (2.0 * model.m_flops + 4.0 * model.layers * model.hidden * c)
+    return flops, weight_bytes + batch * c * kv_bytes_per_token
+
+
+@dataclass(frozen=True)
+class RooflinePredictor:
+    """max(compute time, memory time) + ``overhead_s`` per forward pass.
+
+    Defaults are uncalibrated but typical of serving engines (about half of peak FLOP/s in
+    prefill, three quarters of bandwidth in decode); calibrate them with ``fit_roofline``.
+    ``bytes_per_param`` overrides the model's weight precision (e.g. 1.0 for int8 weights) and
+    ``kv_bytes_per_param`` its KV-cache precision.
+    """
+
+    compute_eff: float = 0.5
+    bandwidth_eff: float = 0.75
+    overhead_s: float = 5e-4
+    bytes_per_param: float | None = None
+    kv_bytes_per_param: float | None = None
+    name: str = ROOFLINE
+
+    def __post_init__(self) -> None:
+        for attr in ("compute_eff", "bandwidth_eff"):
+            value = getattr(self, attr)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ConfigError(f"roofline {attr} must be a positive number, got {value!r}")
+        if not (math.isfinite(self.overhead_s) and self.overhead_s >= 0):
+            raise ConfigError(f"roofline overhead_s must be >= 0, got {self.overhead_s!r}")
+        for attr in ("bytes_per_param", "kv_bytes_per_param"):
+            value = getattr(self, attr)
+            if value is not None and not value > 0:
+                raise ConfigError(f"roofline {attr} must be positive, got {value!r}")
+
+    def weight_bytes(self, model: ModelSpec) -> float:
+        bpp = self.bytes_per_param if self.bytes_per_param is not None else model.bytes_per_param
+        return model.params * bpp
+
+    def kv_bytes_per_token(self, model: ModelSpec) -> float:
+        if self.kv_bytes_per_param is None:
+            return model.kv_bytes_per_token
+        return model.kv_bytes_per_token / model.bytes_per_param * self.kv_bytes_per_param
+
+    def _time(self, device: DeviceSpec, flops: float, nbytes: float) -> float:
+        compute = flops / (device.peak_flops * self.compute_eff)
+        memory = nbytes / (device.mem_bw * self.bandwidth_eff)
+        return (compute if compute > memory else memory) + self.overhead_s
+
+    def prefill_s(self, model: ModelSpec, device: DeviceSpec, prompt_tokens: float, batch: int) -> float:
+        _check(prompt_tokens, batch, "prompt")
+        return self._time(device, *prefill_work(model, prompt_tokens, batch, self.weight_bytes(model),
+                                                self.kv_bytes_per_token(model)))
+
+    def decode_step_s(self, model: ModelSpec, device: DeviceSpec, context_tokens: float, batch: int) -> float:
+        _check(context_tokens, batch, "context")
+        return self._time(device, *decode_work(model, context_tokens, batch, self.weight_bytes(model),
+                                               self.kv_bytes_per_token(model)))
+
+    def source(self, model: ModelSpec, device: DeviceSpec) -> str:
+        return ROOFLINE
+
+
+LATENCY_PREDICTORS.register(ROOFLINE, RooflinePredictor)
+
+
+def _check(tokens: float, batch: int, what: str) -> None:
+    if not tokens >= 0:
+        raise ConfigError(f"{what} tokens must be >= 0, got {tokens!r}")
+    if not batch >= 1:
+        raise ConfigError(f"batch must be >= 1, got {batch!r}")
+
+
+# ----- measured tables -------------------------------------------------------------------------
+class _Surface:
+    """Seconds as a function of (tokens, batch) from measured rows.
+
+    Between measured points: piecewise power law (linear in log-log), first along tokens within
+    each measured batch size, then along batch. Outside the measured range of either axis (or
+    where an axis has a single point): the nearest measured value scaled by the roofline's ratio
+    ``shape(x, b) / shape(x_end, b)``, so extrapolation follows the physics of the calibrated
+    roofline instead of a straight line that may turn negative.
+    """
+
+    def __init__(self, rows: Sequence[tuple[int, int, float]], shape: Callable[[float, int], float], what: str):
+        acc: dict[int, dict[int, list[float]]] = {}
+        for tokens, batch, seconds in rows:
+            if not (tokens >= 1 and batch >= 1 and seconds > 0 and math.isfinite(seconds)):
+                raise ProfileError(f"{what}: bad row (tokens={tokens}, batch={batch}, seconds={seconds}); "
+                                   "tokens and batch must be >= 1 and seconds > 0")
+            acc.setdefault(int(batch), {}).setdefault(int(tokens), []).append(float(seconds))
+        self.shape = shape
+        self.batches = sorted(acc)
+        self.slices = {b: (sorted(acc[b]), [float(np.mean(acc[b][t])) for t in sorted(acc[b])]) for b in acc}
+
+    def _along_tokens(self, x: float, batch: int) -> float:
+        xs, ys = self.slices[batch]
+        return _interp(x, xs, ys, lambda v: self.shape(v, batch))
+
+    def __call__(self, tokens: float, batch: int) -> float:
+        x = max(float(tokens), 1.0)
+        bs = self.batches
+        return _interp(float(batch), bs, [self._along_tokens(x, b) for b in bs],
+                       lambda b: self.shape(x, max(1, round(b))))
+
+
+def _interp(x: float, xs: Sequence[float], ys: Sequence[float], shape: Callable[[float], float]) -> float:
+    """Power-law interpolation inside [xs[0], xs[-1]], roofline-ratio extrapolation outside."""
+    if x <= xs[0] or x >= xs[-1]:
+        end = 0 if x <= xs[0] else len(xs) - 1
+        return ys[end] if x == xs[end] else ys[end] * shape(x) / shape(xs[end])
+    hi = int(np.searchsorted(xs, x))
+    x0, x1, y0, y1 = xs[hi - 1], xs[hi], ys[hi - 1], ys[hi]
+    w = math.log(x / x0) / math.log(x1 / x0)
+    return math.exp((1 - w) * math.log(y0) + w * math.log(y1))
+
+
+class TablePredictor:
+    """Measured latency tables where (model, device) was profiled, ``fallback`` elsewhere.
+
+    A table is matched by model name (exact) and device name (any case; it must name a device of
+    ``DEVICES``). If several tables measure one pair, pass ``backend`` to choose.
+    """
+
+    name = "table"
+
+    def __init__(self, tables: Iterable[LatencyTable], fallback: RooflinePredictor | None = None,
+                 backend: str | None = None) -> None:
+        self.fallback = fallback if fallback is not None else RooflinePredictor()
+        self._pairs: dict[tuple[str, str], tuple[_Surface, _Surface]] = {}
+        self._tables: dict[tuple[str, str], LatencyTable] = {}
+        for table in tables:
+            if backend is not None and table.backend != backend:
+                continue
+            key = (table.model, table.device.strip().lower())
+            what = f"latency table {table.model} on {table.device} ({table.backend})"
+            if key in self._tables:
+                other = self._tables[key]
+                raise ProfileError(f"two latency tables for {table.model} on {table.device} "
+                                   f"(backends {other.backend!r} and {table.backend!r}): pass backend= to choose")
+            if not table.prefill or not table.decode:
+                raise ProfileError(f"{what} needs both prefill and decode rows")
+            self._tables[key] = table
+        self._models: dict[tuple[str, str], tuple[ModelSpec, DeviceSpec]] = {}
+
+    def _surfaces(self, model: ModelSpec, device: DeviceSpec) -> tuple[_Surface, _Surface] | None:
+        key = (model.name, device.name.lower())
+        table = self._tables.get(key)
+        if table is None:
+            return None
+        surfaces = self._pairs.get(key)
+        if surfaces is None:
+            fb = self.fallback
+            what = f"latency table {table.model} on {table.device} ({table.backend})"
+            surfaces = (_Surface(table.prefill, lambda n, b: fb.prefill_s(model, device, n, b), what + " prefill"),
+                        _Surface(table.decode, lambda c, b: fb.decode_step_s(model, device, c, b), what + " decode"))
+            self._pairs[key] = surfaces
+        return surfaces
+
+    def prefill_s(self, model: ModelSpec, device: DeviceSpec, prompt_tokens: float, batch: int) -> float:
+        _check(prompt_tokens, batch, "prompt")
+        surfaces = self._surfaces(model, device)
+        if surfaces is None:
+            return self.fallback.prefill_s(model, device, prompt_tokens, batch)
+        return surfaces[0](prompt_tokens, batch)
+
+    def decode_step_s(self, model: ModelSpec, device: DeviceSpec, context_tokens: float, batch: int) -> float:
+        _check(context_tokens, batch, "context")
+        surfaces = self._surfaces(model, device)
+        if surfaces is None:
+            return self.fallback.decode_step_s(model, device, context_tokens, batch)
+        return surfaces[1](context_tokens, batch)
+
+    def source(self, model: ModelSpec, device: DeviceSpec) -> str:
+        if (model.name, device.name.lower()) in self._tables:
+            return PROFILE_TABLE
+        return self.fallback.source(model, device)
+
+
+# ----- calibration -----------------------------------------------------------------------------
+def fit_roofline(tables: Iterable[LatencyTable], catalog: ModelCatalog = DEFAULT_CATALOG,
+                 devices: Mapping[str, DeviceSpec] | Iterable[DeviceSpec] | None = None, *,
+                 bytes_per_param: float | None = None, kv_bytes_per_param: float | None = None,
+                 fit_overhead: bool = True) -> RooflinePredictor:
+    """Least-squares fit of ``compute_eff``, ``bandwidth_eff`` (and ``overhead_s``) to measured rows.
+
+    Residuals are log(predicted / measured), so every row counts by its relative error. The roofline
+    is not smooth at its kink, so the fit starts from a small grid of points and keeps the best.
+    ``devices`` maps table device names to specs (default: the ``DEVICES`` registry).
+    """
+    lookup = _device_lookup(devices)
+    proto = RooflinePredictor(bytes_per_param=bytes_per_param, kv_bytes_per_param=kv_bytes_per_param)
+    flops, nbytes, peak, bw, seconds = [], [], [], [], []
+    for table in tables:
+        if table.model not in catalog:
+            raise ProfileError(f"latency table for unknown model {table.model!r}")
+        model, device = catalog[table.model], lookup(table.device)
+        wb, kvb = proto.weight_bytes(model), proto.kv_bytes_per_token(model)
+        for work, rows in ((prefill_work, table.prefill), (decode_work, table.decode)):
+            for tokens, batch, secs in rows:
+                if not (tokens >= 1 and batch >= 1 and secs > 0):
+                    raise ProfileError(f"latency table {table.model} on {table.device}: bad row "
+                                       f"({tokens}, {batch}, {secs})")
+                f, b = work(model, tokens, batch, wb, kvb)
+                flops.append(f)
+                nbytes.append(b)
+                peak.append(device.peak_flops)
+                bw.append(device.mem_bw)
+                seconds.append(secs)
+    n_params = 3 if fit_overhead else 2
+    if len(seconds) < n_params:
+        raise ProfileError(f"fit_roofline needs at least {n_params} measured rows, got {len(seconds)}")
+    t_compute = np.asarray(flops) / np.asarray(peak)  # seconds at 100% compute efficiency
+    t_memory = np.asarray(nbytes) / np.asarray(bw)
+    log_meas = np.log(np.asarray(seconds))
+
+    def residuals(theta: np.ndarray) -> np.ndarray:
+        overhead = theta[2] if fit_overhead else 0.0
+        return np.log(np.maximum(t_compute / theta[0], t_memory / theta[1]) + overhead) - log_meas
+
+    upper_overhead = float(np.min(seconds))
+    lower = [1e-5, 1e-5, 0.0][:n_params]
+    upper = [10.0, 10.0, upper_overhead][:n_params]
+    best = None
+    for ce in (0.05, 0.3, 0.9):
+        for be in (0.05, 0.3, 0.9):
+            for frac in ((0.0, 0.5) if fit_overhead else (None,)):
+                x0 = [ce, be] + ([] if frac is None else [frac * upper_overhead])
+                fit = least_squares(residuals, x0, bounds=(lower, upper), x_scale="jac", method="trf",
+                                    xtol=1e-12, ftol=1e-12, gtol=1e-12)
+                if best is None or fit.cost < best.cost:
+                    best = fit
+    assert best is not None
+    ce, be = float(best.x[0]), float(best.x[1])
+    overhead = float(best.x[2]) if fit_overhead else 0.0
+    return RooflinePredictor(ce, be, overhead, bytes_per_param, kv_bytes_per_param)
+
+
+def _device_lookup(devices: Mapping[str, DeviceSpec] | Iterable[DeviceSpec] | None) -> Callable[[str], DeviceSpec]:
+    if devices is None:
+        return get_device
+    if isinstance(devices, Mapping):
+        table = {str(k).lower(): v for k, v in devices.items()}
+    else:
+        table = {d.name.lower(): d for d in devices}
+
+    def lookup(name: str) -> DeviceSpec:
+        try:
+            return table[name.strip().lower()]
+        except KeyError:
+            raise ProfileError(f"latency table names device {name!r}, which is not among "
+                               f"{', '.join(sorted(table)) or 'none'}") from None
+
+    return lookup

@@ -1,0 +1,401 @@
+"""SimPy discrete-event simulation of a collaboration graph served by a cluster.
+
+Entities: queries (one run of the graph), requests (one node of one query), devices (one SimPy
+process each, serving one batch at a time). Policies: open-loop Poisson or closed-loop arrivals;
+least-loaded routing among a model's replicas; static batching (a device takes up to
+``max_batch`` waiting requests of the model whose oldest request waited longest, FIFO).
+Service times come from a ``LatencyPredictor``.
+
+Semantics, pinned down for exact-timeline tests:
+- A node becomes ready when all its predecessors have finished; it then joins the queue of the
+  least-loaded replica of its model (load = requests queued or in service; ties: lowest index).
+- A device forms a batch only after every event of the same instant has been processed (it
+  wakes at a lower priority than SimPy's normal events), so requests that become ready at the
+  same time batch together.
+- Batch service = prefill of the batch + ``round(B)`` decode steps. Static batching pads every
+  prompt to the longest one of the batch (Np_max); decode step k runs at context Np_max + k, and
+  the decode time is ``round(B)`` steps at the mean context Np_max + (round(B)+1)/2, which is
+  exact for the roofline whenever every step stays in one regime (memory- or compute-bound).
+- Token counts follow tts_sim/flops.py: prompt A + in_degree*B, B generated tokens, rounded to
+  whole tokens. Only ``graph.executed`` nodes run.
+- With a ``TokenModel`` (tts_sim/cluster/tokens.py) service times use its counts instead: prompts
+  with the template overhead of their kind, reply lengths per prompt kind (means, or one seeded
+  draw per request). The batch decodes for its longest reply at full batch size, as a static
+  batch does (the ONNX Runtime engine keeps finished sequences in the batch, fed padding, until
+  the last one stops). Budget units and FLOPs are not affected.
+
+For speed (about 10 us per node call) there is one process per device and one for arrivals;
+readiness is a per-query counter instead of ``AllOf``, and per-query state is one small list.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import count
+
+import numpy as np
+import simpy
+from simpy.events import Event, Timeout
+
+from tts_sim.core.evaluation import LatencyStats
+from tts_sim.core.graph import Graph
+from tts_sim.core.models import DEFAULT_CATALOG, ModelCatalog
+from tts_sim.core.prompts import prompt_kind
+from tts_sim.errors import ConfigError
+from tts_sim.sim.cluster.histogram import LogHistogram
+from tts_sim.sim.cluster.latency import LatencyPredictor, RooflinePredictor
+from tts_sim.sim.cluster.placement import ModelDemand, Placement, place
+from tts_sim.sim.cluster.spec import ClusterSpec, parse_cluster
+from tts_sim.sim.cluster.tokens import LengthDistribution, TokenModel
+from tts_sim.tasks import TaskSpec
+
+#: SimPy processes events of one instant by priority (URGENT=0, NORMAL=1); batches form after both.
+LATE = 2
+
+
+@dataclass(frozen=True)
+class OpenLoop:
+    """Queries arrive as a Poisson process of rate ``qps``, whatever the cluster's state."""
+
+    qps: float
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.qps, (int, float)) and math.isfinite(self.qps) and self.qps > 0):
+            raise ConfigError(f"open-loop rate must be a positive number of queries/s, got {self.qps!r}")
+
+
+@dataclass(frozen=True)
+class ClosedLoop:
+    """``concurrency`` clients, each sending its next query as soon as its last one is answered."""
+
+    concurrency: int
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.concurrency, int) and self.concurrency >= 1):
+            raise ConfigError(f"closed-loop concurrency must be an integer >= 1, got {self.concurrency!r}")
+
+
+@dataclass(frozen=True)
+class TimelineEvent:
+    """One node of one query, served on ``device`` from ``start`` to ``end`` in a batch of ``batch``."""
+
+    query: int
+    node: str
+    device: str
+    start: float
+    end: float
+    batch: int = 1
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    latency: LatencyStats
+    placement: Placement
+    timeline: list[TimelineEvent] | None = None  # only with record=True
+    latencies: list[float] | None = None  # per-query latency by query id, only with record=True
+    arrivals: list[float] | None = None  # per-query arrival time by query id, only with record=True
+    n_node_calls: int = 0
+    n_batches: int = 0
+
+    @property
+    def mean_batch(self) -> float:
+        return self.n_node_calls / self.n_batches if self.n_batches else 0.0
+
+
+class _Wake(Event):
+    """An event that, once fired, is processed after every URGENT and NORMAL event of its instant."""
+
+    def fire(self) -> None:
+        self._ok = True
+        self._value = None
+        self.env.schedule(self, LATE)
+
+
+class ClusterSimulator:
+    """Simulates queries of a graph on ``cluster`` (a ``ClusterSpec`` or its text).
+
+    ``tokens``: the prompt and reply lengths service times use (default: the paper's A + d*B and B).
+    """
+
+    def __init__(self, cluster: ClusterSpec | str, predictor: LatencyPredictor | None = None,
+                 catalog: ModelCatalog = DEFAULT_CATALOG, max_batch: int = 8, mem_fraction: float = 0.9,
+                 tokens: TokenModel | None = None) -> None:
+        self.cluster = parse_cluster(cluster) if isinstance(cluster, str) else cluster
+        self.predictor: LatencyPredictor = predictor if predictor is not None else RooflinePredictor()
+        self.catalog = catalog
+        if not (isinstance(max_batch, int) and max_batch >= 1):
+            raise ConfigError(f"max_batch must be an integer >= 1, got {max_batch!r}")
+        self.max_batch = max_batch
+        self.mem_fraction = mem_fraction
+        if tokens is not None and not isinstance(tokens, TokenModel):
+            raise ConfigError(f"tokens must be a TokenModel, got {type(tokens).__name__}")
+        self.tokens = tokens if tokens is not None else TokenModel()
+        self._service_cache: dict[tuple[str, str, int, int, int], float] = {}
+        self._sources: dict[tuple[str, str], str] = {}
+
+    # ----- static analysis -------------------------------------------------------------------
+    def placement(self, graph: Graph, task: TaskSpec) -> Placement:
+        """Where each model of the graph's executed nodes runs (``ClusterError`` if one fits nowhere)."""
+        tokens = self.tokens
+        longest: dict[str, int] = {}
+        for n in graph.executed:
+            model = graph.node(n).model
+            kind, pred_kinds = _kinds(graph, n)
+            ctx = tokens.prompt_tokens(task, kind, pred_kinds) + tokens.longest_decode(task, kind)
+            longest[model] = max(longest.get(model, 0), ctx)
+        demands = [ModelDemand(self.catalog[m], ctx, self.max_batch) for m, ctx in longest.items()]
+        return place(demands, self.cluster, self.mem_fraction)
+
+    def service_s(self, model: str, device: int, prompt_tokens: int, decode_tokens: int, batch: int) -> float:
+        """Seconds a batch of ``batch`` requests of ``model`` occupies device ``device`` (index)."""
+        dev = self.cluster.devices[device]
+        key = (model, dev.name, prompt_tokens, decode_tokens, batch)
+        cached = self._service_cache.get(key)
+        if cached is not None:
+            return cached
+        spec, pred = self.catalog[model], self.predictor
+        mean_ctx = prompt_tokens + (decode_tokens + 1) / 2
+        seconds = (pred.prefill_s(spec, dev, prompt_tokens, batch)
+                   + decode_tokens * pred.decode_step_s(spec, dev, mean_ctx, batch))
+        if not (math.isfinite(seconds) and seconds >= 0):
+            raise ConfigError(f"predictor {pred.name!r} gave {seconds!r} s for {model} on {dev.name}")
+        self._service_cache[key] = seconds
+        self._sources[(model, dev.name)] = pred.source(spec, dev)
+        return seconds
+
+    # ----- simulation ------------------------------------------------------------------------
+    def simulate(self, graph: Graph, task: TaskSpec, arrival: OpenLoop | ClosedLoop, n_queries: int,
+                 seed: int = 0, record: bool = False) -> SimulationResult:
+        """Run ``n_queries`` queries of ``graph`` and report latency, throughput and utilisation."""
+        if not (isinstance(n_queries, int) and n_queries >= 1):
+            raise ConfigError(f"n_queries must be an integer >= 1, got {n_queries!r}")
+        if not isinstance(arrival, (OpenLoop, ClosedLoop)):
+            raise ConfigError(f"arrival must be OpenLoop or ClosedLoop, got {type(arrival).__name__}")
+        placement = self.placement(graph, task)  # also a ConfigError naming a model not in the catalog
+        run = _Run(self, graph, task, placement, record)
+        run.start(arrival, n_queries, seed)
+        run.env.run()
+        return run.result(n_queries)
+
+
+def _kind(graph: Graph, node: str) -> str:
+    return prompt_kind(graph.node(node).role, len(graph.predecessors(node)), node == graph.output)
+
+
+def _kinds(graph: Graph, node: str) -> tuple[str, list[str]]:
+    """The prompt kind of ``node`` and those of its predecessors."""
+    return _kind(graph, node), [_kind(graph, p) for p in graph.predecessors(node)]
+
+
+class _Lengths:
+    """Reply lengths drawn per request from each node's distribution, in chunks (seeded)."""
+
+    def __init__(self, dists: list[LengthDistribution], rng: np.random.Generator, chunk: int = 1024) -> None:
+        self.dists, self.rng, self.chunk = dists, rng, chunk
+        self.buffers: list[list[int]] = [[] for _ in dists]
+
+    def draw(self, d: int) -> int:
+        buf = self.buffers[d]
+        if not buf:
+            buf.extend(self.dists[d].sample(self.rng, self.chunk))
+        return max(1, buf.pop())
+
+
+class _Run:
+    """The state of one ``simulate`` call (the simulator itself stays reusable across calls)."""
+
+    def __init__(self, sim: ClusterSimulator, graph: Graph, task: TaskSpec, placement: Placement,
+                 record: bool) -> None:
+        self.sim, self.placement, self.record = sim, placement, record
+        self.env = simpy.Environment()
+        ids = graph.executed
+        index = {n: j for j, n in enumerate(ids)}
+        self.node_ids = ids
+        self.model_names = sorted({graph.node(n).model for n in ids})
+        model_index = {m: k for k, m in enumerate(self.model_names)}
+        self.node_model = [model_index[graph.node(n).model] for n in ids]
+        tokens = sim.tokens
+        kinds = [_kinds(graph, n) for n in ids]
+        self.node_prompt = [tokens.prompt_tokens(task, kind, preds) for kind, preds in kinds]
+        self.node_decode = [tokens.decode_tokens(task, kind) for kind, _ in kinds]
+        # sampled reply lengths: node -> index of its distribution (None: its fixed node_decode)
+        self.node_dist: list[int | None] = [None] * len(ids)
+        self.dists: list[LengthDistribution] = []
+        if tokens.sampled:
+            for j, (kind, _) in enumerate(kinds):
+                dist = tokens.answer(kind)
+                if dist is not None:
+                    if dist not in self.dists:
+                        self.dists.append(dist)
+                    self.node_dist[j] = self.dists.index(dist)
+        self.lengths: _Lengths | None = None
+        # per-query state: [query id, arrival time, missing predecessors of each node...]
+        self.template = [len(graph.predecessors(n)) for n in ids]
+        self.succ = [tuple(index[s] + 2 for s in graph.successors(n) if s in index) for n in ids]
+        self.sources = [j for j, d in enumerate(self.template) if d == 0]
+        self.output = index[graph.output]
+        self.replicas = [placement.replicas[m] for m in self.model_names]
+        n_dev = len(sim.cluster.devices)
+        self.labels = sim.cluster.labels
+        self.load = [0] * n_dev
+        self.busy = [0.0] * n_dev
+        self.queues: list[dict[int, deque]] = [{} for _ in range(n_dev)]
+        for k, devs in enumerate(self.replicas):
+            for i in devs:
+                self.queues[i][k] = deque()
+        self.sleeping: list[_Wake | None] = [None] * n_dev
+        self.seq = count()
+        self.hist = LogHistogram()
+        self.timeline: list[TimelineEvent] | None = [] if record else None
+        self.queries: dict[int, tuple[float, float]] | None = {} if record else None  # id -> (arrival, done)
+        self.issued = 0
+        self.completed = 0
+        self.first_arrival = math.inf
+        self.last_done = 0.0
+        self.n_batches = 0
+        self.n_calls = 0
+        self.on_done: Callable[[], None] | None = None
+        self.used: set[tuple[str, int]] = set()  # (model, device index) pairs that served a batch
+
+    # ----- arrivals --------------------------------------------------------------------------
+    def start(self, arrival: OpenLoop | ClosedLoop, n_queries: int, seed: int) -> None:
+        env = self.env
+        if self.dists:  # a stream of its own, so arrivals stay those of the same seed without it
+            self.lengths = _Lengths(self.dists, np.random.default_rng([seed, 1]))
+        for i in range(len(self.load)):
+            env.process(self._device(i))
+        if isinstance(arrival, OpenLoop):
+            env.process(self._poisson(arrival.qps, n_queries, np.random.default_rng(seed)))
+        else:
+            def next_query() -> None:
+                if self.issued < n_queries:
+                    self.issue()
+            self.on_done = next_query
+            for _ in range(min(arrival.concurrency, n_queries)):
+                self.issue()
+
+    def _poisson(self, qps: float, n: int, rng: np.random.Generator):
+        env, issue, chunk = self.env, self.issue, 1024
+        left = n
+        while left:
+            gaps = rng.exponential(1.0 / qps, min(chunk, left)).tolist()
+            left -= len(gaps)
+            for gap in gaps:
+                yield Timeout(env, gap)
+                issue()
+
+    def issue(self) -> None:
+        """Start one query now: its source nodes become ready."""
+        now = self.env.now
+        q = [self.issued, now, *self.template]
+        self.issued += 1
+        if now < self.first_arrival:
+            self.first_arrival = now
+        for j in self.sources:
+            self.enqueue(q, j)
+
+    def enqueue(self, q: list, j: int) -> None:
+        k = self.node_model[j]
+        reps = self.replicas[k]
+        load = self.load
+        i = reps[0] if len(reps) == 1 else min(reps, key=load.__getitem__)
+        load[i] += 1
+        self.queues[i][k].append((next(self.seq), q, j))
+        wake = self.sleeping[i]
+        if wake is not None:
+            self.sleeping[i] = None
+            wake.fire()
+
+    # ----- devices ---------------------------------------------------------------------------
+    def _device(self, i: int):
+        env, queues, max_batch = self.env, self.queues[i], self.sim.max_batch
+        service = self.sim.service_s
+        node_prompt, succ, output = self.node_prompt, self.succ, self.output
+        node_decode, node_dist, lengths = self.node_decode, self.node_dist, self.lengths
+        fixed = node_decode[0] if lengths is None and len(set(node_decode)) == 1 else None
+        model_names, load, enqueue, sleeping = self.model_names, self.load, self.enqueue, self.sleeping
+        timeline, label = self.timeline, self.labels[i]
+        cache: dict[tuple[int, int, int, int], float] = {}
+        while True:
+            dq = None
+            oldest = -1
+            k = -1
+            for kk, d in queues.items():  # the model whose oldest request waited longest
+                if d and (dq is None or d[0][0] < oldest):
+                    dq, oldest, k = d, d[0][0], kk
+            if dq is None:
+                sleeping[i] = wake = _Wake(env)
+                yield wake
+                continue
+            batch = [dq.popleft() for _ in range(min(max_batch, len(dq)))]
+            b = len(batch)
+            prompt = max(node_prompt[r[2]] for r in batch) if b > 1 else node_prompt[batch[0][2]]
+            if fixed is not None:
+                decode = fixed
+            elif lengths is None:
+                decode = max(node_decode[r[2]] for r in batch)
+            else:  # the batch decodes until its longest reply is done
+                decode = max(node_decode[r[2]] if node_dist[r[2]] is None else lengths.draw(node_dist[r[2]])
+                             for r in batch)
+            key = (k, prompt, decode, b)
+            seconds = cache.get(key)
+            if seconds is None:
+                seconds = cache[key] = service(model_names[k], i, prompt, decode, b)
+                self.used.add((model_names[k], i))
+            start = env.now
+            yield Timeout(env, seconds)
+            self.busy[i] += seconds
+            self.n_batches += 1
+            self.n_calls += b
+            load[i] -= b
+            for _, q, j in batch:
+                if timeline is not None:
+                    timeline.append(TimelineEvent(q[0], self.node_ids[j], label, start, env.now, b))
+                if j == output:
+                    self.finish(q)
+                else:
+                    for s in succ[j]:
+                        q[s] -= 1
+                        if not q[s]:
+                            enqueue(q, s - 2)
+            if load[i] and env.peek() == env.now:  # let same-instant completions elsewhere join the next batch
+                wake = _Wake(env)
+                wake.fire()
+                yield wake
+
+    def finish(self, q: list) -> None:
+        now = self.env.now
+        latency = now - q[1]
+        self.hist.add(latency)
+        if self.queries is not None:
+            self.queries[q[0]] = (q[1], now)
+        self.completed += 1
+        self.last_done = now
+        if self.on_done is not None:
+            self.on_done()
+
+    # ----- report ----------------------------------------------------------------------------
+    def result(self, n_queries: int) -> SimulationResult:
+        if self.completed != n_queries:  # cannot happen unless the graph has unreachable nodes
+            raise RuntimeError(f"simulation ended with {self.completed} of {n_queries} queries answered")
+        span = self.last_done - self.first_arrival
+        hist = self.hist
+        devices = self.sim.cluster.devices
+        sources = {self.sim._sources[(m, devices[i].name)] for m, i in self.used}
+        predictor = sources.pop() if len(sources) == 1 else ("mixed" if sources else "")
+        stats = LatencyStats(
+            mean_s=hist.mean, p50_s=hist.quantile(0.5), p95_s=hist.quantile(0.95), p99_s=hist.quantile(0.99),
+            throughput_qps=n_queries / span if span > 0 else math.inf, n_queries=n_queries,
+            utilisation={label: (busy / span if span > 0 else 0.0) for label, busy in zip(self.labels, self.busy,
+                                                                                        strict=True)},
+            predictor=predictor, cluster=str(self.sim.cluster),
+        )
+        latencies = arrivals = None
+        if self.queries is not None:
+            arrivals = [self.queries[k][0] for k in range(n_queries)]
+            latencies = [self.queries[k][1] - self.queries[k][0] for k in range(n_queries)]
+        return SimulationResult(stats, self.placement, self.timeline, latencies, arrivals, self.n_calls,
+                                self.n_batches)

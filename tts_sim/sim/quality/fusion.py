@@ -1,0 +1,325 @@
+"""The fusion model of a node with predecessors, and its maximum-likelihood fit.
+
+A node of model ``m`` and role ``r`` sees its predecessors' answer ids (``n_a`` of them gave answer
+``a``) in a prompt of ``T`` tokens. It weighs every candidate answer ``a`` of the question by
+
+    logit(a) = tau * log own~(a) + lam * (beta * n_a + rho * [a is correct and some input holds it])
+    P(out = a) = softmax(logit)(a)
+
+* ``own~`` is the model's own answer distribution degraded by the context: the correct answer's
+  probability is multiplied by ``lam`` (the lost mass goes to its wrong answers, proportionally).
+  ``tau`` is how decisive its own judgement is when it compares answers (> 1: sharper than when it
+  answers alone, i.e. checking is easier than solving).
+* ``lam = exp(-gamma * max(0, T - A) / 1000)`` is how well it still reads a long context
+  (A: question tokens; the predecessors' answers add B tokens each).
+* ``beta`` is how strongly each agreeing input pulls it (adopting the inputs' majority: a plurality of
+  ``n`` inputs outweighs a runner-up by ``exp(lam * beta * difference)``), ``rho`` how well it recognises
+  a correct answer held by a minority. Because the pull multiplies its own belief, a wrong answer it
+  finds plausible (a popular wrong answer it would give itself) is kept far more readily than an
+  idiosyncratic one: chains of refiners fix rare slips early and then drift to popular wrong answers.
+* For an assistant refining a single input, ``1 - P(out = correct | input correct)`` is the chance
+  it overwrites a correct input (so deep chains can hurt); ``FusionParams.table`` shows it per model.
+
+Parameters are functions of the role and of the model's skill ``s`` (logit of its accuracy on the
+task), so models without records still get values: ``beta = b0_r + b1_r s``, ``rho = r0_r + r1_r s``,
+``gamma = exp(g0 + g1 s)``, ``tau = t_r``. Roles: ``refine`` (assistant with one predecessor), ``assistant`` (two
+or more), ``fuser``. The log-likelihood of observed fusion records is maximised with L-BFGS-B
+(analytic gradient); standard errors come from the observed information. The own distributions
+are plug-in estimates from the answer banks: with few samples per question (<= ~16) their noise
+biases the fit (``tau`` shrinks, ``rho`` grows), so profile with many samples where it matters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import optimize
+
+from tts_sim.cache import cache_root
+from tts_sim.core.profile import FusionRecord
+from tts_sim.errors import ProfileError
+from tts_sim.sim.quality.answers import AnswerTables
+from tts_sim.tasks import TaskSpec
+
+ROLES = ("refine", "assistant", "fuser")
+REFINE, ASSISTANT, FUSER = range(3)
+PER_ROLE = ("tau", "beta0", "beta1", "rho0", "rho1")
+NP = len(PER_ROLE)
+COEF_NAMES = tuple(f"{r}.{p}" for r in ROLES for p in PER_ROLE) + ("gamma0", "gamma1")
+TOKENS_SCALE = 1000.0
+
+
+def role_index(role: str, in_degree: int) -> int:
+    """Parameter role of a node: a fuser, an assistant refining one input, or one fusing several."""
+    if role == "fuser":
+        return FUSER
+    if role == "assistant":
+        return REFINE if in_degree == 1 else ASSISTANT
+    raise ProfileError(f"unknown role {role!r} in a fusion record (expected assistant or fuser)")
+
+
+@dataclass(frozen=True)
+class FusionParams:
+    """Fitted (or true) fusion coefficients, see the module docstring."""
+
+    coef: Mapping[str, float]
+    log_likelihood: float | None = None
+    n_records: int = 0
+    skills: Mapping[str, float] = field(default_factory=dict)  # model -> skill, for the readable table
+    stderr: Mapping[str, float] = field(default_factory=dict)  # asymptotic standard errors (fitted coefficients)
+    overwrite: Mapping[str, float] = field(default_factory=dict)  # model -> P(refiner drops a correct input)
+
+    def __post_init__(self) -> None:
+        missing = [n for n in COEF_NAMES if n not in self.coef]
+        if missing:
+            raise ProfileError(f"fusion parameters lack {', '.join(missing)}")
+
+    @classmethod
+    def from_vector(cls, x: Sequence[float], **kw: object) -> FusionParams:
+        return cls(dict(zip(COEF_NAMES, (float(v) for v in x), strict=True)), **kw)  # type: ignore[arg-type]
+
+    @property
+    def vector(self) -> np.ndarray:
+        return np.array([self.coef[n] for n in COEF_NAMES])
+
+    def _role_coef(self) -> np.ndarray:
+        return self.vector[: NP * len(ROLES)].reshape(len(ROLES), NP)
+
+    def tau(self, role: int | np.ndarray) -> np.ndarray:
+        return self._role_coef()[role, 0]
+
+    def beta(self, role: int | np.ndarray, skill: float | np.ndarray) -> np.ndarray:
+        b = self._role_coef()
+        return b[role, 1] + b[role, 2] * skill
+
+    def rho(self, role: int | np.ndarray, skill: float | np.ndarray) -> np.ndarray:
+        b = self._role_coef()
+        return b[role, 3] + b[role, 4] * skill
+
+    def gamma(self, skill: float | np.ndarray) -> np.ndarray:
+        return np.exp(self.coef["gamma0"] + self.coef["gamma1"] * np.asarray(skill, dtype=float))
+
+    def rows(self) -> list[dict[str, float | str]]:
+        """One row per (model, role): tau, beta, rho, gamma, and for refiners the chance of
+        overwriting a correct input (when a ``QualityModel`` computed it from the answer tables)."""
+        out: list[dict[str, float | str]] = []
+        for model, s in sorted(self.skills.items(), key=lambda kv: kv[1]):
+            for r, name in enumerate(ROLES):
+                over = self.overwrite.get(model, float("nan")) if r == REFINE else float("nan")
+                out.append({"model": model, "role": name, "skill": s, "tau": float(self.tau(r)),
+                            "beta": float(self.beta(r, s)), "rho": float(self.rho(r, s)),
+                            "gamma": float(self.gamma(s)), "overwrite_correct": over})
+        return out
+
+    def table(self) -> str:
+        """A readable table of ``rows``, the raw coefficients (± standard errors) and the log-likelihood."""
+        head = (f"{'model':<14} {'role':<9} {'skill':>6} {'tau':>5} {'beta':>6} {'rho':>6} {'gamma/1k':>8} "
+                f"{'overwrite':>9}")
+        lines = [head, "-" * len(head)]
+        for r in self.rows():
+            ow = "" if np.isnan(r["overwrite_correct"]) else f"{r['overwrite_correct']:.3f}"  # type: ignore[arg-type]
+            lines.append(f"{r['model']:<14} {r['role']:<9} {r['skill']:>6.2f} {r['tau']:>5.2f} {r['beta']:>6.2f} "
+                         f"{r['rho']:>6.2f} {r['gamma']:>8.3f} {ow:>9}")
+        lines.append("coefficients: " + ", ".join(
+            f"{n}={v:.3f}" + (f"±{self.stderr[n]:.3f}" if n in self.stderr else "") for n, v in self.coef.items()))
+        if self.log_likelihood is not None:
+            lines.append(f"log-likelihood {self.log_likelihood:.1f} over {self.n_records} fusion records")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+def degradation(gamma: np.ndarray, excess_tokens: np.ndarray) -> np.ndarray:
+    """lam: the fraction of its reading ability a model keeps with ``excess_tokens`` of extra context."""
+    return np.exp(-gamma * np.maximum(excess_tokens, 0.0) / TOKENS_SCALE)
+
+
+def degraded_log_own(probs: np.ndarray, lam: float | np.ndarray) -> np.ndarray:
+    """log own~: the correct answer's probability times ``lam``, the rest spread over wrong ids.
+    ``probs`` is (..., K); ``lam`` a scalar or shaped like ``probs[..., 0]``."""
+    lam = np.asarray(lam, dtype=float)[..., None]
+    p0 = np.minimum(probs[..., :1], 1 - 1e-9)
+    with np.errstate(divide="ignore"):
+        out = np.log(probs * ((1 - lam * p0) / (1 - p0)))
+        out[..., :1] = np.log(lam * p0)
+    return out
+
+
+def fusion_logits(log_own: np.ndarray, counts: np.ndarray, pull: np.ndarray, bonus: np.ndarray) -> np.ndarray:
+    """logit(a) = log_own(a) + pull * n_a + bonus * [a == 0 and n_0 > 0] (``log_own`` already times
+    tau; ``pull`` = lam*beta, ``bonus`` = lam*rho broadcast over the leading axes of ``counts`` (..., K))."""
+    logits = log_own + pull[..., None] * counts
+    logits[..., 0] += bonus * (counts[..., 0] > 0)
+    return logits
+
+
+@dataclass(frozen=True)
+class RecordArrays:
+    """Fusion records as arrays, ready for the likelihood."""
+
+    role: np.ndarray  # (R,) role index
+    skill: np.ndarray  # (R,) skill of the record's model
+    probs: np.ndarray  # (R, K) the model's own answer distribution on the record's question
+    counts: np.ndarray  # (R, K) input answer counts
+    output: np.ndarray  # (R,) output answer id
+    excess: np.ndarray  # (R,) context tokens beyond the question
+
+
+def negative_log_likelihood(x: np.ndarray, rec: RecordArrays) -> tuple[float, np.ndarray]:
+    """Negative log-likelihood of the records and its gradient in the coefficient vector ``x``."""
+    n_roles = len(ROLES)
+    b = x[: NP * n_roles].reshape(n_roles, NP)
+    s, r = rec.skill, rec.role
+    tau = b[r, 0]
+    beta = b[r, 1] + b[r, 2] * s
+    rho = b[r, 3] + b[r, 4] * s
+    gamma = np.exp(x[-2] + x[-1] * s)
+    xt = np.maximum(rec.excess, 0.0) / TOKENS_SCALE
+    lam = np.maximum(np.exp(-gamma * xt), 1e-6)
+    has0 = (rec.counts[:, 0] > 0).astype(float)
+    log_own = degraded_log_own(rec.probs, lam)
+    finite = np.isfinite(log_own)
+    log_own0 = np.where(finite, log_own, 0.0)
+    logits = fusion_logits(np.where(finite, tau[:, None] * log_own0, -np.inf), rec.counts, lam * beta, lam * rho)
+    top = logits.max(axis=1, keepdims=True)
+    e = np.exp(logits - top)
+    z = e.sum(axis=1, keepdims=True)
+    rows = np.arange(len(r))
+    ll = logits[rows, rec.output] - (top + np.log(z))[:, 0]
+    # gradient: d ll / d logit_k = [k == y] - softmax_k
+    resid = -e / z
+    resid[rows, rec.output] += 1
+    d_tau = (resid * log_own0).sum(axis=1)
+    d_beta = lam * (resid * rec.counts).sum(axis=1)
+    d_rho = lam * has0 * resid[:, 0]
+    p0 = np.minimum(rec.probs[:, 0], 1 - 1e-9)
+    dlog_own = np.where(np.arange(rec.probs.shape[1])[None, :] == 0, 1 / lam[:, None],
+                        (-p0 / (1 - lam * p0))[:, None])
+    dlog_own = np.where(finite, dlog_own, 0.0)
+    d_lam = (resid * (tau[:, None] * dlog_own + beta[:, None] * rec.counts)).sum(axis=1) + resid[:, 0] * rho * has0
+    d_gamma_lin = d_lam * (-lam * gamma * xt)  # d ll / d (g0 + g1 s)
+    grad = np.zeros_like(x)
+    for k in range(n_roles):
+        m = r == k
+        grad[NP * k: NP * (k + 1)] = [d_tau[m].sum(), d_beta[m].sum(), (d_beta[m] * s[m]).sum(), d_rho[m].sum(),
+                                     (d_rho[m] * s[m]).sum()]
+    grad[-2] = d_gamma_lin.sum()
+    grad[-1] = (d_gamma_lin * s).sum()
+    return -float(ll.sum()), -grad
+
+
+#: Where the optimiser starts (and what roles without any record keep): mild pull, some recognition.
+START = FusionParams({**{f"{r}.{p}": v for r in ROLES for p, v in
+                         (("tau", 1.0), ("beta0", 1.0), ("beta1", 0.0), ("rho0", 0.5), ("rho1", 0.0))},
+                      "gamma0": float(np.log(0.1)), "gamma1": 0.0})
+BOUNDS = [(0.05, 10.0), (-5.0, 10.0), (-5.0, 5.0), (-5.0, 10.0), (-5.0, 5.0)] * len(ROLES) + [(-8.0, 3.0), (-4.0, 4.0)]
+
+
+def fit_fusion(rec: RecordArrays, skills: Mapping[str, float] | None = None) -> FusionParams:
+    """Maximum-likelihood coefficients. Coefficients no record informs (a role never observed, a
+    skill slope with one model only) stay at ``START``: they are fixed, not fitted."""
+    x0 = START.vector.copy()
+    free = np.ones_like(x0, dtype=bool)
+    for k in range(len(ROLES)):
+        m = rec.role == k
+        if not m.any():
+            free[NP * k: NP * (k + 1)] = False
+        elif np.ptp(rec.skill[m]) < 1e-6:
+            free[NP * k + 2] = free[NP * k + 4] = False
+    if not (rec.excess > 0).any():
+        free[-2:] = False
+    elif np.ptp(rec.skill[rec.excess > 0]) < 1e-6:
+        free[-1] = False
+    if len(rec.role) == 0 or not free.any():
+        return FusionParams.from_vector(x0, log_likelihood=0.0, n_records=0, skills=dict(skills or {}))
+
+    def objective(z: np.ndarray) -> tuple[float, np.ndarray]:
+        x = x0.copy()
+        x[free] = z
+        f, g = negative_log_likelihood(x, rec)
+        return f, g[free]
+
+    bounds = [bd for bd, f in zip(BOUNDS, free, strict=True) if f]
+    res = optimize.minimize(objective, x0[free], jac=True, method="L-BFGS-B", bounds=bounds)
+    x = x0.copy()
+    x[free] = res.x
+    names = [n for n, f in zip(COEF_NAMES, free, strict=True) if f]
+    se = _standard_errors(lambda z: objective(z)[1], res.x)
+    return FusionParams.from_vector(x, log_likelihood=-float(res.fun), n_records=len(rec.role),
+                                    skills=dict(skills or {}), stderr=dict(zip(names, se.tolist(), strict=True)))
+
+
+def _standard_errors(grad: Callable[[np.ndarray], np.ndarray], x: np.ndarray, h: float = 1e-4) -> np.ndarray:
+    """Square roots of the diagonal of the inverse observed information (central differences of
+    the analytic gradient); nan where the information matrix is singular."""
+    n = len(x)
+    hess = np.empty((n, n))
+    for i in range(n):
+        e = np.zeros(n)
+        e[i] = h
+        hess[i] = (grad(x + e) - grad(x - e)) / (2 * h)
+    hess = (hess + hess.T) / 2
+    try:
+        cov = np.linalg.inv(hess)
+    except np.linalg.LinAlgError:
+        return np.full(n, np.nan)
+    diag = np.diag(cov)
+    return np.where(diag > 0, np.sqrt(np.abs(diag)), np.nan)
+
+
+def record_arrays(records: Sequence[FusionRecord], answers: AnswerTables, task: TaskSpec) -> RecordArrays:
+    """Fusion records as arrays; the context length is the record's prompt tokens, or A + d*B if unknown."""
+    k = answers.probs.shape[2]
+    n = len(records)
+    model = np.array([answers.index(r.model) for r in records], dtype=np.intp)
+    question = np.array([r.question for r in records], dtype=np.intp)
+    degree = np.array([len(r.inputs) for r in records])
+    if n and degree.min() < 1:
+        raise ProfileError("a fusion record has no inputs")
+    counts = np.zeros((n, k))
+    for i, r in enumerate(records):
+        np.add.at(counts[i], list(r.inputs), 1)
+    tokens = np.array([r.prompt_tokens if r.prompt_tokens > 0 else task.prompt_tokens + len(r.inputs)
+                       * task.answer_tokens for r in records], dtype=float)
+    probs = answers.probs[model, question] if n else np.zeros((0, k))
+    return RecordArrays(
+        role=np.array([role_index(r.role, len(r.inputs)) for r in records], dtype=np.intp),
+        skill=answers.skill[model] if n else np.zeros(0),
+        probs=probs,
+        counts=counts,
+        output=np.array([r.output for r in records], dtype=np.intp),
+        excess=tokens - task.prompt_tokens,
+    )
+
+
+def cached_fit(profile_checksum: str, task: str, fit: Callable[[], FusionParams]) -> FusionParams:
+    """``fit()``, memoised on disk by (profile checksum, task, this module's code): the maximum-
+    likelihood fit takes seconds and depends on nothing else. No caching without a checksum; an
+    unreadable or unwritable cache just means fitting again."""
+    if not profile_checksum:
+        return fit()
+    code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+    path = cache_root() / "fits" / f"{profile_checksum.removeprefix('sha256:')[:24]}-{task}-{code}.json"
+    try:
+        data = json.loads(path.read_text())
+        return FusionParams(data["coef"], data["log_likelihood"], data["n_records"], data["skills"], data["stderr"])
+    except (OSError, ValueError, KeyError, TypeError, ProfileError):
+        pass
+    params = fit()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps({"coef": dict(params.coef), "log_likelihood": params.log_likelihood,
+                                   "n_records": params.n_records, "skills": dict(params.skills),
+                                   "stderr": dict(params.stderr)}))
+        tmp.replace(path)
+    except OSError:
+        pass
+    return params

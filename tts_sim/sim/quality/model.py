@@ -1,0 +1,252 @@
+"""``QualityModel``: a graph's per-question correctness, replayed from a profile.
+
+Source nodes (no predecessors) draw an answer id from their model's smoothed answer distribution on
+the question (``answers``); nodes with predecessors draw from the fusion model (``fusion``) given
+their inputs' ids. Everything is vectorised over questions x replicates: each node holds an int
+array of answer ids, input agreement is counted with one-hot sums.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy import special
+from threadpoolctl import threadpool_limits
+
+from tts_sim.core.graph import Graph, Role
+from tts_sim.core.models import DEFAULT_CATALOG, ModelCatalog
+from tts_sim.core.profile import Profile
+from tts_sim.errors import ConfigError, ProfileError
+from tts_sim.sim.quality.answers import AnswerTables, smooth_answer_banks
+from tts_sim.sim.quality.fusion import (
+    FusionParams,
+    cached_fit,
+    degradation,
+    degraded_log_own,
+    fit_fusion,
+    fusion_logits,
+    record_arrays,
+    role_index,
+)
+from tts_sim.stats import wilson_interval
+from tts_sim.tasks import TaskSpec, get_task
+
+EXPECTED_REPLICATES = 256
+EXPECTED_SEED = 20251100  # fixed: ``expected`` is deterministic and uses common random numbers across graphs
+_CHUNK_CELLS = 2_000_000  # questions x replicates x answer ids per vectorised step (bounds memory)
+
+
+@dataclass(frozen=True)
+class AccuracyEstimate:
+    """Mean correctness over questions with its 95% Wilson interval."""
+
+    accuracy: float
+    ci_low: float
+    ci_high: float
+    n_questions: int
+
+
+@dataclass(frozen=True)
+class _NodePlan:
+    id: str
+    preds: tuple[int, ...]  # positions in the plan
+    model: int
+    log_own: np.ndarray | None  # (Q, K) degraded own log-probabilities (fusion nodes)
+    pull: float  # lam * beta
+    bonus: float  # lam * rho
+
+
+#: Graphs whose execution plans a QualityModel keeps (least recently used dropped first).
+PLAN_CACHE_SIZE = 256
+
+
+class QualityModel:
+    """Predicts a graph's correctness per question on one task (see the package docstring)."""
+
+    def __init__(self, task: TaskSpec, answers: AnswerTables, params: FusionParams, *,
+                 label: str = "profile", catalog: ModelCatalog = DEFAULT_CATALOG) -> None:
+        self.task = task
+        self.answers = answers
+        self.params = replace(params, overwrite=self._overwrite_chances(params))
+        self.label = label
+        self.catalog = catalog
+        self._cdf = np.cumsum(answers.probs, axis=2).astype(np.float32)
+        self._cdf[:, :, -1] = 1.0
+        self._plans: OrderedDict[Graph, list[_NodePlan]] = OrderedDict()  # LRU, PLAN_CACHE_SIZE graphs
+
+    # ----- construction -------------------------------------------------------------------
+    @classmethod
+    def from_profile(cls, profile: Profile, task: str | TaskSpec,
+                     catalog: ModelCatalog = DEFAULT_CATALOG) -> QualityModel:
+        """Smooth the task's answer banks and fit the fusion parameters to its fusion records."""
+        spec = get_task(task) if isinstance(task, str) else task
+        tp = profile.task(spec.name)
+        origin = f"profile {profile.label!r}, task {spec.name!r}"
+        recs = tp.fusion_records
+        k_rec = max([0] + [max((*r.inputs, r.output)) + 1 for r in recs])
+        extra = np.zeros((tp.n_questions, k_rec), dtype=bool)
+        for r in recs:
+            extra[r.question, [*r.inputs, r.output]] = True
+        with threadpool_limits(1):  # small L-BFGS problems: BLAS threads only add overhead (10x here)
+            answers = smooth_answer_banks(tp.answer_banks, tp.n_questions, chance=spec.chance, extra_ids=extra,
+                                          origin=origin)
+            skills = dict(zip(answers.models, answers.skill.tolist(), strict=True))
+            unknown = sorted({r.model for r in recs} - set(answers.models))
+            if unknown:
+                raise ProfileError(f"{origin}: fusion records of model(s) {', '.join(unknown)} without an answer bank")
+            params = cached_fit(profile.checksum, spec.name,
+                                lambda: fit_fusion(record_arrays(recs, answers, spec), skills))
+        return cls(spec, answers, params, label=profile.label, catalog=catalog)
+
+    # ----- queries ------------------------------------------------------------------------
+    @property
+    def n_questions(self) -> int:
+        return self.answers.n_questions
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return self.answers.models
+
+    @property
+    def log_likelihood(self) -> float | None:
+        """Log-likelihood of the fusion records at the fitted parameters."""
+        return self.params.log_likelihood
+
+    def predict(self, graph: Graph, questions: Sequence[int] | None = None, *, seed: int | None = None,
+                replicates: int = 1) -> np.ndarray:
+        """Per-question correctness of one simulated run (0/1), or its mean over ``replicates`` runs."""
+        qs = self._questions(questions)
+        if replicates < 1:
+            raise ConfigError(f"replicates must be >= 1, got {replicates}")
+        rng = np.random.default_rng(seed)
+        ids = self.simulate(graph, qs, rng, replicates)[graph.output]
+        return (ids == 0).mean(axis=1) if replicates > 1 else (ids[:, 0] == 0).astype(float)
+
+    def expected(self, graph: Graph, questions: Sequence[int] | None = None, *,
+                 replicates: int = EXPECTED_REPLICATES) -> np.ndarray:
+        """Per-question probability that the graph answers correctly (deterministic).
+
+        Exact for a lone node; otherwise the output node's exact conditional probability of the
+        correct answer, averaged over ``replicates`` fixed-seed draws of its inputs."""
+        qs = self._questions(questions)
+        if replicates < 1:
+            raise ConfigError(f"replicates must be >= 1, got {replicates}")
+        plan = self._plan(graph)
+        out = plan[-1]
+        if out.log_own is None:
+            return self.answers.probs[out.model, qs, 0].copy()
+        rng = np.random.default_rng(EXPECTED_SEED)
+        total = np.zeros(len(qs))
+        step = max(1, _CHUNK_CELLS // max(1, len(qs) * self.answers.probs.shape[2]))
+        done = 0
+        while done < replicates:
+            r = min(step, replicates - done)
+            ids = self._run(plan[:-1], qs, rng, r)
+            logits = self._fusion_logits(out, ids, qs)
+            total += special.softmax(logits.astype(np.float64), axis=2)[:, :, 0].sum(axis=1)
+            done += r
+        return total / replicates
+
+    def accuracy(self, graph: Graph, questions: Sequence[int] | None = None, *, seed: int | None = None
+                 ) -> AccuracyEstimate:
+        """One simulated evaluation: mean correctness, 95% Wilson interval, number of questions."""
+        correct = self.predict(graph, questions, seed=seed)
+        low, high = wilson_interval(float(correct.sum()), correct.size)
+        return AccuracyEstimate(float(correct.mean()), low, high, int(correct.size))
+
+    def simulate(self, graph: Graph, questions: Sequence[int], rng: np.random.Generator, replicates: int = 1
+                 ) -> dict[str, np.ndarray]:
+        """Answer ids (len(questions), replicates) of every executed node, by node id."""
+        qs = self._questions(questions)
+        plan = self._plan(graph)
+        ids = self._run(plan, qs, rng, replicates)
+        return {p.id: a for p, a in zip(plan, ids, strict=True)}
+
+    # ----- internals ----------------------------------------------------------------------
+    def _overwrite_chances(self, params: FusionParams) -> dict[str, float]:
+        """Per model: mean over questions of P(a refiner drops a correct single input)."""
+        out = {}
+        role = role_index("assistant", 1)
+        for m, (model, s) in enumerate(zip(self.answers.models, self.answers.skill, strict=True)):
+            lam = float(degradation(params.gamma(s), np.asarray(self.task.answer_tokens)))
+            own = float(params.tau(role)) * degraded_log_own(self.answers.probs[m], lam)
+            logits = np.where(self.answers.valid, own, -np.inf)
+            logits[:, 0] += lam * float(params.beta(role, s) + params.rho(role, s))
+            out[model] = float(1 - special.softmax(logits, axis=1)[:, 0].mean())
+        return out
+
+    def _questions(self, questions: Sequence[int] | None) -> np.ndarray:
+        if questions is None:
+            return np.arange(self.n_questions)
+        qs = np.asarray(questions, dtype=np.intp).reshape(-1)
+        if qs.size and (qs.min() < 0 or qs.max() >= self.n_questions):
+            bad = qs[(qs < 0) | (qs >= self.n_questions)][0]
+            raise ConfigError(f"question {bad} outside 0..{self.n_questions - 1} of task {self.task.name!r} "
+                              f"in profile {self.label!r}")
+        return qs
+
+    def _model_index(self, model: str) -> int:
+        try:
+            return self.answers.index(model)
+        except ValueError:
+            raise ProfileError(f"model {model!r} has no answer bank for task {self.task.name!r} in profile "
+                               f"{self.label!r} (it has: {', '.join(self.models)})") from None
+
+    def _plan(self, graph: Graph) -> list[_NodePlan]:
+        plan = self._plans.get(graph)
+        if plan is not None:
+            self._plans.move_to_end(graph)
+            return plan
+        pos = {n: i for i, n in enumerate(graph.executed)}
+        skills = self.answers.skill
+        plan = []
+        for n in graph.executed:
+            node = graph.node(n)
+            m = self._model_index(node.model)
+            preds = tuple(pos[p] for p in graph.predecessors(n))
+            if not preds:
+                plan.append(_NodePlan(n, (), m, None, 0.0, 0.0))
+                continue
+            role = role_index(Role(node.role).value, len(preds))
+            s = skills[m]
+            excess = len(preds) * self.task.answer_tokens
+            lam = float(degradation(self.params.gamma(s), np.asarray(excess)))
+            log_own = degraded_log_own(self.answers.probs[m], lam)
+            log_own = np.where(self.answers.valid, float(self.params.tau(role)) * log_own, -np.inf).astype(np.float32)
+            plan.append(_NodePlan(n, preds, m, log_own, lam * float(self.params.beta(role, s)),
+                                  lam * float(self.params.rho(role, s))))
+        self._plans[graph] = plan
+        if len(self._plans) > PLAN_CACHE_SIZE:  # a plan is ~0.2 MB on 500 questions: keep memory bounded
+            self._plans.popitem(last=False)
+        return plan
+
+    def _run(self, plan: list[_NodePlan], qs: np.ndarray, rng: np.random.Generator, r: int) -> list[np.ndarray]:
+        ids: list[np.ndarray] = []
+        for p in plan:
+            u = rng.random((len(qs), r, 1), dtype=np.float32)
+            if p.log_own is None:
+                cdf = self._cdf[p.model, qs][:, None, :]
+            else:
+                cdf = np.cumsum(np.exp(self._fusion_logits(p, ids, qs)), axis=2)
+                u *= cdf[:, :, -1:]
+            ids.append(np.minimum((cdf <= u).sum(axis=2), cdf.shape[2] - 1))
+        return ids
+
+    def _fusion_logits(self, p: _NodePlan, ids: list[np.ndarray], qs: np.ndarray) -> np.ndarray:
+        """Unnormalised log-probabilities (len(qs), replicates, K) of the node's answer (float32)."""
+        log_own = p.log_own[qs][:, None, :]  # type: ignore[index]
+        first = ids[p.preds[0]]
+        if len(p.preds) == 1:  # one input: add the pull (and bonus) at its id only
+            logits = np.repeat(log_own, first.shape[1], axis=1)
+            extra = np.where(first == 0, np.float32(p.pull + p.bonus), np.float32(p.pull))
+            flat = logits.reshape(-1, logits.shape[2])
+            flat[np.arange(flat.shape[0]), first.reshape(-1)] += extra.reshape(-1)
+            return logits
+        grid = np.arange(log_own.shape[2], dtype=first.dtype)
+        counts = np.zeros((*first.shape, log_own.shape[2]), dtype=np.float32)
+        for j in p.preds:
+            counts += ids[j][:, :, None] == grid
+        return fusion_logits(log_own, counts, np.float32(p.pull), np.float32(p.bonus))
