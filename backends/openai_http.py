@@ -267,13 +267,3 @@ def _sse_events(response) -> Iterator[dict[str, Any]]:
             if "error" in event:
                 raise HttpBackendError(f"server error in stream: {str(event['error'])[:160]}")
             yield event
-
-
-def _register() -> None:
-    from tts_sim.backends import BACKENDS
-
-    if "openai" not in BACKENDS:
-        BACKENDS.register("openai", lambda **options: OpenAIHttpBackend(**options))
-
-
-_register()

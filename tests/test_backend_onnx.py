@@ -460,8 +460,8 @@ def test_backend_generates_chat_and_reports_what_ran(tiny, engines):
 
 
 def test_backend_registry_is_lazy():
-    code = ("import sys, backends; assert 'onnxruntime' not in sys.modules; "
-            "assert 'onnx' in backends.BACKENDS; print(type(backends.BACKENDS.get('onnx')(threads=1)).__name__)")
+    code = ("import sys; from tts_sim.backends import BACKENDS; assert 'onnxruntime' not in sys.modules; "
+            "assert 'onnx' in BACKENDS; print(type(BACKENDS.build('onnx', {'threads': 1})).__name__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1])
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "OnnxRuntimeBackend"

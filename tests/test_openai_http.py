@@ -238,5 +238,5 @@ def test_bad_base_url(url):
 def test_registered_in_backends():
     from tts_sim.backends import BACKENDS
 
-    b = BACKENDS.get("openai")(base_url="http://127.0.0.1:9/v1")
+    b = BACKENDS.build("openai", {"base_url": "http://127.0.0.1:9/v1"})
     assert isinstance(b, OpenAIHttpBackend)

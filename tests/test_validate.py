@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from types import SimpleNamespace
 
 import pytest
 from scipy.stats import spearmanr
@@ -161,7 +162,7 @@ def test_validate_cli_end_to_end(add_profile, tmp_path, monkeypatch, capsys):
     from tts_sim.cli import main
 
     path, profile = add_profile
-    monkeypatch.setitem(BACKENDS._items, "fake-test", lambda **_: _fake())
+    monkeypatch.setitem(BACKENDS._items, "fake-test", SimpleNamespace(build=_fake))
     result = _result(tmp_path, [_trial(0, single(L1), 0.3), _trial(1, parallel(2, L1, output_model=L3), 0.5),
                                 _trial(2, parallel(3, G1, output_model=L3), 0.4)])
     md = tmp_path / "report.md"

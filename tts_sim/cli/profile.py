@@ -18,22 +18,32 @@ from tts_sim.cli.options import (
 )
 from tts_sim.core.backend import Backend
 from tts_sim.errors import ConfigError
+from tts_sim.registry import parse_set_options
+
+#: Convenience flags -> backend option names; each is passed only when given, and the chosen backend's
+#: config dataclass rejects options it does not have (``--backend-option KEY=VALUE`` reaches any option).
+_BACKEND_FLAGS = {"quantization": "quantization", "threads": "threads", "max_batch": "max_batch",
+                  "cache_dir": "cache_dir", "base_url": "base_url", "api_key": "api_key", "stream": "stream",
+                  "timeout": "timeout_s", "device": "device"}
 
 
 def add_backend_options(p: argparse.ArgumentParser) -> None:
     """Options choosing and configuring the real backend (shared with ``validate``)."""
 
     g = p.add_argument_group("backend")
-    g.add_argument("--backend", default="onnx", help="onnx (local ONNX Runtime) or openai (an OpenAI-compatible "
-                                                     "server: vLLM, llama.cpp server, Ollama)")
-    g.add_argument("--quantization", "-q", choices=["fp32", "int8", "int4"], default="fp32", help="onnx weights")
+    g.add_argument("--backend", default="onnx", help="a registered backend: onnx (local ONNX Runtime), openai "
+                                                     "(an OpenAI-compatible server: vLLM, llama.cpp server, Ollama)")
+    g.add_argument("--backend-option", action="append", metavar="KEY=VALUE",
+                   help="any option of the backend's config (repeatable)")
+    g.add_argument("--quantization", "-q", choices=["fp32", "int8", "int4"], help="onnx weights (default fp32)")
     g.add_argument("--threads", type=positive_int, help="onnx: intra-op threads (default: onnxruntime's)")
-    g.add_argument("--max-batch", type=positive_int, default=8, help="onnx: sequences decoded together")
+    g.add_argument("--max-batch", type=positive_int, help="onnx: sequences decoded together (default 8)")
     g.add_argument("--cache-dir", help="onnx: prepared models (default: $TTS_SIM_CACHE or ~/.cache/tts-sim/models)")
-    g.add_argument("--base-url", default="http://127.0.0.1:8000/v1", help="openai: the server's API root")
+    g.add_argument("--base-url", help="openai: the server's API root (default http://127.0.0.1:8000/v1)")
     g.add_argument("--api-key", help="openai: bearer token, if the server wants one")
-    g.add_argument("--stream", action="store_true", help="openai: stream, to measure time to first token")
-    g.add_argument("--timeout", type=positive_float, default=300.0, help="openai: seconds per request")
+    g.add_argument("--stream", action="store_true", default=None, help="openai: stream, to measure time to first "
+                                                                      "token")
+    g.add_argument("--timeout", type=positive_float, help="openai: seconds per request (default 300)")
     g.add_argument("--device", help="device name for latency tables (a DEVICES name such as cpu or H100; "
                                     "default: from the backend; required for openai)")
 
@@ -43,20 +53,18 @@ def _stderr(message: str) -> None:
 
 
 def make_backend(args: argparse.Namespace) -> Backend:
-    """The backend the options describe (``ConfigError`` naming an unknown one)."""
+    """The backend the options describe, built through the ``BACKENDS`` registry."""
     from tts_sim.backends import BACKENDS
 
-    name = args.backend
-    if name == "openai":
-        import tts_sim.backends.openai_http  # noqa: F401  (registers "openai" if backends/__init__ does not)
-
-        return BACKENDS.get("openai")(base_url=args.base_url, api_key=args.api_key, timeout_s=args.timeout,
-                                      stream=args.stream, device=args.device or "")
-    options: dict[str, Any] = {}
-    if name == "onnx":
-        options = {"quantization": args.quantization, "threads": args.threads, "max_batch": args.max_batch,
-                   "cache_dir": Path(args.cache_dir) if args.cache_dir else None, "progress": _stderr}
-    return BACKENDS.get(name)(**options)
+    options: dict[str, Any] = parse_set_options(args.backend_option)
+    known = BACKENDS.options(args.backend)
+    for flag, key in _BACKEND_FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is None or (flag == "device" and key not in known):
+            continue
+        options[key] = value
+    backend: Backend = BACKENDS.build(args.backend, options)
+    return backend
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -98,12 +106,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_profile(args: argparse.Namespace) -> None:
     from tts_sim.cli.options import catalog_from, emit, table
+    from tts_sim.real.profiling.latency import can_time_steps
     from tts_sim.real.profiling.run import ProfileConfig, check_models, parse_models, run_profile
 
     models = parse_models(args.model)
     check_models(models, catalog_from(args))
-    if args.backend == "openai" and not args.no_latency:
-        raise ConfigError("the openai backend cannot time prefill/decode steps: pass --no-latency")
     config = ProfileConfig(
         task=args.task, models=models, data=args.data, questions=args.questions, offset=args.offset,
         samples=args.samples, fusion_records=args.fusion_records, fusion_graphs=args.fusion_graphs,
@@ -112,6 +119,8 @@ def cmd_profile(args: argparse.Namespace) -> None:
         batch_sizes=args.batch_sizes, contexts=args.contexts, repeats=args.repeats, steps=args.steps,
         max_batch_tokens=args.max_batch_tokens, device=args.device, label=args.label)
     backend = make_backend(args)
+    if config.latency and not can_time_steps(backend):
+        raise ConfigError(f"backend {args.backend!r} cannot time single prefill/decode steps: pass --no-latency")
     run = run_profile(backend, config, progress=_stderr)
     out = Path(args.out or f"profile-{'-'.join(models)}-{args.task}.json.gz")
     run.profile.save(out)

@@ -19,6 +19,7 @@ from tts_sim.cli.options import (
     table,
 )
 from tts_sim.errors import ConfigError
+from tts_sim.registry import parse_set_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,15 +28,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", default="42",
                    help="budget units (18), reference graph (ref:8), GPU-seconds (0.5gpu-s) or dollars ($0.002) "
                         "per query; the last two need --cluster")
-    p.add_argument("--searcher", default="agent-reinforce", help="agent-reinforce, random, bo-gp, bo-forest, tpe, "
-                   "textgrad, gptswarm, hybrid")
+    p.add_argument("--searcher", default="agent-reinforce", help="a registered searcher (see --list-searchers)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", dest="options",
+                   help="a searcher option (repeatable), checked against the searcher's config; "
+                        "--list-searchers shows each searcher's options and defaults")
+    p.add_argument("--list-searchers", action="store_true", help="list the registered searchers and their options")
     p.add_argument("--evals", type=positive_int, default=30, help="evaluations the searcher may spend")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--objective", default="accuracy",
                    help="accuracy | weighted:W[:p95] (accuracy - W x latency) | p95<=5 (latency limit, s)")
-    p.add_argument("--agent", choices=["insight", "chat"],
-                   help="agent of agent-reinforce/hybrid (default insight) or textgrad (default: its offline "
-                        "critic, no insights); chat = an OpenAI-compatible endpoint")
+    p.add_argument("--agent", help="agent of a searcher that has one (default: the searcher's own); chat = an "
+                                   "OpenAI-compatible endpoint")
     p.add_argument("--agent-url", help="OpenAI-compatible base URL for --agent chat (or TTS_SIM_AGENT_BASE_URL)")
     p.add_argument("--agent-model", help="chat model name (or TTS_SIM_AGENT_MODEL); key: TTS_SIM_AGENT_API_KEY")
     p.add_argument("--pool", help="comma-separated models the search may use (default: the paper's pool)")
@@ -50,20 +53,39 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _searcher_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Agent options for the searchers that use an agent; None/omitted keeps the searcher's default."""
+    """``--set`` options plus the agent flags, for searchers whose config has an ``agent`` field."""
+    from tts_sim.search.searcher import SEARCHERS
+
+    options: dict[str, Any] = parse_set_options(args.options)
     agent_options = {k: v for k, v in (("base_url", args.agent_url), ("model", args.agent_model)) if v}
     if agent_options and args.agent != "chat":
         raise ConfigError("--agent-url/--agent-model need --agent chat")
     if args.agent is None:
-        return {}
-    if args.searcher not in ("agent-reinforce", "textgrad", "hybrid"):
-        raise ConfigError(f"--agent applies to agent-reinforce, textgrad and hybrid, not {args.searcher!r}")
-    if args.searcher == "textgrad" and args.agent == "insight":
-        raise ConfigError("textgrad runs without the insights: use --agent chat or leave --agent out")
-    return {"agent": args.agent, "agent_options": agent_options}
+        return options
+    if "agent" not in SEARCHERS.options(args.searcher):
+        with_agent = [n for n in SEARCHERS.names() if "agent" in SEARCHERS.options(n)]
+        raise ConfigError(f"--agent applies to {', '.join(with_agent)}, not {args.searcher!r}")
+    options["agent"] = args.agent
+    if agent_options:
+        options["agent_options"] = agent_options
+    return options
+
+
+def list_searchers() -> str:
+    """The registered searchers with their options (type, default), one block per searcher."""
+    from tts_sim.search.searcher import SEARCHERS
+
+    rows = []
+    for name in SEARCHERS.names():
+        opts = SEARCHERS.options(name)
+        rows.append((name, ", ".join(f"{k}={v[1]!r} ({v[0]})" for k, v in opts.items()) or "-"))
+    return table(["searcher", "options (--set KEY=VALUE)"], rows)
 
 
 def cmd_search(args: argparse.Namespace) -> None:
+    if args.list_searchers:
+        print(list_searchers())
+        return
     from tts_sim.core.draw import draw_graph
     from tts_sim.core.models import DEFAULT_OUTPUT_MODEL, PAPER_POOL
     from tts_sim.search import SearchSpace, run_search
@@ -82,7 +104,9 @@ def cmd_search(args: argparse.Namespace) -> None:
                         output_model=args.output_model or DEFAULT_OUTPUT_MODEL, catalog=catalog)
     if args.objective != "accuracy" and cluster is None:
         raise ConfigError(f"objective {args.objective!r} uses latency: give --cluster")
-    options = _searcher_options(args)
+    from tts_sim.search.searcher import make_searcher
+
+    searcher = make_searcher(args.searcher, **_searcher_options(args))
     evaluator = SimulatedEvaluator(task, profile=profile_from(args), cluster=cluster,
                                    arrival=arrival_from(args) if cluster else None, n_queries=args.queries,
                                    catalog=catalog)
@@ -106,8 +130,8 @@ def cmd_search(args: argparse.Namespace) -> None:
             bar.refresh()
 
     try:
-        result = run_search(args.searcher, space, evaluator, args.evals, args.seed, objective=args.objective,
-                            checkpoint=checkpoint, progress=progress, options=options)
+        result = run_search(searcher, space, evaluator, args.evals, args.seed, objective=args.objective,
+                            checkpoint=checkpoint, progress=progress)
     finally:
         if bar is not None:
             bar.close()

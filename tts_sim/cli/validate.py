@@ -107,7 +107,7 @@ def cmd_validate(args: argparse.Namespace) -> None:
     # sampled reply lengths make latency a distribution: enough simulated queries to pin its p50 and p95
     n_sim = max(20, args.questions) if tokens is None or not tokens.sampled else max(500, args.questions)
     simulated = SimulatedEvaluator(spec, profile=profile, cluster=args.cluster, arrival=ClosedLoop(1),
-                                   n_queries=n_sim, catalog=catalog, max_batch=args.max_batch,
+                                   n_queries=n_sim, catalog=catalog, max_batch=getattr(backend, "max_batch", 8),
                                    tokens=tokens if tokens is not None else TokenModel())
     config: dict[str, Any] = {"backend": args.backend, "n_questions": len(heldout), "max_new_tokens": max_new,
                               "temperature": temperature, "seed": args.seed, "top_k": args.top_k,

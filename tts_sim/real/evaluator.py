@@ -26,9 +26,8 @@ from tts_sim.core.prompts import PromptTemplates
 from tts_sim.errors import ConfigError
 from tts_sim.real.executor import GraphExecutor, GraphRun
 from tts_sim.stats import wilson_interval
-from tts_sim.tasks import TaskSpec, get_task
+from tts_sim.tasks import Question, TaskSpec, get_task, load_questions
 from tts_sim.tasks.graders import Grader
-from tts_sim.tasks.questions import Question, load_questions
 
 
 def latency_stats(latencies: Sequence[float], cluster: str, busy_s: float | None = None) -> LatencyStats:

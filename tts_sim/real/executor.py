@@ -25,7 +25,7 @@ from tts_sim.core.graph import Graph
 from tts_sim.core.prompts import PromptTemplates, node_messages, prompt_kind, templates_for
 from tts_sim.errors import ConfigError
 from tts_sim.tasks.graders import Grader, get_grader
-from tts_sim.tasks.questions import Question
+from tts_sim.tasks.question import Question
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ resumes from a checkpoint, and evaluates the returned graph on the held-out spli
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -53,45 +52,23 @@ class BaseSearcher:
     def run(self, ctx: SearchContext) -> Graph | None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def build(self) -> BaseSearcher:
+        """A searcher is its own config: building it returns it."""
+        return self
+
     def search(self, space: SearchSpace, evaluator: Evaluator, max_evals: int, seed: int = 0,
                **kwargs: Any) -> SearchResult:
         return run_search(self, space, evaluator, max_evals, seed, **kwargs)
 
 
-#: Searcher factories by name: ``SEARCHERS.get(name)(**options) -> Searcher``.
-SEARCHERS: Registry[Callable[..., Searcher]] = Registry("searchers")
-
-
-def _lazy(target: str) -> Callable[..., Searcher]:
-    module, _, cls = target.partition(":")
-
-    def factory(**options: Any) -> Searcher:
-        return getattr(importlib.import_module(module), cls)(**options)
-
-    factory.__doc__ = f"{target} (imported on first use)"
-    return factory
-
-
-for _name, _target in {
-    "agent-reinforce": "tts_sim.search.agent_reinforce:AgentReinforce",
-    "hybrid": "tts_sim.search.hybrid:Hybrid",
-    "random": "tts_sim.baselines.random_search:RandomSearch",
-    "bo-gp": "tts_sim.baselines.bo_skopt:GPSearch",
-    "bo-forest": "tts_sim.baselines.bo_skopt:ForestSearch",
-    "tpe": "tts_sim.baselines.tpe_optuna:TPESearch",
-    "textgrad": "tts_sim.baselines.textgrad:TextGradSearch",
-    "gptswarm": "tts_sim.baselines.gptswarm:GPTSwarmSearch",
-}.items():
-    SEARCHERS.register(_name, _lazy(_target))
+#: Searcher config dataclasses by name (entry-point group ``tts_sim.searchers``): a searcher's dataclass
+#: fields are its options, and ``build()`` returns the searcher itself.
+SEARCHERS: Registry[type] = Registry("searchers")
 
 
 def make_searcher(name: str, **options: Any) -> Searcher:
     """The searcher registered as ``name``, built with ``options`` (one-line error on a bad option)."""
-    factory = SEARCHERS.get(name)
-    try:
-        searcher = factory(**options)
-    except TypeError as exc:
-        raise ConfigError(f"searcher {name!r}: bad option ({exc})") from None
+    searcher: Searcher = SEARCHERS.build(name, options)
     return searcher
 
 

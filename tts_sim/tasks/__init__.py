@@ -1,8 +1,8 @@
-"""Tasks: constants (``spec``) and, for real runs, loaders and graders."""
+"""Tasks: one ``TaskSpec`` per task (constants + lazily imported loader and grader), one registry."""
 
-from tts_sim.tasks.graders import GRADERS, Grader, build_prompt, get_grader
-from tts_sim.tasks.questions import LOADERS, Question, load_questions
+from tts_sim.tasks.graders import Grader, build_prompt, get_grader
+from tts_sim.tasks.question import Question
+from tts_sim.tasks.questions import load_questions
 from tts_sim.tasks.spec import TASKS, TaskSpec, get_task
 
-__all__ = ["GRADERS", "LOADERS", "TASKS", "Grader", "Question", "TaskSpec", "build_prompt", "get_grader",
-           "get_task", "load_questions"]
+__all__ = ["TASKS", "Grader", "Question", "TaskSpec", "build_prompt", "get_grader", "get_task", "load_questions"]

@@ -1,11 +1,11 @@
-"""The ``Grader`` protocol and the registry that finds one per task (``get_grader``)."""
+"""The ``Grader`` protocol; ``get_grader`` finds a task's grader through its ``TaskSpec``."""
 
 from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from tts_sim.registry import Registry
-from tts_sim.tasks.questions import Question
+from tts_sim.tasks.question import Question
+from tts_sim.tasks.spec import get_task
 
 
 @runtime_checkable
@@ -27,28 +27,13 @@ class Grader(Protocol):
     def is_correct(self, extracted: str | None, question: Question) -> bool: ...
 
 
-GRADERS: Registry[type] = Registry("graders")
-
-
-def _register_builtins() -> None:
-    from tts_sim.tasks.gsm8k import Gsm8kGrader
-    from tts_sim.tasks.humaneval import HumanEvalGrader
-    from tts_sim.tasks.math_answers import MathGrader
-    from tts_sim.tasks.mmlu import MmluGrader
-    from tts_sim.tasks.simple import AdditionGrader
-
-    for cls in (MathGrader, Gsm8kGrader, MmluGrader, HumanEvalGrader, AdditionGrader):
-        GRADERS.register(cls.task, cls)
-
-
-_register_builtins()
 _INSTANCES: dict[str, Grader] = {}
 
 
 def get_grader(task: str) -> Grader:
     """The grader of ``task`` (one shared instance per task; one-line ``ConfigError`` if unknown)."""
     if task not in _INSTANCES:
-        _INSTANCES[task] = GRADERS.get(task)()
+        _INSTANCES[task] = get_task(task).make_grader()
     return _INSTANCES[task]
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from fractions import Fraction
+from pathlib import Path
 
-from tts_sim.tasks.questions import Question
+from tts_sim.errors import ConfigError
+from tts_sim.tasks.question import Question, json_rows, require_file, required_field
 
 _NUMBER = r"-?\$?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?|-?\$?\.\d+"
 
@@ -63,3 +66,15 @@ class Gsm8kGrader:
             return False
         value, gold = parse_number(extracted), parse_number(question.reference)
         return value is not None and value == gold
+
+
+def load_gsm8k(path: Path | None) -> Iterator[Question]:
+    """GSM8K JSON lines: ``question`` and ``answer`` (a worked solution ending in ``#### <number>``)."""
+    file = require_file(path, "gsm8k", "gsm8k_test.jsonl with fields question, answer")
+    for n, row in json_rows(file):
+        question = str(required_field(row, file, n, "question"))
+        solution = str(required_field(row, file, n, "answer"))
+        final = solution.rsplit("####", 1)[-1].strip()
+        if parse_number(final) is None:
+            raise ConfigError(f"{file}:{n}: answer does not end in '#### <number>'")
+        yield Question(f"gsm8k/{n}", "gsm8k", question, final, metadata={"solution": solution})

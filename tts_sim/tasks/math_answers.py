@@ -28,11 +28,13 @@ import select
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
 
-from tts_sim.tasks.questions import Question
+from tts_sim.errors import ConfigError
+from tts_sim.tasks.question import Question, json_rows, require_file, required_field
 
 SYMPY_TIMEOUT_S = 3.0  # per scalar
 SYMPY_MEMORY_MB = 2048
@@ -548,3 +550,17 @@ class MathGrader:
         if extracted is None or not extracted.strip():
             return False
         return canonical_key(extracted) == canonical_key(question.reference)
+
+
+def load_math(path: Path | None) -> Iterator[Question]:
+    """MATH / MATH-500 JSON lines: ``problem``, ``answer`` (or ``solution`` with a boxed answer)."""
+    file = require_file(path, "math", "math500.jsonl with fields problem, answer, solution, subject, level")
+    for n, row in json_rows(file):
+        problem = required_field(row, file, n, "problem", "question")
+        answer = row.get("answer")
+        if answer is None:
+            answer = last_boxed(str(required_field(row, file, n, "answer", "solution")))
+            if answer is None:
+                raise ConfigError(f"{file}:{n}: no 'answer' and no \\boxed{{}} answer in 'solution'")
+        meta = {k: row[k] for k in ("subject", "level", "solution") if k in row}
+        yield Question(str(row.get("unique_id", f"math/{n}")), "math", str(problem), str(answer), metadata=meta)

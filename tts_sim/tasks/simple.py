@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tts_sim.errors import ConfigError
-from tts_sim.tasks.questions import LOADERS, Question
+from tts_sim.tasks.question import Question
 
 DEFAULT_QUESTIONS = 500
 DEFAULT_SEED = 0
@@ -34,8 +34,7 @@ def addition_questions(n: int = DEFAULT_QUESTIONS, seed: int = DEFAULT_SEED) -> 
     return out
 
 
-@LOADERS.register("add")
-def _load_add(path: Path | None) -> Iterator[Question]:
+def load_add(path: Path | None) -> Iterator[Question]:
     if path is not None:
         raise ConfigError("add: questions are generated from a seed; it takes no --data file")
     yield from addition_questions()

@@ -19,7 +19,7 @@ from tts_sim.core.prompts import DIRECT, PromptTemplates, node_messages, templat
 from tts_sim.errors import ConfigError
 from tts_sim.real.executor import request_seed
 from tts_sim.tasks.graders import Grader
-from tts_sim.tasks.questions import Question
+from tts_sim.tasks.question import Question
 
 NO_ANSWER = "<no answer>"
 

@@ -36,6 +36,11 @@ class StepTimer(Protocol):
         ...
 
 
+def can_time_steps(backend: Any) -> bool:
+    """Whether ``backend`` exposes per-model engines that time single prefill/decode steps."""
+    return callable(getattr(backend, "engine", None))
+
+
 def step_timer(backend: Any, model: str) -> StepTimer:
     """The backend's timer for ``model`` (its engine), or ``ConfigError`` if it cannot time steps."""
     engine = getattr(backend, "engine", None)

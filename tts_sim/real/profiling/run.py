@@ -31,9 +31,8 @@ from tts_sim.real.profiling.latency import (
     measure_latency_table,
     step_timer,
 )
-from tts_sim.tasks import TASKS, TaskSpec, get_task
+from tts_sim.tasks import TASKS, Question, TaskSpec, get_task, load_questions
 from tts_sim.tasks.graders import Grader, get_grader
-from tts_sim.tasks.questions import Question, load_questions
 
 GENERATOR = "tts-sim profile"
 GENERATOR_VERSION = 1
