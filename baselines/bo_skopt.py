@@ -178,7 +178,7 @@ class FreshGraphs:
     def next(self) -> Graph | None:
         """An unevaluated graph, or None when ``tries`` draws find none."""
         from tts_sim.baselines.random_search import random_graph
-        from tts_sim.search.result import graph_key
+        from tts_sim.core.identity import graph_key
 
         seen = {t.graph_key for t in self.ctx.trials}
         for _ in range(self.tries):

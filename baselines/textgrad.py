@@ -16,11 +16,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from tts_sim.core.graph import Graph
+from tts_sim.core.identity import graph_key
 from tts_sim.search import prompts
 from tts_sim.search.agent_api import AgentReply, ProposeRequest, estimate_tokens
 from tts_sim.search.agents import InsightAgent
 from tts_sim.search.context import SearchContext, stable_int
-from tts_sim.search.result import graph_key
 from tts_sim.search.searcher import BaseSearcher
 from tts_sim.search.space import ProbabilisticGraph, slot_id
 

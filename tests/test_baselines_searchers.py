@@ -8,12 +8,12 @@ import pytest
 from tests.search_fakes import FakeEvaluator
 from tts_sim.baselines.textgrad import UNDO, OfflineTextGrad
 from tts_sim.core.graph import Graph
+from tts_sim.core.identity import graph_key
 from tts_sim.core.presets import chain, parallel
 from tts_sim.errors import ConfigError
 from tts_sim.search import GraphEncoding, SearchSpace, make_searcher, run_search
 from tts_sim.search.agent_api import ProposeRequest, Round
 from tts_sim.search.policy import EncodingPolicy, reinforce_gradient
-from tts_sim.search.result import graph_key
 
 SPACE = SearchSpace("math", 18.0, max_nodes=4)
 

@@ -133,6 +133,6 @@ def test_anytime_curve_is_the_heldout_value_of_the_driver_best_so_far(monkeypatc
 @pytest.fixture(scope="module")
 def monkeypatch_module():
     mp = pytest.MonkeyPatch()
-    mp.setattr("tts_sim.search.result.graph_key", lambda g: g.name)
+    mp.setattr("tts_sim.core.identity.graph_key", lambda g: g.name)
     yield mp
     mp.undo()

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from tts_sim.core.graph import Graph, Node, Role
+from tts_sim.core.identity import graph_key
 from tts_sim.core.presets import chain, parallel
 from tts_sim.search import SearchSpace
 from tts_sim.search.agent_api import MixRequest, ProposeRequest, Round
 from tts_sim.search.agents import InsightAgent, prior_for, shape_targets
 from tts_sim.search.mixes import available_units, enumerate_mixes, unit_costs
-from tts_sim.search.result import graph_key
 
 
 def _mix_request(task: str, budget: float = 18.0) -> MixRequest:

@@ -110,7 +110,7 @@ def test_agent_reinforce_with_a_chat_agent_uses_the_endpoint(caplog):
     assert "preds:" in feedback  # the graph as text, one line per node
     assert "Insight 1" in server.requests[1]["messages"][0]["content"]
     keys = {t.graph_key for t in result.trials}
-    from tts_sim.search.result import graph_key
+    from tts_sim.core.identity import graph_key
 
     assert graph_key(SPACE.repair(Graph.from_dict(GOOD_GRAPH))) in keys
     assert "api_key" not in json.dumps(result.config)

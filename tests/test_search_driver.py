@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from tests.search_fakes import FakeEvaluator
+from tts_sim.core.identity import graph_key
 from tts_sim.errors import ConfigError, GraphError
 from tts_sim.search import SEARCHERS, SearchResult, SearchSpace, make_searcher, pareto_front, run_search
 from tts_sim.search.context import SearchContext
 from tts_sim.search.objectives import Accuracy
-from tts_sim.search.result import graph_key
 
 ALL = ["agent-reinforce", "hybrid", "random", "bo-gp", "bo-forest", "tpe", "textgrad", "gptswarm"]
 # keep the model-based baselines cheap in tests

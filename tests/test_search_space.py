@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from tests.search_fakes import FakeEvaluator
 from tts_sim.core.flops import cheapest_graph_units
 from tts_sim.core.graph import Graph, Role
+from tts_sim.core.identity import graph_key
 from tts_sim.errors import BudgetError, ConfigError, GraphError
 from tts_sim.search import GraphEncoding, ProbabilisticGraph, SearchSpace, enumerate_graphs, optimum, regret
 from tts_sim.search.mixes import available_units, enumerate_mixes, unit_costs
-from tts_sim.search.result import graph_key
 from tts_sim.tasks import get_task
 
 SMALL_POOL = ("llama-3.2-1b", "gemma-3-1b")

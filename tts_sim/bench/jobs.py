@@ -102,8 +102,8 @@ def execute(job: Job, settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def _search(job: Job, settings: dict[str, Any]) -> dict[str, Any]:
+    from tts_sim.core.identity import graph_key
     from tts_sim.search import run_search
-    from tts_sim.search.result import graph_key
 
     ev = evaluator_for(job.task, settings)
     space = space_for(job, settings)
@@ -131,7 +131,7 @@ def anytime_curve(trials: Sequence[Any], evaluator: Any, heldout: Sequence[int],
     Best-so-far follows the driver's rule (``SearchContext.best_trial``): the highest search-time
     score among full-split trials (among all trials while none is full), ties to fewer FLOPs, then
     the earlier trial. A search that stopped early keeps its last value."""
-    from tts_sim.search.result import graph_key
+    from tts_sim.core.identity import graph_key
 
     cache = dict(known or {})
     curve: list[float] = []

@@ -18,7 +18,6 @@ original graph (e.g. the default scenario), and the report says which.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -27,6 +26,7 @@ from typing import Any
 
 from tts_sim.core.evaluation import Evaluation
 from tts_sim.core.graph import Graph, Node
+from tts_sim.core.identity import graph_key
 from tts_sim.core.models import DEFAULT_CATALOG, ModelCatalog
 from tts_sim.errors import ConfigError, GraphError
 from tts_sim.jsonio import read_json
@@ -39,11 +39,6 @@ class Candidate:
     graph: Graph
     origin: str  # file (and trial) it came from
     score: float | None = None  # search-time score, when known
-
-
-def _graph_key(graph: Graph) -> str:
-    nodes = sorted((n.id, n.role.value, n.model) for n in graph.nodes)
-    return json.dumps([nodes, sorted(graph.edges), graph.output])
 
 
 def load_candidates(paths: Sequence[str | Path], top_k: int, catalog: ModelCatalog = DEFAULT_CATALOG
@@ -61,7 +56,7 @@ def load_candidates(paths: Sequence[str | Path], top_k: int, catalog: ModelCatal
     out: list[Candidate] = []
     seen: set[str] = set()
     for _, c in ranked:
-        key = _graph_key(c.graph)
+        key = graph_key(c.graph)
         if key not in seen:
             seen.add(key)
             out.append(c)

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from tts_sim.core.graph import Graph, Node, Role
+from tts_sim.core.identity import graph_key
 from tts_sim.errors import GraphError
 from tts_sim.search import prompts
 from tts_sim.search.agent_api import AgentReply, MixOption, MixRequest, ProposeRequest, estimate_tokens
-from tts_sim.search.result import graph_key
 from tts_sim.search.space import OUTPUT_ID, SearchSpace
 
 

@@ -20,11 +20,12 @@ import numpy as np
 
 from tts_sim.core.evaluation import Evaluation, Evaluator
 from tts_sim.core.graph import Graph
+from tts_sim.core.identity import graph_key
 from tts_sim.errors import ConfigError
 from tts_sim.search.agent_api import AgentReply
 from tts_sim.search.checkpoint import Checkpoint, CheckpointState, config_mismatch
 from tts_sim.search.objectives import Objective
-from tts_sim.search.result import SearchCost, Trial, graph_key
+from tts_sim.search.result import SearchCost, Trial
 from tts_sim.search.space import SearchSpace
 
 log = logging.getLogger("tts_sim.search")

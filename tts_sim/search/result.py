@@ -12,22 +12,13 @@ from typing import Any
 
 from tts_sim.core.evaluation import Evaluation, LatencyStats
 from tts_sim.core.graph import Graph
+from tts_sim.core.identity import graph_key
 from tts_sim.core.models import DEFAULT_CATALOG, ModelCatalog
 from tts_sim.errors import ConfigError, TtsSimError
 from tts_sim.jsonio import read_json
 
 SCHEMA = "tts-sim/search-result"
 SCHEMA_VERSION = 1
-
-
-def graph_key(graph: Graph) -> str:
-    """What a graph computes, independent of node ids: executed nodes (role, model) in topological
-    order, then edges between their positions (output last). The cache key and evaluation seed."""
-    order = [n for n in graph.executed if n != graph.output] + [graph.output]
-    pos = {nid: i for i, nid in enumerate(order)}
-    nodes = [(graph.node(n).role.value, graph.node(n).model) for n in order]
-    edges = sorted((pos[u], pos[v]) for u, v in graph.edges if u in pos and v in pos)
-    return json.dumps([nodes, edges], separators=(",", ":"))
 
 
 @dataclass(frozen=True)

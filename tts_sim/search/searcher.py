@@ -15,13 +15,14 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from tts_sim.core.evaluation import Evaluator, split_questions
 from tts_sim.core.graph import Graph
+from tts_sim.core.identity import graph_key
 from tts_sim.errors import ConfigError
 from tts_sim.registry import Registry
 from tts_sim.search.checkpoint import Checkpoint
 from tts_sim.search.context import SearchContext, SearchExhausted
 from tts_sim.search.enumerate import ExpectedScorer
 from tts_sim.search.objectives import Objective, parse_objective
-from tts_sim.search.result import SearchResult, Trial, graph_key, package_versions
+from tts_sim.search.result import SearchResult, Trial, package_versions
 from tts_sim.search.space import SearchSpace
 
 
