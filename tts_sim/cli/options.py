@@ -75,7 +75,8 @@ class HelpFormatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if "%(default)" in text or "default:" in text or action.default in (None, False, True, argparse.SUPPRESS):
+        if "%(default)" in text or "default:" in text or any(action.default is v for v in (None, False, True)) \
+                or action.default == argparse.SUPPRESS:
             return text
         if not action.option_strings and action.nargs not in ("?", "*"):
             return text

@@ -86,7 +86,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-new-tokens", type=positive_int, default=256)
     p.add_argument("--temperature", type=non_negative_float, default=0.7)
     p.add_argument("--top-p", type=probability, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--batch", type=positive_int, default=8, help="requests per backend call")
     p.add_argument("--no-latency", action="store_true", help="skip the latency tables")
     p.add_argument("--no-banks", action="store_true", help="skip answer banks and fusion calibration")

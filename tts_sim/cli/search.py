@@ -4,6 +4,7 @@ full result, and prints the held-out accuracy, FLOPs, latency and the search's o
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from tts_sim.cli.options import (
 )
 from tts_sim.errors import ConfigError
 from tts_sim.registry import parse_set_options
+from tts_sim.search.constraints import ConstraintReport, constraint_report
+from tts_sim.search.objectives import parse_objective
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "--list-searchers shows each searcher's options and defaults")
     p.add_argument("--list-searchers", action="store_true", help="list the registered searchers and their options")
     p.add_argument("--evals", type=positive_int, default=30, help="evaluations the searcher may spend")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--objective", default="accuracy",
                    help="accuracy | weighted:W[:p95] (accuracy - W x latency) | p95<=5 (latency limit, s)")
     p.add_argument("--agent", help="agent of a searcher that has one (default: the searcher's own); chat = an "
@@ -116,6 +119,8 @@ def cmd_search(args: argparse.Namespace) -> None:
     if args.fresh and checkpoint.exists():
         checkpoint.unlink()
 
+    if not args.quiet:  # "resuming from ...: N evaluations" is worth a line even without -v
+        logging.getLogger("tts_sim.search").setLevel(logging.INFO)
     bar = None
     if not args.quiet and not args.json:
         from tqdm import tqdm
@@ -140,10 +145,17 @@ def cmd_search(args: argparse.Namespace) -> None:
     draw_graph(result.best, out / "best_graph.png",
                title=f"{result.searcher} on {task.name}, budget {budget:.1f} units: held-out accuracy "
                      f"{result.heldout.accuracy:.3f}", catalog=catalog)
-    emit(args, result.to_dict(), _summary(result, budget, out))
+    report = constraint_report(result.best, result.heldout, space, parse_objective(args.objective),
+                               [t.latency for t in result.trials])
+    data = result.to_dict()
+    data["constraints"] = report.to_dict()
+    emit(args, data, _summary(result, budget, out, report))
+    if report.latency_met is False:
+        print(f"tts-sim: warning: the latency limit {report.latency_limit} was missed "
+              f"(held-out {report.latency_value_s:.3f} s)", file=sys.stderr)
 
 
-def _summary(result: Any, budget: float, out: Path) -> str:
+def _summary(result: Any, budget: float, out: Path, report: ConstraintReport) -> str:
     h, cost = result.heldout, result.cost
     rows = [
         ("searcher / seed", f"{result.searcher} / {result.seed}"),
@@ -159,6 +171,7 @@ def _summary(result: Any, budget: float, out: Path) -> str:
     if h.latency:
         lat = h.latency
         rows.append(("latency p50 / p95 (s)", f"{lat.p50_s:.3f} / {lat.p95_s:.3f} on {lat.cluster} ({lat.predictor})"))
+    rows += report.lines()
     tokens = f"{cost.agent_prompt_tokens} + {cost.agent_completion_tokens}" + (" (estimated)" if cost.tokens_estimated
                                                                                else "")
     rows += [

@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="name under which the backend serves a real model (openai servers)")
     p.add_argument("--max-new-tokens", type=positive_int, help="default: the profile's, else 256")
     p.add_argument("--temperature", type=non_negative_float, help="default: the profile's, else 0.7")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--cluster", default="cpu", help="simulated cluster for predicted latency (default cpu)")
     p.add_argument("--tokens", choices=("sampled", "mean", "paper"), default="sampled",
                    help="token lengths of predicted latency: the profile's reply-length distribution sampled per "

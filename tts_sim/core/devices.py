@@ -40,16 +40,13 @@ class DeviceSpec:
 
 DEVICES: Registry[DeviceSpec] = Registry("devices")
 
-_BUILTIN = (
-    DeviceSpec("H100", "gpu", 989e12, 3350 * GB, 80 * GB, "H100 SXM datasheet"),
-    DeviceSpec("H200", "gpu", 989e12, 4800 * GB, 141 * GB, "H200 SXM datasheet"),
-    DeviceSpec("A100-80GB", "gpu", 312e12, 2039 * GB, 80 * GB, "A100 SXM 80GB datasheet"),
-    DeviceSpec("A100-40GB", "gpu", 312e12, 1555 * GB, 40 * GB, "A100 40GB datasheet"),
-    DeviceSpec("L4", "gpu", 121e12, 300 * GB, 24 * GB, "L4 datasheet"),
-    DeviceSpec("cpu", "cpu", 1.9e11, 33 * GB, 24 * GIB, "this machine: 2 vCPU EPYC Zen 4, measured"),
-)
-for _spec in _BUILTIN:
-    DEVICES.register(_spec.name.lower(), _spec)
+# The built-in devices, declared as entry points (group ``tts_sim.devices``) in pyproject.toml.
+H100 = DeviceSpec("H100", "gpu", 989e12, 3350 * GB, 80 * GB, "H100 SXM datasheet")
+H200 = DeviceSpec("H200", "gpu", 989e12, 4800 * GB, 141 * GB, "H200 SXM datasheet")
+A100_80GB = DeviceSpec("A100-80GB", "gpu", 312e12, 2039 * GB, 80 * GB, "A100 SXM 80GB datasheet")
+A100_40GB = DeviceSpec("A100-40GB", "gpu", 312e12, 1555 * GB, 40 * GB, "A100 40GB datasheet")
+L4 = DeviceSpec("L4", "gpu", 121e12, 300 * GB, 24 * GB, "L4 datasheet")
+CPU = DeviceSpec("cpu", "cpu", 1.9e11, 33 * GB, 24 * GIB, "this machine: 2 vCPU EPYC Zen 4, measured")
 
 
 def get_device(name: str) -> DeviceSpec:

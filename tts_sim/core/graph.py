@@ -80,7 +80,8 @@ class Graph:
         if catalog is not None:
             for n in self.nodes:
                 if n.model not in catalog:
-                    raise GraphError(f"node {n.id!r}: unknown model {n.model!r}")
+                    raise GraphError(f"node {n.id!r}: unknown model {n.model!r} "
+                                     f"(known: {', '.join(catalog.names())}; add yours with --models-file)")
         for u, v in sorted(self.edges):
             for end in (u, v):
                 if end not in self._index:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ class SweepResult:
     latency_p50: np.ndarray | None  # seconds, when a cluster was given
     profile: str = ""
     pngs: list[str] = field(default_factory=list)
+    json_path: str | None = None
 
     def best(self) -> tuple[int, int, float]:
         d, w = np.unravel_index(int(np.argmax(self.accuracy)), self.accuracy.shape)
@@ -38,7 +40,7 @@ class SweepResult:
             "widths": self.widths, "depths": self.depths, "accuracy": self.accuracy.round(4).tolist(),
             "budget_units": self.units.round(3).tolist(),
             "latency_p50_s": None if self.latency_p50 is None else self.latency_p50.round(4).tolist(),
-            "best": {"width": w, "depth": d, "accuracy": acc}, "pngs": self.pngs,
+            "best": {"width": w, "depth": d, "accuracy": acc}, "pngs": self.pngs, "json": self.json_path,
         }
 
     def to_text(self) -> str:
@@ -55,7 +57,7 @@ class SweepResult:
             parts.append(grid_text("latency p50 (s)", self.latency_p50, ".2f"))
         w, d, acc = self.best()
         parts.append(f"best: width {w}, depth {d}, expected accuracy {acc:.3f}")
-        parts += [f"wrote {p}" for p in self.pngs]
+        parts += [f"wrote {p}" for p in [*self.pngs, *([self.json_path] if self.json_path else [])]]
         return "\n\n".join(parts)
 
 
@@ -80,6 +82,8 @@ def width_depth_sweep(task: str, model: str, max_width: int, max_depth: int,
     result = SweepResult(ev.task.name, model, output_model, widths, depths, acc, units, lat, ev.profile.label)
     if out_dir is not None:
         result.pngs = [str(p) for p in plot_sweep(result, out_dir)]
+        result.json_path = str(out_dir / f"sweep_{result.task}_{result.model}.json")
+        Path(result.json_path).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     return result
 
 
@@ -91,12 +95,14 @@ def plot_sweep(result: SweepResult, out_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    panels = [("expected accuracy", result.accuracy, ".3f"), ("budget units", result.units, ".0f")]
+    # fixed, zero-based colour scales: a 0.01 accuracy difference must not look like the whole range
+    panels = [("expected accuracy", result.accuracy, ".3f", (0.0, 1.0)),
+              ("budget units", result.units, ".0f", (0.0, float(np.max(result.units)))),]
     if result.latency_p50 is not None:
-        panels.append(("latency p50 (s)", result.latency_p50, ".2f"))
+        panels.append(("latency p50 (s)", result.latency_p50, ".2f", (0.0, float(np.max(result.latency_p50)))))
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.4))
-    for ax, (title, values, fmt) in zip(np.atleast_1d(axes), panels, strict=True):
-        im = ax.imshow(values, origin="lower", cmap="viridis", aspect="auto")
+    for ax, (title, values, fmt, (low, high)) in zip(np.atleast_1d(axes), panels, strict=True):
+        im = ax.imshow(values, origin="lower", cmap="viridis", aspect="auto", vmin=low, vmax=high or 1.0)
         ax.set_xticks(range(len(result.widths)), result.widths)
         ax.set_yticks(range(len(result.depths)), result.depths)
         ax.set_xlabel("width (parallel chains)")
@@ -104,7 +110,9 @@ def plot_sweep(result: SweepResult, out_dir: Path) -> list[Path]:
         ax.set_title(title)
         for i in range(values.shape[0]):
             for j in range(values.shape[1]):
-                ax.text(j, i, format(values[i, j], fmt), ha="center", va="center", fontsize=7, color="white")
+                light = (values[i, j] - low) / ((high or 1.0) - low or 1.0) > 0.6  # viridis is light at the top
+                ax.text(j, i, format(values[i, j], fmt), ha="center", va="center", fontsize=7,
+                        color="black" if light else "white")
         fig.colorbar(im, ax=ax, shrink=0.8)
     fig.suptitle(f"{result.task}: {result.model} grids -> {result.output_model} output ({result.profile})",
                  fontsize=9)
