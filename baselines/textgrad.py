@@ -12,6 +12,7 @@ puts an LLM behind both steps (insight-free prompts), falling back to the offlin
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
@@ -122,17 +123,18 @@ class TextGradSearch(BaseSearcher):
         first = ProbabilisticGraph.uniform(space).sample(space, rng)
         nodes = {slot_id(i): space.pool[int(rng.integers(len(space.pool)))] for i in range(space.max_nodes)}
         nodes.update({n.id: n.model for n in first.nodes if n.id != "out"})
-        rounds = [round_of(ctx.evaluate(first, phase="random start"))]
+        start = ctx.evaluate(first, phase="random start")
+        rounds = [round_of(start)]
         step, repeats = 1, 0
         while not ctx.done and repeats < self.max_repeats:
-            best = ctx.best_trial()
+            best = ctx.best_trial() or start
             request = ProposeRequest(
                 space=space, step=step, nodes=dict(sorted(nodes.items())), last=rounds[-1], best=round_of(best),
                 prev_best_score=None, edge_table={}, memory=tuple(rounds[-1 - self.memory:-1]),
                 history=frozenset(t.graph_key for t in ctx.trials if t.full), objective=ctx.objective.describe(),
                 show_latency=ctx.objective.needs_latency, seed=stable_int(ctx.seed, "textgrad", step) % 2 ** 32)
-            feedback = ctx.agent_call("critique", lambda request=request: engine.critique(request))
-            edited = ctx.agent_call("edit", lambda request=request, fb=feedback.text: engine.edit(request, fb))
+            feedback = ctx.agent_call("critique", partial(engine.critique, request))
+            edited = ctx.agent_call("edit", partial(engine.edit, request, feedback.text))
             graph = Graph.from_dict(edited.graph, space.catalog) if edited.graph else request.last.graph
             before = ctx.evaluations
             rounds.append(round_of(ctx.evaluate(graph, phase=f"step {step}")))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, ClassVar
 
 from tts_sim.core.graph import Graph
@@ -103,7 +104,7 @@ class AgentReinforce(BaseSearcher):
                 history=frozenset(t.graph_key for t in ctx.trials if t.full), objective=objective,
                 show_latency=ctx.objective.needs_latency, seed=stable_int(ctx.seed, "propose", step) % 2 ** 32,
             )
-            reply = ctx.agent_call("propose", lambda request=request: agent.propose(request))
+            reply = ctx.agent_call("propose", partial(agent.propose, request))
             if reply.edge_table:
                 table = dict(reply.edge_table)
             graph = Graph.from_dict(reply.graph, space.catalog) if reply.graph else best.graph

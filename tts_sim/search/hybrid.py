@@ -10,6 +10,7 @@ proposes is also fed to the policy as a sample, so the policy learns from the ag
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, ClassVar
 
 from tts_sim.core.graph import Graph
@@ -69,7 +70,7 @@ class Hybrid(BaseSearcher):
                     prev_best_score=None, edge_table={}, memory=(), objective=ctx.objective.describe(),
                     history=frozenset(t.graph_key for t in ctx.trials if t.full),
                     show_latency=ctx.objective.needs_latency, seed=stable_int(ctx.seed, "hybrid", step) % 2 ** 32)
-                reply = ctx.agent_call("propose", lambda request=request: agent.propose(request))
+                reply = ctx.agent_call("propose", partial(agent.propose, request))
                 graph = Graph.from_dict(reply.graph, space.catalog) if reply.graph else best.graph
                 last = ctx.evaluate(graph, phase=f"agent step {step}")
                 samples.append((encoding.encode(last.graph), last.score))
