@@ -38,21 +38,20 @@ def _is_type_checking(node: ast.If) -> bool:
 def _imports(tree: ast.Module, deferred: bool) -> list[ast.Import | ast.ImportFrom]:
     found: list[ast.Import | ast.ImportFrom] = []
 
-    def visit(nodes: list[ast.stmt], top: bool) -> None:
+    def visit(nodes: list[ast.AST]) -> None:
         for node in nodes:
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 found.append(node)
             elif isinstance(node, ast.If) and _is_type_checking(node):
-                visit(node.orelse, top)
+                visit(list(node.orelse))
             elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 if deferred or isinstance(node, ast.ClassDef):
-                    visit(node.body, False)
+                    visit(list(node.body))
             else:
                 for field in ("body", "orelse", "finalbody", "handlers"):
-                    visit([n for n in getattr(node, field, []) if isinstance(n, ast.stmt | ast.excepthandler)],
-                          top)
+                    visit(list(getattr(node, field, [])))
 
-    visit(tree.body, True)
+    visit(list(tree.body))
     return found
 
 
