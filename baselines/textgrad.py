@@ -2,15 +2,17 @@
 
 The same LLM loop as Agent-REINFORCE but without the insights (no mix enumeration, no informed
 initialisation, no heuristics, no edge-probability table): the first graph is a random one of the
-whole space. The default engine is offline and deterministic (``OfflineTextGrad``): its critic
-compares the last score with the one before and says whether to keep or undo the change; its
-editor applies one uniformly random unseen one-step edit. ``agent="chat"`` puts an LLM behind
-both steps (``ChatAgent`` with insight-free prompts), falling back to the offline engine.
+whole space. The engine is any agent with ``critique`` and ``edit`` (``CritiqueEditAgent``), built
+through the agents registry. The default, ``offline-textgrad`` (``OfflineTextGrad``), is offline and
+deterministic: its critic compares the last score with the one before and says whether to keep or
+undo the change; its editor applies one uniformly random unseen one-step edit. ``agent="chat"``
+puts an LLM behind both steps (insight-free prompts), falling back to the offline engine.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
@@ -18,9 +20,18 @@ import numpy as np
 from tts_sim.core.graph import Graph
 from tts_sim.core.identity import graph_key
 from tts_sim.search import prompts
-from tts_sim.search.agent_api import AgentReply, ProposeRequest, estimate_tokens
-from tts_sim.search.agents import InsightAgent
+from tts_sim.search.agent_api import (
+    CRITIQUE_EDIT_METHODS,
+    AgentConfig,
+    AgentReply,
+    CritiqueEditAgent,
+    ProposeRequest,
+    build_agent,
+    check_agent,
+    estimate_tokens,
+)
 from tts_sim.search.context import SearchContext, stable_int
+from tts_sim.search.edits import one_step_edits
 from tts_sim.search.searcher import BaseSearcher
 from tts_sim.search.space import ProbabilisticGraph, slot_id
 
@@ -51,10 +62,9 @@ class OfflineTextGrad:
         rng = np.random.default_rng(request.seed)
         base = request.memory[-1].graph if UNDO in feedback and request.memory else request.last.graph
         seen = set(request.history)
-        editor = InsightAgent()  # only its edit generator: the ranking by insights is not used
-        options = [e for e in editor.edits(request.space, base, request.nodes) if graph_key(e.graph) not in seen]
+        options = [e for e in one_step_edits(request.space, base, request.nodes) if graph_key(e.graph) not in seen]
         if not options:
-            options = [e for e in editor.edits(request.space, base, request.nodes, leave_mix=True)
+            options = [e for e in one_step_edits(request.space, base, request.nodes, leave_mix=True)
                        if graph_key(e.graph) not in seen]
         if options:
             choice = options[int(rng.integers(len(options)))]
@@ -68,29 +78,41 @@ class OfflineTextGrad:
 
 
 @dataclass
-class TextGradSearch(BaseSearcher):
-    name: ClassVar[str] = "textgrad"
+class OfflineTextGradConfig(AgentConfig):
+    """Agent ``offline-textgrad``: the deterministic critic and editor (no options)."""
 
-    agent: str = "offline"  # "offline" | "chat"
+    agent_class: ClassVar[type] = OfflineTextGrad
+
+    def build(self) -> OfflineTextGrad:
+        return OfflineTextGrad()
+
+
+@dataclass
+class TextGradSearch(BaseSearcher):
+    """Options: ``agent`` (a registered agent with critique and edit) with ``agent_options``; ``memory``
+    past rounds go into each prompt."""
+
+    name: ClassVar[str] = "textgrad"
+    #: Options given to the agent when its config has them and ``agent_options`` does not set them.
+    agent_defaults: ClassVar[dict[str, Any]] = {"insights": False, "fallback": "offline-textgrad"}
+
+    agent: str = "offline-textgrad"
     agent_options: dict[str, Any] = field(default_factory=dict)
     memory: int = 2
     max_repeats: int = 5  # consecutive already-evaluated edits before the search stops early
+
+    def __post_init__(self) -> None:
+        check_agent(self.name, self.agent, self.agent_options, CRITIQUE_EDIT_METHODS, self.agent_defaults)
 
     def config(self) -> dict[str, Any]:
         out = super().config()
         out["agent_options"] = {k: v for k, v in self.agent_options.items() if "key" not in k.lower()}
         return out
 
-    def engine(self) -> Any:
-        if self.agent == "offline":
-            return OfflineTextGrad()
-        if self.agent == "chat":
-            from tts_sim.search.chat_agent import ChatAgent
-
-            return ChatAgent(insights=False, fallback=OfflineTextGrad(), **self.agent_options)
-        from tts_sim.errors import ConfigError
-
-        raise ConfigError(f"textgrad: agent must be 'offline' or 'chat', got {self.agent!r}")
+    def engine(self) -> CritiqueEditAgent:
+        engine: CritiqueEditAgent = build_agent(self.name, self.agent, self.agent_options, CRITIQUE_EDIT_METHODS,
+                                                self.agent_defaults)
+        return engine
 
     def run(self, ctx: SearchContext) -> Graph | None:
         from tts_sim.search.agent_reinforce import round_of
@@ -101,17 +123,18 @@ class TextGradSearch(BaseSearcher):
         first = ProbabilisticGraph.uniform(space).sample(space, rng)
         nodes = {slot_id(i): space.pool[int(rng.integers(len(space.pool)))] for i in range(space.max_nodes)}
         nodes.update({n.id: n.model for n in first.nodes if n.id != "out"})
-        rounds = [round_of(ctx.evaluate(first, phase="random start"))]
+        start = ctx.evaluate(first, phase="random start")
+        rounds = [round_of(start)]
         step, repeats = 1, 0
         while not ctx.done and repeats < self.max_repeats:
-            best = ctx.best_trial()
+            best = ctx.best_trial() or start
             request = ProposeRequest(
                 space=space, step=step, nodes=dict(sorted(nodes.items())), last=rounds[-1], best=round_of(best),
                 prev_best_score=None, edge_table={}, memory=tuple(rounds[-1 - self.memory:-1]),
                 history=frozenset(t.graph_key for t in ctx.trials if t.full), objective=ctx.objective.describe(),
                 show_latency=ctx.objective.needs_latency, seed=stable_int(ctx.seed, "textgrad", step) % 2 ** 32)
-            feedback = ctx.agent_call("critique", lambda request=request: engine.critique(request))
-            edited = ctx.agent_call("edit", lambda request=request, fb=feedback.text: engine.edit(request, fb))
+            feedback = ctx.agent_call("critique", partial(engine.critique, request))
+            edited = ctx.agent_call("edit", partial(engine.edit, request, feedback.text))
             graph = Graph.from_dict(edited.graph, space.catalog) if edited.graph else request.last.graph
             before = ctx.evaluations
             rounds.append(round_of(ctx.evaluate(graph, phase=f"step {step}")))

@@ -51,7 +51,7 @@ def test_search_bad_input_is_one_line(tmp_path, capsys):
         (["search", "--budget", "lots"], "cannot read budget"),
         (["search", "--objective", "p95<=5"], "give --cluster"),
         (["search", "--searcher", "random", "--agent", "chat"], "--agent applies to"),
-        (["search", "--searcher", "textgrad", "--agent", "insight"], "agent must be 'offline' or 'chat'"),
+        (["search", "--searcher", "textgrad", "--agent", "insight"], "textgrad needs an agent with critique and edit"),
         (["search", "--agent-url", "http://127.0.0.1:9"], "need --agent chat"),
     ]:
         code = main([*argv, "--out", str(tmp_path / "x"), "--quiet"])

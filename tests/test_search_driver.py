@@ -201,7 +201,8 @@ def test_agent_reinforce_beats_random_search_on_average():
 
 
 def test_make_searcher_records_its_config():
-    s = make_searcher("agent-reinforce", n_picks=2, agent_options={"api_key": "secret", "retries": 1})
+    s = make_searcher("agent-reinforce", n_picks=2, agent="chat", agent_options={"api_key": "secret", "retries": 1})
     cfg = s.config()
-    assert cfg["n_picks"] == 2 and cfg["agent"] == "insight" and "api_key" not in cfg["agent_options"]
+    assert cfg["n_picks"] == 2 and cfg["agent"] == "chat" and "api_key" not in cfg["agent_options"]
+    assert cfg["agent_options"] == {"retries": 1}
     assert Accuracy().to_dict() == {"name": "accuracy"}

@@ -2,10 +2,10 @@
 
 Entry point: ``run_search(name, space, evaluator, max_evals, seed, ...) -> SearchResult``.
 Searchers by name: ``SEARCHERS`` (agent-reinforce, hybrid, random, bo-gp, bo-forest, tpe, textgrad,
-gptswarm); agents by name: ``AGENTS`` (insight, chat).
+gptswarm); agents by name: ``AGENTS`` (insight, chat, offline-textgrad).
 """
 
-from tts_sim.search.agent_api import AGENTS, Agent, AgentReply, make_agent
+from tts_sim.search.agent_api import AGENTS, Agent, AgentReply, CritiqueEditAgent
 from tts_sim.search.context import SearchContext, SearchExhausted
 from tts_sim.search.encoding import GraphEncoding
 from tts_sim.search.enumerate import ExpectedScorer, enumerate_graphs, optimum, regret
@@ -26,9 +26,9 @@ from tts_sim.search.searcher import SEARCHERS, BaseSearcher, Searcher, make_sear
 from tts_sim.search.space import ProbabilisticGraph, SearchSpace
 
 __all__ = [
-    "AGENTS", "SEARCHERS", "Accuracy", "Agent", "AgentReply", "BaseSearcher", "ComputeRate", "ExpectedScorer",
-    "GraphEncoding", "LatencyLimit", "Objective", "ProbabilisticGraph", "SearchContext", "SearchCost",
+    "AGENTS", "SEARCHERS", "Accuracy", "Agent", "AgentReply", "BaseSearcher", "ComputeRate", "CritiqueEditAgent",
+    "ExpectedScorer", "GraphEncoding", "LatencyLimit", "Objective", "ProbabilisticGraph", "SearchContext", "SearchCost",
     "SearchExhausted", "SearchResult", "SearchSpace", "Searcher", "Trial", "WeightedAccuracyLatency",
-    "enumerate_graphs", "make_agent", "make_searcher", "optimum", "pareto_front", "parse_budget", "parse_objective",
+    "enumerate_graphs", "make_searcher", "optimum", "pareto_front", "parse_budget", "parse_objective",
     "regret", "run_search", "units_from_dollars", "units_from_gpu_seconds",
 ]

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, ClassVar
 
 from tts_sim.core.graph import Graph
-from tts_sim.search.agent_api import Agent, MixRequest, ProposeRequest, Round, make_agent
+from tts_sim.search.agent_api import PROPOSE_METHODS, Agent, MixRequest, ProposeRequest, Round, build_agent, check_agent
 from tts_sim.search.agents import prior_for
 from tts_sim.search.context import SearchContext, stable_int
 from tts_sim.search.mixes import (
@@ -44,14 +45,15 @@ def round_of(trial: Trial, note: str = "") -> Round:
 
 @dataclass
 class AgentReinforce(BaseSearcher):
-    """Options: ``agent`` ("insight", "chat" or an Agent) with ``agent_options``; ``n_picks`` mixes
+    """Options: ``agent`` (a registered agent with pick_mixes and propose: "insight", "chat") with
+    ``agent_options``; ``n_picks`` mixes
     pre-tested with ``pretest_variants`` variants each on ``pretest_questions`` questions (at most
     ``pretest_share`` of the evaluations); iteration 0 samples edges with ``edge_p`` and fusers with
     ``fuser_p``; ``memory`` past rounds go into each prompt."""
 
     name: ClassVar[str] = "agent-reinforce"
 
-    agent: Any = "insight"
+    agent: str = "insight"
     agent_options: dict[str, Any] = field(default_factory=dict)
     n_picks: int = 3
     pretest_variants: int = 2
@@ -62,14 +64,17 @@ class AgentReinforce(BaseSearcher):
     memory: int = 2
     max_repeats: int = 5  # consecutive already-evaluated proposals before the search stops early
 
+    def __post_init__(self) -> None:
+        check_agent(self.name, self.agent, self.agent_options, PROPOSE_METHODS)
+
     def config(self) -> dict[str, Any]:
         out = super().config()
-        out["agent"] = self.agent if isinstance(self.agent, str) else getattr(self.agent, "name", "custom")
         out["agent_options"] = {k: v for k, v in self.agent_options.items() if "key" not in k.lower()}
         return out
 
     def make_agent(self) -> Agent:
-        return make_agent(self.agent, **self.agent_options)
+        agent: Agent = build_agent(self.name, self.agent, self.agent_options, PROPOSE_METHODS)
+        return agent
 
     def run(self, ctx: SearchContext) -> Graph | None:
         space = ctx.space
@@ -99,7 +104,7 @@ class AgentReinforce(BaseSearcher):
                 history=frozenset(t.graph_key for t in ctx.trials if t.full), objective=objective,
                 show_latency=ctx.objective.needs_latency, seed=stable_int(ctx.seed, "propose", step) % 2 ** 32,
             )
-            reply = ctx.agent_call("propose", lambda request=request: agent.propose(request))
+            reply = ctx.agent_call("propose", partial(agent.propose, request))
             if reply.edge_table:
                 table = dict(reply.edge_table)
             graph = Graph.from_dict(reply.graph, space.catalog) if reply.graph else best.graph

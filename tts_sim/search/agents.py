@@ -14,13 +14,15 @@ It turns the three insights into concrete decisions and writes its reasoning as 
   kind of edit helped.
 
 Token counts are estimates (characters / 4 of the prompt an LLM would have read and of the reply).
+Registered as agent ``insight`` (``InsightConfig``); the edits it ranks come from ``search.edits``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -28,7 +30,8 @@ from tts_sim.core.graph import Graph, Node, Role
 from tts_sim.core.identity import graph_key
 from tts_sim.errors import GraphError
 from tts_sim.search import prompts
-from tts_sim.search.agent_api import AgentReply, MixOption, MixRequest, ProposeRequest, estimate_tokens
+from tts_sim.search.agent_api import AgentConfig, AgentReply, MixOption, MixRequest, ProposeRequest, estimate_tokens
+from tts_sim.search.edits import Edit, build_graph, one_step_edits, unseen
 from tts_sim.search.space import OUTPUT_ID, SearchSpace
 
 
@@ -59,13 +62,6 @@ def shape_targets(prior: TaskPrior, width: int, depth: int) -> tuple[int, int]:
     best_depth = max(1, prior.depth - max(0, width - prior.width) // 2)
     best_width = max(1, prior.width - max(0, depth - prior.depth))
     return best_width, best_depth
-
-
-@dataclass(frozen=True)
-class Edit:
-    kind: str  # add-edge | remove-edge | add-node | drop-node | flip-role | swap-models
-    label: str
-    graph: Graph
 
 
 class InsightAgent:
@@ -197,30 +193,20 @@ class InsightAgent:
                 keys.add(graph_key(g))
                 bases.append(g)
         for base in bases:
-            found = self._unseen(self.edits(space, base, request.nodes), seen)
+            found = unseen(one_step_edits(space, base, request.nodes), seen)
             if found:
                 return found
-        first = list(self.edits(space, request.best.graph, request.nodes))
+        first = list(one_step_edits(space, request.best.graph, request.nodes))
         found = []
         for i in rng.permutation(len(first)):
             step = first[int(i)]
-            for edit in self._unseen(self.edits(space, step.graph, request.nodes), seen):
+            for edit in unseen(one_step_edits(space, step.graph, request.nodes), seen):
                 found.append(Edit(edit.kind, f"{step.label}, then {edit.label}", edit.graph))
             if len(found) >= limit:
                 break
         if not found:
-            found = self._unseen(self.edits(space, request.best.graph, request.nodes, leave_mix=True), seen)
+            found = unseen(one_step_edits(space, request.best.graph, request.nodes, leave_mix=True), seen)
         return found
-
-    @staticmethod
-    def _unseen(edits: Iterator[Edit], seen: set[str]) -> list[Edit]:
-        out = []
-        for edit in edits:
-            key = graph_key(edit.graph)
-            if key not in seen:
-                seen.add(key)
-                out.append(edit)
-        return out
 
     # ----- ranking ----------------------------------------------------------------------------
     def heuristic(self, space: SearchSpace, prior: TaskPrior, graph: Graph, table: Mapping[str, float],
@@ -251,70 +237,6 @@ class InsightAgent:
             value -= 0.03 * depth
         return value
 
-    def edits(self, space: SearchSpace, base: Graph, nodes: Mapping[str, str],
-              leave_mix: bool = False) -> Iterator[Edit]:
-        """Every one-step edit of ``base`` that yields a valid graph (budget-repaired); with
-        ``leave_mix`` only edits that put another pool model on a node or add a node of any model."""
-        present = [n for n in base.executed if n != base.output]
-        order = list(nodes) + [n for n in present if n not in nodes]
-        rank = {n: i for i, n in enumerate(order)}
-        live = sorted(present, key=lambda n: rank[n])
-        edges = set(base.edges)
-        by_id = {n.id: n for n in base.nodes if n.id in base.levels}
-
-        def make(kind: str, label: str, node_list: list[Node], edge_set: set[tuple[str, str]]) -> Edit | None:
-            try:
-                g = _build(space, node_list, edge_set)
-            except GraphError:
-                return None
-            return Edit(kind, label, g)
-
-        base_nodes = list(by_id.values())
-        candidates: list[Edit | None] = []
-        if leave_mix:
-            free = next((f"n{i}" for i in range(len(order) + 1) if f"n{i}" not in by_id), "extra")
-            for model in space.pool:
-                for u in live:
-                    if by_id[u].model != model:
-                        changed = [Node(n.id, n.role, model) if n.id == u else n for n in base_nodes]
-                        candidates.append(make("change-model", f"run {u} on {model}", changed, set(edges)))
-                if len(live) < space.max_nodes:
-                    grown = [*base_nodes, Node(free, Role.ASSISTANT, model)]
-                    candidates.append(make("add-node", f"add node {free} ({model}) feeding the output", grown,
-                                           edges | {(free, OUTPUT_ID)}))
-            yield from (c for c in candidates if c is not None)
-            return
-        for a, u in enumerate(live):
-            for v in live[a + 1:]:
-                if (u, v) in edges:
-                    candidates.append(make("remove-edge", f"remove edge {u}->{v}", base_nodes, edges - {(u, v)}))
-                else:
-                    candidates.append(make("add-edge", f"add edge {u}->{v}", base_nodes, edges | {(u, v)}))
-            if (u, OUTPUT_ID) in edges and len(base.successors(u)) > 1:
-                candidates.append(make("remove-edge", f"remove edge {u}->{OUTPUT_ID}", base_nodes,
-                                       edges - {(u, OUTPUT_ID)}))
-            elif (u, OUTPUT_ID) not in edges:
-                candidates.append(make("add-edge", f"add edge {u}->{OUTPUT_ID}", base_nodes, edges | {(u, OUTPUT_ID)}))
-            kept = [n for n in base_nodes if n.id != u]
-            rest = {e for e in edges if u not in e}
-            # keep the dropped node's inputs flowing (p -> u -> s, so p -> s cannot close a cycle)
-            rest |= {(p, s) for p in base.predecessors(u) for s in base.successors(u)}
-            candidates.append(make("drop-node", f"drop node {u} ({by_id[u].model})", kept, rest))
-            if base.predecessors(u):
-                role = Role.ASSISTANT if by_id[u].role is Role.FUSER else Role.FUSER
-                flipped = [Node(n.id, role, n.model) if n.id == u else n for n in base_nodes]
-                candidates.append(make("flip-role", f"make {u} a {role.value}", flipped, set(edges)))
-            for v in live[a + 1:]:
-                if by_id[u].model != by_id[v].model:
-                    swapped = [Node(n.id, n.role, by_id[v].model if n.id == u else by_id[u].model if n.id == v
-                                    else n.model) for n in base_nodes]
-                    candidates.append(make("swap-models", f"swap the models of {u} and {v}", swapped, set(edges)))
-        for nid, model in nodes.items():
-            if nid not in by_id and model in space.pool:
-                candidates.append(make("add-node", f"add node {nid} ({model}) feeding the output",
-                                       [*base_nodes, Node(nid, Role.ASSISTANT, model)], edges | {(nid, OUTPUT_ID)}))
-        yield from (c for c in candidates if c is not None)
-
     def _sample_unseen(self, space: SearchSpace, request: ProposeRequest, table: Mapping[str, float],
                        rng: np.random.Generator, seen: set[str]) -> Graph:
         ids = list(request.nodes)
@@ -328,21 +250,12 @@ class InsightAgent:
             nodes = [Node(ids[i], Role.ASSISTANT, models[i]) for i in range(len(ids))]
             edge_set = {(ids[i], ids[j]) for i, j in edges} | {(ids[i], OUTPUT_ID) for i in outs}
             try:
-                candidate = _build(space, nodes, edge_set)
+                candidate = build_graph(space, nodes, edge_set)
             except GraphError:
                 continue
             if graph_key(candidate) not in seen:
                 return candidate
         return graph
-
-
-def _build(space: SearchSpace, nodes: list[Node], edges: set[tuple[str, str]]) -> Graph:
-    from tts_sim.core.flops import fix_roles
-
-    edges = set(edges)
-    all_nodes = [n for n in nodes if n.id != OUTPUT_ID] + [Node(OUTPUT_ID, Role.ASSISTANT, space.output_model)]
-    all_nodes = fix_roles(all_nodes, edges)
-    return space.repair(Graph.build(all_nodes, edges, OUTPUT_ID, space.catalog))
 
 
 def _leader(space: SearchSpace, mix: MixOption) -> str:
@@ -361,4 +274,20 @@ def _reason(kind: str) -> str:
     }.get(kind, kind)
 
 
-__all__ = ["PRIORS", "InsightAgent", "TaskPrior", "prior_for", "shape_targets"]
+@dataclass
+class InsightConfig(AgentConfig):
+    """Agent ``insight``: the offline InsightAgent (options tune the table update and the ranking)."""
+
+    agent_class: ClassVar[type] = InsightAgent
+
+    step_size: float = 0.3
+    temperature: float = 0.02
+    table_weight: float = 0.5
+    momentum: float = 0.05
+
+    def build(self) -> InsightAgent:
+        return InsightAgent(step_size=self.step_size, temperature=self.temperature, table_weight=self.table_weight,
+                            momentum=self.momentum)
+
+
+__all__ = ["PRIORS", "InsightAgent", "InsightConfig", "TaskPrior", "prior_for", "shape_targets"]

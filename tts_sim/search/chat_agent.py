@@ -1,27 +1,37 @@
 """ChatAgent: the paper's LLM agent over any OpenAI-compatible chat-completions endpoint.
 
 Configuration comes from arguments or the environment (``TTS_SIM_AGENT_BASE_URL``,
-``TTS_SIM_AGENT_MODEL``, ``TTS_SIM_AGENT_API_KEY``). Replies are parsed robustly (``parsing``); a
-malformed reply is sent back with the reason and retried. When the endpoint is unreachable or keeps
-answering garbage, the call falls back to the offline agent (InsightAgent by default) with a logged
-warning, and the reply is marked ``fallback`` - the search goes on. Only the standard library's
-``urllib`` is used.
+``TTS_SIM_AGENT_MODEL``, ``TTS_SIM_AGENT_API_KEY``); the base URL follows the shared client's rule
+(the API root ``.../v1``; ``/chat/completions`` may be given or not). Transport (retries with
+exponential backoff and ``Retry-After``, usage) is ``tts_sim.openai_client``'s. Replies are parsed
+robustly (``parsing``); a malformed reply is sent back with the reason and asked again. When the
+endpoint is unreachable or keeps answering garbage, the call falls back to the offline agent
+(``fallback``, an agent name: ``insight`` by default) with a logged warning, and the reply is marked
+``fallback`` - the search goes on. Registered as agent ``chat`` (``ChatConfig``); it implements both
+protocols, as far as its fallback does.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
 
 from tts_sim.errors import ConfigError
+from tts_sim.openai_client import ClientSettings, EndpointError, MalformedReply, OpenAIClient
+from tts_sim.registry import make_config
 from tts_sim.search import prompts
-from tts_sim.search.agent_api import AgentReply, MixRequest, ProposeRequest, estimate_tokens
+from tts_sim.search.agent_api import (
+    AGENTS,
+    AgentConfig,
+    AgentReply,
+    MixRequest,
+    ProposeRequest,
+    estimate_tokens,
+    methods_of,
+)
 from tts_sim.search.parsing import ReplyError, merge_table, parse_graph, parse_picks, strip_thinking
 
 log = logging.getLogger("tts_sim.search.agent")
@@ -33,79 +43,52 @@ ENV_API_KEY = "TTS_SIM_AGENT_API_KEY"
 T = TypeVar("T")
 
 
-class EndpointError(Exception):
-    """The endpoint could not be reached or did not answer with a chat completion."""
-
-    def __init__(self, message: str, retryable: bool = True) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-
-
 class ChatAgent:
-    """An LLM agent behind ``{base_url}/chat/completions``."""
+    """An LLM agent behind ``{base_url}/chat/completions``. ``retries`` bounds both the client's
+    transport retries and the re-asks after a malformed reply; after ``max_failed_calls`` calls in a row
+    that got no answer at all, the endpoint is left alone and every call falls back at once."""
 
     name = "chat"
 
     def __init__(self, base_url: str | None = None, model: str | None = None, api_key: str | None = None, *,
                  timeout_s: float = 300.0, retries: int = 2, temperature: float = 0.2, max_tokens: int = 4096,
-                 backoff_s: float = 1.0, max_failed_calls: int = 2, insights: bool = True,
-                 fallback: Any = None) -> None:
-        url = (base_url or os.environ.get(ENV_BASE_URL) or "").strip().rstrip("/")
+                 backoff_s: float = 1.0, max_backoff_s: float = 30.0, max_failed_calls: int = 2,
+                 insights: bool = True, fallback: Any = None) -> None:
+        url = (base_url or os.environ.get(ENV_BASE_URL) or "").strip()
         if not url:
             raise ConfigError(f"the chat agent needs an endpoint: pass base_url or set {ENV_BASE_URL}")
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError(f"chat agent base URL must start with http:// or https://, got {url!r}")
-        self.url = url if url.endswith("/chat/completions") else url + "/chat/completions"
         self.model = model or os.environ.get(ENV_MODEL) or ""
         if not self.model:
             raise ConfigError(f"the chat agent needs a model name: pass model or set {ENV_MODEL}")
-        self.api_key = api_key if api_key is not None else os.environ.get(ENV_API_KEY, "")
-        if retries < 0 or timeout_s <= 0:
-            raise ConfigError("chat agent: retries must be >= 0 and timeout_s > 0")
-        self.timeout_s, self.retries, self.backoff_s = timeout_s, retries, backoff_s
+        key = api_key if api_key is not None else os.environ.get(ENV_API_KEY, "")
+        try:
+            settings = ClientSettings(url, key or None, timeout_s, retries, backoff_s, max_backoff_s)
+        except ConfigError as exc:
+            raise ConfigError(f"chat agent: {exc}") from None
+        self.client = OpenAIClient(settings)
+        self.retries = retries
         self.temperature, self.max_tokens = temperature, max_tokens
         self.max_failed_calls, self.insights = max_failed_calls, insights
-        if fallback is None:
-            from tts_sim.search.agents import InsightAgent
-
-            fallback = InsightAgent()
-        self.fallback = fallback
+        self.fallback = fallback if fallback is not None else AGENTS.build("insight")
         self._failed_calls = 0
 
+    @property
+    def settings(self) -> ClientSettings:
+        return self.client.settings
+
     def __repr__(self) -> str:  # never shows the key
-        return f"ChatAgent(url={self.url!r}, model={self.model!r})"
+        return f"ChatAgent(base_url={self.settings.base_url!r}, model={self.model!r})"
 
     # ----- transport ------------------------------------------------------------------------
     def complete(self, messages: list[dict[str, str]]) -> tuple[str, int, int, bool]:
         """(text, prompt tokens, completion tokens, tokens estimated?) of one chat completion."""
-        body = json.dumps({"model": self.model, "messages": messages, "temperature": self.temperature,
-                           "max_tokens": self.max_tokens}).encode()
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as exc:
-            detail = exc.read()[:200].decode("utf-8", "replace").strip()
-            retryable = exc.code == 429 or exc.code >= 500
-            raise EndpointError(f"HTTP {exc.code} from {self.url}: {detail or exc.reason}", retryable) from None
-        except urllib.error.URLError as exc:
-            raise EndpointError(f"cannot reach {self.url}: {exc.reason}") from None
-        except (TimeoutError, ConnectionError, OSError) as exc:
-            raise EndpointError(f"cannot reach {self.url}: {type(exc).__name__}: {exc}") from None
-        try:
-            data = json.loads(raw)
-            text = data["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            raise ReplyError("the endpoint's answer is not an OpenAI chat completion") from None
-        if not isinstance(text, str):
-            raise ReplyError("the completion has no text content")
-        usage = data.get("usage") if isinstance(data, dict) else None
-        if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int):
-            return text, usage["prompt_tokens"], int(usage.get("completion_tokens") or 0), False
-        return text, estimate_tokens(prompts.render(messages)), estimate_tokens(text), True
+        reply = self.client.chat({"model": self.model, "messages": messages, "temperature": self.temperature,
+                                  "max_tokens": self.max_tokens})
+        if not reply.text:
+            raise MalformedReply("the completion has no text content")
+        if reply.prompt_tokens is not None:
+            return reply.text, reply.prompt_tokens, reply.completion_tokens or 0, False
+        return reply.text, estimate_tokens(prompts.render(messages)), estimate_tokens(reply.text), True
 
     def _ask(self, messages: list[dict[str, str]], parse: Callable[[str], T]) -> tuple[T | None, dict[str, Any]]:
         """Ask with retries; returns (parsed or None, accounting incl. the last error)."""
@@ -114,18 +97,14 @@ class ChatAgent:
             acct["error"] = f"endpoint disabled after {self._failed_calls} failed calls"
             return None, acct
         messages = list(messages)
-        for attempt in range(self.retries + 1):
+        for _ in range(self.retries + 1):
             try:
                 text, p, c, est = self.complete(messages)
-            except EndpointError as exc:
-                acct["error"] = str(exc)
-                if not exc.retryable:
-                    break
-                if attempt < self.retries and self.backoff_s > 0:
-                    time.sleep(self.backoff_s * (attempt + 1))
-                continue
-            except ReplyError as exc:
-                acct["error"] = str(exc)
+            except EndpointError as exc:  # the client already retried what can be retried
+                acct["error"] = str(exc) if exc.status is not None else f"cannot reach the endpoint: {exc}"
+                break
+            except MalformedReply as exc:
+                acct["error"] = f"not an OpenAI chat completion: {exc}"
                 continue
             acct["prompt"] += p
             acct["completion"] += c
@@ -199,3 +178,46 @@ class ChatAgent:
         graph, _, reasoning = parsed
         return self._reply("edit", acct, graph=graph.to_dict(), text=reasoning or "applied the feedback",
                            extras={"edit": "llm"})
+
+
+@dataclass
+class ChatConfig(AgentConfig):
+    """Agent ``chat``: an LLM behind an OpenAI-compatible endpoint (unset endpoint, model and key come
+    from TTS_SIM_AGENT_BASE_URL / _MODEL / _API_KEY), falling back to the agent named ``fallback``."""
+
+    agent_class: ClassVar[type] = ChatAgent
+
+    base_url: str | None = None
+    model: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    timeout_s: float = 300.0
+    retries: int = 2
+    backoff_s: float = 1.0
+    max_backoff_s: float = 30.0
+    temperature: float = 0.2
+    max_tokens: int = 4096
+    max_failed_calls: int = 2
+    insights: bool = True  # False: TextGrad's insight-free prompts
+    fallback: str = "insight"
+
+    def _fallback_config(self) -> Any:
+        config_cls = AGENTS.get(self.fallback)
+        if isinstance(config_cls, type) and issubclass(config_cls, ChatConfig):
+            raise ConfigError(f"agent 'chat': fallback must be an offline agent, got {self.fallback!r}")
+        return config_cls
+
+    def provides(self) -> frozenset[str]:
+        """The chat agent's methods that its fallback also has (a failed call must have somewhere to go)."""
+        fallback = make_config(self._fallback_config(), {}, f"agent {self.fallback!r}")
+        theirs = fallback.provides() if callable(getattr(fallback, "provides", None)) else methods_of(ChatAgent)
+        return methods_of(ChatAgent) & theirs
+
+    def build(self) -> ChatAgent:
+        self._fallback_config()
+        return ChatAgent(self.base_url, self.model, self.api_key, timeout_s=self.timeout_s, retries=self.retries,
+                         temperature=self.temperature, max_tokens=self.max_tokens, backoff_s=self.backoff_s,
+                         max_backoff_s=self.max_backoff_s, max_failed_calls=self.max_failed_calls,
+                         insights=self.insights, fallback=AGENTS.build(self.fallback))
+
+
+__all__ = ["ENV_API_KEY", "ENV_BASE_URL", "ENV_MODEL", "ChatAgent", "ChatConfig"]

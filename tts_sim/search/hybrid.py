@@ -2,17 +2,19 @@
 
 Even rounds sample ``batch`` graphs from the GPTSwarm-style policy over the encoding and update it
 (REINFORCE, moving-average baseline, Adam); odd rounds ask the agent (InsightAgent by default) for
-one edit of the best graph so far, whose nodes are offered as the mix. Each graph the agent
+one edit of the best graph so far, whose nodes are offered as the mix (any registered agent with
+``propose``). Each graph the agent
 proposes is also fed to the policy as a sample, so the policy learns from the agent's finds.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, ClassVar
 
 from tts_sim.core.graph import Graph
-from tts_sim.search.agent_api import ProposeRequest, make_agent
+from tts_sim.search.agent_api import ProposeRequest, build_agent, check_agent
 from tts_sim.search.agent_reinforce import round_of
 from tts_sim.search.context import SearchContext, stable_int
 from tts_sim.search.encoding import GraphEncoding
@@ -24,22 +26,27 @@ from tts_sim.search.searcher import BaseSearcher
 class Hybrid(BaseSearcher):
     name: ClassVar[str] = "hybrid"
 
-    agent: Any = "insight"
+    #: Hybrid asks its agent only for proposals.
+    agent_methods: ClassVar[tuple[str, ...]] = ("propose",)
+
+    agent: str = "insight"
     agent_options: dict[str, Any] = field(default_factory=dict)
     lr: float = 0.1
     batch: int = 2
     edge_p: float = 0.3
     baseline_decay: float = 0.9
 
+    def __post_init__(self) -> None:
+        check_agent(self.name, self.agent, self.agent_options, self.agent_methods)
+
     def config(self) -> dict[str, Any]:
         out = super().config()
-        out["agent"] = self.agent if isinstance(self.agent, str) else getattr(self.agent, "name", "custom")
         out["agent_options"] = {k: v for k, v in self.agent_options.items() if "key" not in k.lower()}
         return out
 
     def run(self, ctx: SearchContext) -> Graph | None:
         space = ctx.space
-        agent = make_agent(self.agent, **self.agent_options)
+        agent = build_agent(self.name, self.agent, self.agent_options, self.agent_methods)
         encoding = GraphEncoding(space)
         policy = EncodingPolicy(encoding, edge_p=self.edge_p, lr=self.lr)
         avg: float | None = None
@@ -63,7 +70,7 @@ class Hybrid(BaseSearcher):
                     prev_best_score=None, edge_table={}, memory=(), objective=ctx.objective.describe(),
                     history=frozenset(t.graph_key for t in ctx.trials if t.full),
                     show_latency=ctx.objective.needs_latency, seed=stable_int(ctx.seed, "hybrid", step) % 2 ** 32)
-                reply = ctx.agent_call("propose", lambda request=request: agent.propose(request))
+                reply = ctx.agent_call("propose", partial(agent.propose, request))
                 graph = Graph.from_dict(reply.graph, space.catalog) if reply.graph else best.graph
                 last = ctx.evaluate(graph, phase=f"agent step {step}")
                 samples.append((encoding.encode(last.graph), last.score))
