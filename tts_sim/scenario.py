@@ -115,13 +115,16 @@ def structure(task: TaskSpec) -> Structure:
 
 #: True fusion coefficients of the scenario by task kind (see ``tts_sim.quality.fusion``). Math:
 #: checking a derivation is easier than producing one (a correct input is recognised, rho > 0, and
-#: multi-input nodes sharpen their own belief, tau > 1); multiple choice: recognising the right option
+#: multi-input nodes sharpen their own belief, tau > 1). Since v2 (wrong answers mostly differ across
+#: models, questions mostly solved always or never) the multi-input assistant recognises a correct
+#: input more (rho0 2.2 -> 4.0) and follows mere agreement less (beta0 3.9 -> 2.0, tau 2.5 -> 2.0):
+#: otherwise fusing small models no longer beats them on MATH as the paper found; multiple choice: recognising the right option
 #: is no easier than answering (small rho), fusion gains come from plurality only; code: agreement
 #: between programs is hard to see by reading them (small beta and rho), so fusing weak coders helps little.
 TRUE_FUSION = {
     "math": FusionParams({
         "refine.tau": 1.5, "refine.beta0": 1.75, "refine.beta1": 0.0, "refine.rho0": 0.15, "refine.rho1": 0.0,
-        "assistant.tau": 2.5, "assistant.beta0": 3.9, "assistant.beta1": 0.0, "assistant.rho0": 2.2,
+        "assistant.tau": 2.0, "assistant.beta0": 2.0, "assistant.beta1": 0.0, "assistant.rho0": 4.0,
         "assistant.rho1": 0.3,
         "fuser.tau": 1.5, "fuser.beta0": 2.5, "fuser.beta1": 0.0, "fuser.rho0": 1.5, "fuser.rho1": 0.3,
         "gamma0": -2.9, "gamma1": -1.0,

@@ -6,10 +6,11 @@ A node of model ``m`` and role ``r`` sees its predecessors' answer ids (``n_a`` 
     logit(a) = tau * log own~(a) + lam * (beta * n_a + rho * [a is correct and some input holds it])
     P(out = a) = softmax(logit)(a)
 
-* ``own~ = lam * own + (1 - lam) * chance`` is the model's own answer distribution degraded by the
-  context: with weight ``1 - lam`` it answers like a random guess (the task's chance level ``c`` on
-  the correct answer, the rest spread evenly over the question's known wrong answers), so a long
-  context moves a model toward chance, never below it (for multiple choice: 1/4 on each option).
+* ``own~ = lam * own + (1 - lam) * guess`` is the model's own answer distribution degraded by the
+  context: with weight ``1 - lam`` it answers as if it had not understood the question (the task's
+  chance level ``c`` on the correct answer; the rest spread evenly over the options for multiple
+  choice, like its own wrong answers for open answers), so a long context moves a model toward
+  chance / its own prior, never below chance (multiple choice: 1/4 on each option).
   ``tau`` is how decisive its own judgement is when it compares answers (> 1: sharper than when it
   answers alone, i.e. checking is easier than solving).
 * ``lam = exp(-gamma * max(0, T - A) / 1000)`` is how well it still reads a long context
@@ -151,13 +152,17 @@ def degradation(gamma: np.ndarray, excess_tokens: np.ndarray) -> np.ndarray:
     return np.exp(-gamma * np.maximum(excess_tokens, 0.0) / TOKENS_SCALE)
 
 
-def chance_probs(valid: np.ndarray, chance: float) -> np.ndarray:
-    """A random guess: ``chance`` on the correct id, the rest spread evenly over the valid wrong ids
-    (``valid`` (..., K) bool; a row without valid wrong ids puts everything on the correct id)."""
-    wrong = valid[..., 1:].astype(float)
-    n_wrong = wrong.sum(axis=-1, keepdims=True)
-    c = np.where(n_wrong > 0, chance, 1.0)
-    return np.concatenate([c, (1 - c) * wrong / np.maximum(n_wrong, 1.0)], axis=-1)
+def chance_probs(probs: np.ndarray, valid: np.ndarray, chance: float, uniform: bool) -> np.ndarray:
+    """What a model that no longer reads its context answers: ``chance`` on the correct id and the
+    rest over the wrong ids, evenly over the question's valid ones if ``uniform`` (multiple choice:
+    a random option), else like the model's own wrong answers (open answers: its own prior).
+    ``probs`` (..., K) the model's own distribution, ``valid`` (..., K) bool; a row without a wrong
+    id to go to keeps everything on the correct one."""
+    shape = np.broadcast_shapes(probs.shape, valid.shape)
+    wrong = np.broadcast_to((valid if uniform else probs)[..., 1:], (*shape[:-1], shape[-1] - 1)).astype(float)
+    total = wrong.sum(axis=-1, keepdims=True)
+    c = np.where(total > 0, chance, 1.0)
+    return np.concatenate([c, (1 - c) * wrong / np.where(total > 0, total, 1.0)], axis=-1)
 
 
 def degraded_probs(probs: np.ndarray, lam: float | np.ndarray, base: np.ndarray) -> np.ndarray:
@@ -191,7 +196,7 @@ class RecordArrays:
     counts: np.ndarray  # (R, K) input answer counts
     output: np.ndarray  # (R,) output answer id
     excess: np.ndarray  # (R,) context tokens beyond the question
-    base: np.ndarray  # (R, K) a random guess on the record's question (``chance_probs``)
+    base: np.ndarray  # (R, K) the record's model's guess on its question (``chance_probs``)
 
 
 def negative_log_likelihood(x: np.ndarray, rec: RecordArrays) -> tuple[float, np.ndarray]:
@@ -344,7 +349,8 @@ def record_arrays(records: Sequence[FusionRecord], answers: AnswerTables, task: 
         counts=counts,
         output=np.array([r.output for r in records], dtype=np.intp),
         excess=tokens - task.prompt_tokens,
-        base=chance_probs(answers.valid[question], task.chance) if n else np.zeros((0, k)),
+        base=chance_probs(probs, answers.valid[question], task.chance, task.kind == "multiple-choice") if n
+        else np.zeros((0, k)),
     )
 
 

@@ -75,7 +75,8 @@ class QualityModel:
                  label: str = "profile", catalog: ModelCatalog = DEFAULT_CATALOG) -> None:
         self.task = task
         self.answers = answers
-        self._base = chance_probs(answers.valid, task.chance)  # (Q, K) a random guess per question
+        # (M, Q, K) what each model answers when it no longer reads its context
+        self._base = chance_probs(answers.probs, answers.valid[None], task.chance, task.kind == "multiple-choice")
         self.params = replace(params, overwrite=self._overwrite_chances(params))
         self.label = label
         self.catalog = catalog
@@ -196,7 +197,7 @@ class QualityModel:
         role = role_index("assistant", 1)
         for m, (model, s) in enumerate(zip(self.answers.models, self.answers.skill, strict=True)):
             lam = float(degradation(params.gamma(s), np.asarray(self.task.answer_tokens)))
-            own = float(params.tau(role)) * degraded_log_own(self.answers.probs[m], lam, self._base)
+            own = float(params.tau(role)) * degraded_log_own(self.answers.probs[m], lam, self._base[m])
             logits = np.where(self.answers.valid, own, -np.inf)
             logits[:, 0] += lam * float(params.beta(role, s) + params.rho(role, s))
             out[model] = float(1 - special.softmax(logits, axis=1)[:, 0].mean())
@@ -238,7 +239,7 @@ class QualityModel:
             s = skills[m]
             excess = len(preds) * self.task.answer_tokens
             lam = float(degradation(self.params.gamma(s), np.asarray(excess)))
-            log_own = degraded_log_own(self.answers.probs[m], lam, self._base)
+            log_own = degraded_log_own(self.answers.probs[m], lam, self._base[m])
             log_own = np.where(self.answers.valid, float(self.params.tau(role)) * log_own, -np.inf).astype(np.float32)
             plan.append(_NodePlan(n, preds, m, log_own, lam * float(self.params.beta(role, s)),
                                   lam * float(self.params.rho(role, s))))
