@@ -118,9 +118,10 @@ def structure(task: TaskSpec) -> Structure:
 #: multi-input nodes sharpen their own belief, tau > 1). Since v2 (wrong answers mostly differ across
 #: models, questions mostly solved always or never) the multi-input assistant recognises a correct
 #: input more (rho0 2.2 -> 4.0) and follows mere agreement less (beta0 3.9 -> 2.0, tau 2.5 -> 2.0):
-#: otherwise fusing small models no longer beats them on MATH as the paper found; multiple choice: recognising the right option
-#: is no easier than answering (small rho), fusion gains come from plurality only; code: agreement
-#: between programs is hard to see by reading them (small beta and rho), so fusing weak coders helps little.
+#: otherwise fusing small models no longer beats them on MATH as the paper found; multiple choice:
+#: recognising the right option is no easier than answering (small rho), fusion gains come from
+#: plurality only; code: agreement between programs is hard to see by reading them (small beta
+#: and rho), so fusing weak coders helps little.
 TRUE_FUSION = {
     "math": FusionParams({
         "refine.tau": 1.5, "refine.beta0": 1.75, "refine.beta1": 0.0, "refine.rho0": 0.15, "refine.rho1": 0.0,

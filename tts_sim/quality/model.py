@@ -34,6 +34,7 @@ from tts_sim.quality.fusion import (
     record_arrays,
     role_index,
 )
+from tts_sim.quality.interval import PredictionInterval, prediction_interval
 from tts_sim.stats import wilson_interval
 from tts_sim.tasks import TaskSpec, get_task
 
@@ -174,6 +175,12 @@ class QualityModel:
         free = special.softmax(logits, axis=1)[:, 0]
         logits[:, 0] += out.pull * len(out.preds) + out.bonus
         return float(np.maximum(free, special.softmax(logits, axis=1)[:, 0]).mean())
+
+    def prediction_interval(self, graph: Graph, questions: Sequence[int] | None = None, *, level: float = 0.95,
+                            seed: int = 0) -> PredictionInterval:
+        """Where one evaluation's accuracy is predicted to fall, the fusion fit's uncertainty included
+        (``tts_sim.quality.interval``)."""
+        return prediction_interval(self, graph, questions, level=level, seed=seed)
 
     def accuracy(self, graph: Graph, questions: Sequence[int] | None = None, *, seed: int | None = None
                  ) -> AccuracyEstimate:
