@@ -89,6 +89,7 @@ class Structure:
     difficulty_sd: float
     model_sd: float
     wrong: WrongAnswers
+    chance_floor: bool = True  # p >= chance on every question (False: a model can be reliably wrong on one)
 
 
 #: Per task kind. Math: calibrated to the GSM8K statistics of real models
@@ -97,11 +98,13 @@ class Structure:
 #: success 0.54, the same wrong answer when two models are both wrong 0.14-0.34, greedy accuracy close to
 #: the sampled one. Multiple choice and code: no real per-question data here; ASSUMED the same spread of
 #: difficulty and the same disagreement between models as math (the figures describe models, not GSM8K);
-#: multiple choice has 3 wrong options whose distractor popularity is shared (assumed agreement about 0.5
-#: when both are wrong, above the 1/3 of independent guesses); code has many wrong programs, rarely the same.
+#: multiple choice has 3 wrong options with mildly shared distractors (agreement when both are wrong a
+#: little above the 1/3 of independent guesses) and no chance floor per question (a model can be
+#: reliably wrong on a question, as greedy scoring of real models is: greedy accuracy stays close to the
+#: published, greedy, one); code has many wrong programs, rarely the same.
 STRUCTURE = {
     "math": Structure(4.3, 2.1, WrongAnswers((9, 16), (0.7, 2.0), 0.2, 1.5)),
-    "multiple-choice": Structure(4.3, 2.1, WrongAnswers((3, 3), (0.0, 1.5), 0.3, 0.5)),
+    "multiple-choice": Structure(4.3, 2.1, WrongAnswers((3, 3), (0.0, 1.0), 0.0, 1.0), chance_floor=False),
     "code": Structure(4.3, 2.1, WrongAnswers((15, 25), (0.0, 0.3), 0.2, 1.0)),
 }
 #: Kept for readers of the old name: the wrong-answer shapes by task kind.
@@ -203,7 +206,9 @@ def scenario_task(task: str | TaskSpec, n_questions: int, rng: np.random.Generat
     models = tuple(m for m in catalog.names() if m in spec.published_accuracy)
     difficulty = rng.normal(0.0, st.difficulty_sd, n_questions)
     own = difficulty[None, :] + rng.normal(0.0, st.model_sd, (len(models), n_questions))  # (M, Q)
-    skill = np.array([solve_skill(spec.published_accuracy[m], own[i], spec.chance) for i, m in enumerate(models)])
+    floor = spec.chance if st.chance_floor else 0.0
+    skill = np.array([solve_skill(max(spec.published_accuracy[m], spec.chance + 5e-4), own[i], floor)
+                      for i, m in enumerate(models)])
     n_wrong = rng.integers(shape.count[0], shape.count[1] + 1, n_questions)
     zipf = rng.uniform(*shape.zipf, n_questions)
     k = 1 + int(n_wrong.max())
@@ -212,7 +217,7 @@ def scenario_task(task: str | TaskSpec, n_questions: int, rng: np.random.Generat
     valid[:, 0] = True
     valid[:, 1:] = rank[None, :] <= n_wrong[:, None]
     popularity = np.where(valid[:, 1:], rank[None, :] ** -zipf[:, None], 0.0)
-    p_correct = spec.chance + (1 - spec.chance) * special.expit(skill[:, None] - own)
+    p_correct = floor + (1 - floor) * special.expit(skill[:, None] - own)
     taste = np.exp(shape.spread * rng.normal(0.0, 1.0, (len(models), n_questions, k - 1)))
     probs = np.zeros((len(models), n_questions, k))
     for i, m in enumerate(models):

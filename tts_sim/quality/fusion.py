@@ -310,15 +310,16 @@ def fit_fusion(rec: RecordArrays, skills: Mapping[str, float] | None = None) -> 
                                     covariance=tuple(tuple(row) for row in cov.tolist()))
 
 
-def _covariance(grad: Callable[[np.ndarray], np.ndarray], x: np.ndarray, h: float = 1e-4) -> np.ndarray:
-    """The inverse observed information (central differences of the analytic gradient); all nan
-    where the information matrix is singular or not positive definite."""
+def _covariance(grad: Callable[[np.ndarray], np.ndarray], x: np.ndarray, h: float = 1e-5) -> np.ndarray:
+    """The inverse observed information (forward differences of the analytic gradient, symmetrised);
+    all nan where the information matrix is singular or not positive definite."""
     n = len(x)
     hess = np.empty((n, n))
+    g0 = grad(x)
     for i in range(n):
         e = np.zeros(n)
         e[i] = h
-        hess[i] = (grad(x + e) - grad(x - e)) / (2 * h)
+        hess[i] = (grad(x + e) - g0) / h
     hess = (hess + hess.T) / 2
     try:
         np.linalg.cholesky(hess)
