@@ -18,8 +18,9 @@ A node of model ``m`` and role ``r`` sees its predecessors' answer ids (``n_a`` 
   records with long contexts (at least ``MIN_LONG_RECORDS`` records with ``T - A >=
   LONG_CONTEXT_TOKENS``), never extrapolated from short ones; without them it stays at the
   documented prior ``PRIOR`` (see there).
-* ``beta >= 0`` is how strongly each agreeing input pulls it (adopting the inputs' majority: a plurality of
-  ``n`` inputs outweighs a runner-up by ``exp(lam * beta * difference)``), ``rho`` how well it recognises
+* ``beta >= 0`` (clipped at 0: agreeing inputs never repel) is how strongly each agreeing input pulls
+  it (adopting the inputs' majority: a plurality of ``n`` inputs outweighs a runner-up by
+  ``exp(lam * beta * difference)``), ``rho`` how well it recognises
   a correct answer held by a minority. Because the pull multiplies its own belief, a wrong answer it
   finds plausible (a popular wrong answer it would give itself) is kept far more readily than an
   idiosyncratic one: chains of refiners fix rare slips early and then drift to popular wrong answers.
@@ -28,12 +29,12 @@ A node of model ``m`` and role ``r`` sees its predecessors' answer ids (``n_a`` 
 
 Parameters are functions of the role and of the model's skill ``s`` (logit of its accuracy on the
 task), so models without records still get values: ``beta = b0_r + b1_r s``, ``rho = r0_r + r1_r s``,
-``gamma = exp(g0 + g1 s)``, ``tau = t_r``. Roles: ``refine`` (assistant with one predecessor), ``assistant`` (two
-or more), ``fuser``. The log-likelihood of observed fusion records is maximised with L-BFGS-B
+``gamma = exp(g0 + g1 s)``, ``tau = t_r``. Roles: ``refine`` (assistant with one predecessor),
+``assistant`` (two or more), ``fuser``. The log-likelihood of observed fusion records is maximised with L-BFGS-B
 (analytic gradient); the covariance of the fitted coefficients (standard errors, and the parametric
 bootstrap of ``tts_sim.quality.interval``) is the inverse observed information. A role with fewer than
 ``MIN_ROLE_RECORDS`` records (or a skill slope seen with one model only) is not fitted: it keeps
-``PRIOR`` and ``fit_gaps`` names what is missing, for a one-line warning. The own distributions
+``PRIOR`` and ``fit_plan`` names what is missing, for a one-line warning. The own distributions
 are plug-in estimates from the answer banks: with few samples per question (<= ~16) their noise
 biases the fit (``tau`` shrinks, ``rho`` grows), so profile with many samples where it matters.
 """
