@@ -41,6 +41,7 @@ biases the fit (``tau`` shrinks, ``rho`` grows), so profile with many samples wh
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -199,6 +200,21 @@ class RecordArrays:
     excess: np.ndarray  # (R,) context tokens beyond the question
     base: np.ndarray  # (R, K) the record's model's guess on its question (``chance_probs``)
 
+    @functools.cached_property
+    def diff(self) -> np.ndarray:
+        """own - guess (zero outside the support): own~ = guess + lam * diff."""
+        return self.probs - self.base
+
+    @functools.cached_property
+    def support(self) -> np.ndarray:
+        """(R, K) ids the degraded distribution can give (own > 0 or guess > 0)."""
+        return (self.probs > 0) | (self.base > 0)
+
+    @functools.cached_property
+    def outside(self) -> np.ndarray:
+        """0 on the support, -inf outside: added to logits."""
+        return np.where(self.support, 0.0, -np.inf)
+
 
 def negative_log_likelihood(x: np.ndarray, rec: RecordArrays) -> tuple[float, np.ndarray]:
     """Negative log-likelihood of the records and its gradient in the coefficient vector ``x``."""
@@ -213,10 +229,9 @@ def negative_log_likelihood(x: np.ndarray, rec: RecordArrays) -> tuple[float, np
     xt = np.maximum(rec.excess, 0.0) / TOKENS_SCALE
     lam = np.maximum(np.exp(-gamma * xt), 1e-9)
     has0 = (rec.counts[:, 0] > 0).astype(float)
-    own = degraded_probs(rec.probs, lam, rec.base)
-    finite = own > 0
-    log_own0 = np.log(np.where(finite, own, 1.0))
-    logits = fusion_logits(np.where(finite, tau[:, None] * log_own0, -np.inf), rec.counts, lam * beta, lam * rho)
+    own1 = np.where(rec.support, rec.base + lam[:, None] * rec.diff, 1.0)  # own~, 1 outside the support
+    log_own0 = np.log(own1)  # 0 outside the support
+    logits = fusion_logits(tau[:, None] * log_own0 + rec.outside, rec.counts, lam * beta, lam * rho)
     top = logits.max(axis=1, keepdims=True)
     e = np.exp(logits - top)
     z = e.sum(axis=1, keepdims=True)
@@ -228,7 +243,7 @@ def negative_log_likelihood(x: np.ndarray, rec: RecordArrays) -> tuple[float, np
     d_tau = (resid * log_own0).sum(axis=1)
     d_beta = lam * (resid * rec.counts).sum(axis=1) * (beta_raw > 0)
     d_rho = lam * has0 * resid[:, 0]
-    dlog_own = np.where(finite, (rec.probs - rec.base) / np.where(finite, own, 1.0), 0.0)
+    dlog_own = rec.diff / own1  # d log own~ / d lam (diff is 0 outside the support)
     d_lam = (resid * (tau[:, None] * dlog_own + beta[:, None] * rec.counts)).sum(axis=1) + resid[:, 0] * rho * has0
     d_gamma_lin = d_lam * (-lam * gamma * xt)  # d ll / d (g0 + g1 s)
     grad = np.zeros_like(x)
