@@ -313,7 +313,8 @@ def generate_profile(seed: int = 0, *, samples: int = SAMPLES_PER_QUESTION, reco
         "samples_per_question": samples,
         "structure": {kind: {"difficulty_sd": st.difficulty_sd, "model_sd": st.model_sd,
                              "wrong": {"count": list(st.wrong.count), "zipf": list(st.wrong.zipf),
-                                       "weak_focus": st.wrong.weak_focus, "spread": st.wrong.spread}}
+                                       "weak_focus": st.wrong.weak_focus, "spread": st.wrong.spread},
+                             "chance_floor": st.chance_floor}
                       for kind, st in STRUCTURE.items()},
         "true_fusion": {kind: dict(p.coef) for kind, p in TRUE_FUSION.items()},
     }
