@@ -24,6 +24,7 @@ from tts_sim.sim.scenario import (
     main,
     scenario_task,
 )
+from tts_sim.sim.scenario_stats import REAL_GSM8K, markdown, scenario_stats, task_stats
 from tts_sim.tasks import get_task
 
 SHIPPED = importlib.resources.files("tts_sim").joinpath("data/default_profile.json.gz")
@@ -67,22 +68,28 @@ def test_every_model_matches_its_published_accuracy(task: str) -> None:
 
 def test_wrong_answers_have_the_shape_of_their_task() -> None:
     rng = np.random.default_rng(2)
-    mmlu = scenario_task("mmlu", 200, rng)
-    assert (mmlu.valid[:, 1:].sum(axis=1) == 3).all()  # three wrong options
+    mmlu = task_stats(scenario_task("mmlu", 300, rng))
+    truth = scenario_task("mmlu", 200, rng)
+    assert (truth.valid[:, 1:].sum(axis=1) == 3).all()  # three wrong options
+    math_task = task_stats(scenario_task("math", 500, rng))
+    code = task_stats(scenario_task("humaneval", 164, rng))
+    # both wrong: wrong programs rarely coincide, math answers sometimes, multiple-choice distractors often
+    assert max(code.same_wrong.values()) < 0.12
+    assert 0.08 < np.mean(list(math_task.same_wrong.values())) < 0.4
+    assert np.mean(list(mmlu.same_wrong.values())) > 1 / 3
 
-    def coincidence(truth, model: str) -> float:
-        """P(two independent wrong answers of ``model`` to the same question are the same)."""
-        w = truth.probs[truth.models.index(model), :, 1:]
-        w = w / w.sum(axis=1, keepdims=True)
-        return float((w**2).sum(axis=1).mean())
 
-    math_task = scenario_task("math", 200, rng)
-    code = scenario_task("humaneval", 164, rng)
-    assert coincidence(code, "llama-3.2-1b") < 0.1  # wrong programs rarely coincide
-    assert coincidence(math_task, "llama-3.2-1b") > 2 * coincidence(code, "llama-3.2-1b")
-    # weak models share popular wrong answers more than strong ones do
-    assert coincidence(math_task, "llama-3.2-1b") > coincidence(math_task, "llama-3.1-70b")
-    assert coincidence(mmlu, "llama-3.2-1b") > coincidence(mmlu, "llama-3.1-70b")
+def test_gsm8k_statistics_match_real_models() -> None:
+    """The math kind's structure reproduces real models' GSM8K answer statistics
+    (real-answer-stats.md) within a tolerance that covers the draw of 500 questions."""
+    (gsm,) = scenario_stats(0, tasks=("gsm8k",))
+    for model, real in REAL_GSM8K["greedy"].items():
+        assert gsm.greedy[model] == pytest.approx(real, abs=0.06), model
+    assert abs(gsm.correlation - REAL_GSM8K["correlation"]) < 0.08
+    low, high = REAL_GSM8K["in_between"]
+    assert all(low - 0.05 <= v <= high + 0.05 for v in gsm.mid_range(gsm.in_between)), gsm.in_between
+    assert all(0.05 <= v <= 0.4 for v in gsm.same_wrong.values()), gsm.same_wrong
+    assert "| in between" in markdown([gsm])
 
 
 # ----- the shipped profile ------------------------------------------------------------------
@@ -135,10 +142,16 @@ def test_insight_1_each_task_prefers_its_own_model_mix(math_model: QualityModel)
     large = {t: max(float(qm.expected(lone(m)).mean()) for m in ("llama-3.1-8b", "gemma-7b"))
              for t, qm in (("math", math_model), ("mmlu", default_quality_model("mmlu")))}
     assert _best_fused(math_model, "math", budget) > large["math"] + 0.05
-    three_3b = fan(3, "llama-3.2-3b", "llama-3.2-3b")  # llama only: three mid-size models, fused
-    assert budget_units(graph_flops(three_3b, get_task("math")), get_task("math")) <= budget
-    assert math_model.expected(three_3b, replicates=100).mean() > large["math"] + 0.03
     assert large["mmlu"] > _best_fused(default_quality_model("mmlu"), "mmlu", budget) + 0.05
+
+
+@pytest.mark.xfail(strict=True, reason="scenario v2 (real GSM8K answer structure): three fused 3B score 0.49, "
+                   "above the 8B's 0.485 but not by 0.03")
+def test_insight_1_three_mid_size_models_beat_one_large(math_model: QualityModel) -> None:
+    three_3b = fan(3, "llama-3.2-3b", "llama-3.2-3b")  # llama only: three mid-size models, fused
+    assert budget_units(graph_flops(three_3b, get_task("math")), get_task("math")) <= 18.0
+    large = max(float(math_model.expected(lone(m)).mean()) for m in ("llama-3.1-8b", "gemma-7b"))
+    assert math_model.expected(three_3b, replicates=100).mean() > large + 0.03
 
 
 @pytest.fixture(scope="module")
@@ -147,12 +160,17 @@ def grid(math_model: QualityModel) -> np.ndarray:
     return np.array([[math_model.expected(chains(w, d), replicates=100).mean() for d in DEPTHS] for w in WIDTHS])
 
 
-def test_insight_2_width_and_depth_have_interior_optima(grid: np.ndarray) -> None:
+def test_insight_2_width_has_an_interior_optimum(grid: np.ndarray) -> None:
     for j in range(len(DEPTHS)):  # at every depth, accuracy rises then falls in width
         col = grid[:, j]
         i = int(col.argmax())
         assert 0 < i < len(WIDTHS) - 1, (DEPTHS[j], col)
         assert col[i] - col[0] > 0.01 and col[i] - col[-1] > 0.005, (DEPTHS[j], col)
+
+
+@pytest.mark.xfail(strict=True, reason="scenario v2 (questions mostly solved always or never, as real ones): "
+                   "a chain of 1B refiners reaches its stationary accuracy at depth 1-2, depth gains vanish")
+def test_insight_2_depth_has_an_interior_optimum(grid: np.ndarray) -> None:
     row = grid[WIDTHS.index(2)]  # at width 2, accuracy rises then falls in depth (a shallow optimum)
     j = int(row.argmax())
     assert 0 < j < len(DEPTHS) - 1, row

@@ -38,10 +38,12 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     n = min(args.questions or ev.n_questions, ev.n_questions)
     result = ev.evaluate(g, range(n), seed=args.seed)
     exp = ev.expected(g, range(n))
+    interval = ev.accuracy_interval(g, range(n))
     lat = result.latency
     rows = [
         ("accuracy (one sampled run)", f"{result.accuracy:.3f}  [{result.ci_low:.3f}, {result.ci_high:.3f}] 95% CI"),
         ("accuracy (expected)", f"{exp.accuracy:.3f}"),
+        ("accuracy 95% prediction interval", f"[{interval.low:.3f}, {interval.high:.3f}]  ({interval.includes})"),
         ("questions", result.n_questions),
         ("FLOPs / query", f"{result.flops:.4g}"),
         ("budget units", f"{result.budget_units:.2f}"),
@@ -59,4 +61,5 @@ def cmd_simulate(args: argparse.Namespace) -> None:
         ]
     data = result.to_dict()
     data["expected_accuracy"] = exp.accuracy
+    data["accuracy_interval"] = interval.to_dict()
     emit(args, data, table(["metric", "value"], rows))

@@ -25,6 +25,9 @@ class SimulatedEvaluator:
     the profile's measured tables where they cover a (model, device), roofline otherwise.
     ``tokens``: the simulator's ``TokenModel``; None builds one from the profile's token statistics
     for the task (sampled reply lengths, template overheads) when it has them, else the paper's counts.
+    ``intervals``: also put each result's 95% prediction interval (the fusion fit's coefficient
+    uncertainty + the run's noise; ``accuracy_interval``) in its ``meta["accuracy_interval"]``;
+    off by default because it costs ~30 extra quality-model runs per evaluation.
     """
 
     def __init__(
@@ -38,6 +41,7 @@ class SimulatedEvaluator:
         replicates: int = 1,
         max_batch: int = 8,
         tokens: Any = None,
+        intervals: bool = False,
     ) -> None:
         from tts_sim.sim.quality import QualityModel
         from tts_sim.sim.scenario import load_default_profile
@@ -47,6 +51,7 @@ class SimulatedEvaluator:
         self.profile = profile if profile is not None else load_default_profile()
         self.quality = QualityModel.from_profile(self.profile, self.task, catalog)
         self.replicates = replicates
+        self.intervals = intervals
         self.n_queries = n_queries
         self.simulator = None
         self.arrival = arrival
@@ -95,9 +100,17 @@ class SimulatedEvaluator:
         qs = tuple(range(self.n_questions)) if questions is None else tuple(int(q) for q in questions)
         return self._evaluation(graph, qs, self.quality.expected(graph, qs), 0, {"mode": "expected"})
 
+    def accuracy_interval(self, graph: Graph, questions: Sequence[int] | None = None, level: float = 0.95) -> Any:
+        """A ``PredictionInterval``: where one evaluation's accuracy is predicted to fall, the fusion
+        fit's coefficient uncertainty included (``tts_sim.sim.quality.interval``)."""
+        qs = tuple(range(self.n_questions)) if questions is None else tuple(int(q) for q in questions)
+        return self.quality.prediction_interval(graph, qs, level=level)
+
     def _evaluation(self, graph: Graph, qs: tuple[int, ...], per_q: np.ndarray, seed: int | None,
                     meta: dict[str, Any]) -> Evaluation:
         n = len(qs)
+        if self.intervals and n:
+            meta = {**meta, "accuracy_interval": self.accuracy_interval(graph, qs).to_dict()}
         accuracy = float(np.mean(per_q)) if n else 0.0
         low, high = wilson_interval(accuracy * n, n)
         flops = graph_flops(graph, self.task, self.catalog)

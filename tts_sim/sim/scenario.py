@@ -3,13 +3,22 @@
 Nothing here was measured. The scenario is a clearly labelled stand-in for a profile that real
 backends would write, so the simulator works out of the box:
 
-* **Questions differ.** Logistic item response: ``p(m, q) = c + (1 - c) * sigmoid(skill_m - difficulty_q)``
-  (``c`` = chance level), difficulties ~ Normal(0, ``DIFFICULTY_SD``), each model's skill solved so
-  that its mean accuracy over the questions equals its published accuracy (to 1e-3).
-* **Wrong answers agree.** Each question has a few distinct wrong answers with Zipf-like
-  popularity; weaker models concentrate more on the popular ones (a power ``> 1`` of the popularity),
-  so weak models share wrong answers. Multiple choice has exactly 3 wrong options; code has many,
-  nearly equally rare (wrong programs rarely coincide).
+* **Questions differ, and models disagree about which are hard.** Logistic item response:
+  ``p(m, q) = c + (1 - c) * sigmoid(skill_m - difficulty_q - e_mq)`` (``c`` = chance level), a shared
+  difficulty ~ Normal(0, ``difficulty_sd``) plus each model's own deviation ``e_mq`` ~ Normal(0,
+  ``model_sd``), each model's skill solved so that its mean accuracy over the questions equals its
+  published accuracy (to 1e-3). A wide spread makes questions mostly solved always or never by a
+  model (greedy accuracy close to the sampled one), the per-model part sets the cross-model
+  correlation of per-question success.
+* **Wrong answers mostly differ.** Each question has a few distinct wrong answers with a shared
+  Zipf-like popularity; weaker models concentrate more on the popular ones (a power ``> 1`` of the
+  popularity), and each model multiplies it by its own log-normal taste (``spread``), so two models
+  that are both wrong give the same wrong answer only sometimes. Multiple choice has exactly 3
+  wrong options; code has many, nearly equally rare (wrong programs rarely coincide).
+* **Per task kind** (``STRUCTURE``): math is calibrated to real models' GSM8K statistics
+  (../shared/reference/real-answer-stats.md); ``python benchmarks/scenario_stats.py`` reports
+  each task's figures next to the real ones (docs/scenario_stats.md); the other kinds' values are
+  documented assumptions.
 * **Fusion** follows ``tts_sim.sim.quality.fusion`` with the true coefficients ``TRUE_FUSION`` (by task
   kind), chosen so the paper's qualitative insights hold in the model fitted to the shipped profile
   (tests/test_scenario.py). The depth optimum is shallow: a chain of identical refiners is a
@@ -17,7 +26,8 @@ backends would write, so the simulator works out of the box:
 
 ``generate_profile`` samples answer banks (``samples`` answers per question per model, for every
 catalog model with a published accuracy; many, so the fitted model is close to the true one) and
-fusion-calibration records from random small graphs of the paper's pool.
+fusion-calibration records from random small graphs of the paper's pool, ``WIDE_FRACTION`` of them
+one wide fan-in (12-64 inputs), so the context degradation is fitted from long contexts.
 ``python -m tts_sim.sim.scenario --out tts_sim/data/default_profile.json.gz --seed 0`` regenerates the
 shipped file byte for byte; ``load_default_profile`` reads it and ``default_quality_model(task)``
 fits (once per process) the quality model of a task to it.
@@ -45,9 +55,10 @@ from tts_sim.sim.quality.model import QualityModel
 from tts_sim.tasks import TaskSpec, get_task
 
 LABEL = "default scenario (synthetic, calibrated to published single-model accuracies; not measured)"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 QUESTIONS = {"math": 500, "mmlu": 500, "humaneval": 164, "gsm8k": 500}
-DIFFICULTY_SD = 2.0
+WIDE_FRACTION = 0.15  # share of calibration graphs that are one wide fan-in (long contexts)
+WIDE_INPUTS = (12, 64)  # their number of inputs (4,000+ extra context tokens on every task from ~35 on)
 SAMPLES_PER_QUESTION = 256
 RECORDS_PER_TASK = 8000
 DEFAULT_PROFILE = "data/default_profile.json.gz"
@@ -56,28 +67,68 @@ DEFAULT_PROFILE = "data/default_profile.json.gz"
 @dataclass(frozen=True)
 class WrongAnswers:
     """Shape of a task's wrong answers: how many distinct ones a question has, how skewed their
-    popularity is (``weights ~ rank ** -zipf``), and how much weak models favour popular ones."""
+    shared popularity is (``weights ~ rank ** -zipf``), how much weak models favour popular ones,
+    and how much each model has wrong answers of its own (``spread``: sd of a per-(model, question,
+    answer) log-normal factor on the shared popularity; 0 = every model errs alike)."""
 
     count: tuple[int, int]  # inclusive range of distinct wrong answers per question
     zipf: tuple[float, float]  # range of the popularity exponent
     weak_focus: float  # a model with published accuracy p raises popularity to the power exp(-weak_focus * logit p)
+    spread: float = 0.0
 
 
-WRONG_ANSWERS = {
-    "math": WrongAnswers((9, 16), (0.4, 1.5), 0.2),
-    "multiple-choice": WrongAnswers((3, 3), (0.0, 1.5), 0.6),
-    "code": WrongAnswers((15, 25), (0.0, 0.3), 0.2),
+@dataclass(frozen=True)
+class Structure:
+    """How a task kind's questions and models differ (see the module docstring).
+
+    ``difficulty_sd``: sd of the question difficulty shared by all models (logit units);
+    ``model_sd``: sd of each (model, question)'s own deviation from it, so models disagree about
+    which questions are hard (cross-model correlation falls as ``model_sd`` grows); together they
+    set how "solved always or never" questions are. ``wrong``: the shape of wrong answers."""
+
+    difficulty_sd: float
+    model_sd: float
+    wrong: WrongAnswers
+    chance_floor: bool = True  # p >= chance on every question (False: a model can be reliably wrong on one)
+
+
+#: Per task kind. Math: calibrated to the GSM8K statistics of real models
+#: (../shared/reference/real-answer-stats.md; benchmarks/scenario_stats.py reports the match): 0.38-0.58
+#: of questions solved sometimes but not always in 10 samples, cross-model correlation of per-question
+#: success 0.54, the same wrong answer when two models are both wrong 0.14-0.34, greedy accuracy close to
+#: the sampled one. Multiple choice and code: no real per-question data here; ASSUMED the same spread of
+#: difficulty and the same disagreement between models as math (the figures describe models, not GSM8K);
+#: multiple choice has 3 wrong options with mildly shared distractors (agreement when both are wrong a
+#: little above the 1/3 of independent guesses) and no chance floor per question (a model can be
+#: reliably wrong on a question, as greedy scoring of real models is: greedy accuracy stays close to the
+#: published, greedy, one); code has many wrong programs, rarely the same.
+STRUCTURE = {
+    "math": Structure(4.3, 2.1, WrongAnswers((9, 16), (0.7, 2.0), 0.2, 1.5)),
+    "multiple-choice": Structure(4.3, 2.1, WrongAnswers((3, 3), (0.0, 1.0), 0.0, 1.0), chance_floor=False),
+    "code": Structure(4.3, 2.1, WrongAnswers((15, 25), (0.0, 0.3), 0.2, 1.0)),
 }
+#: Kept for readers of the old name: the wrong-answer shapes by task kind.
+WRONG_ANSWERS = {kind: st.wrong for kind, st in STRUCTURE.items()}
+
+
+def structure(task: TaskSpec) -> Structure:
+    """The scenario's structure of a task (by its kind; math-like by default)."""
+    return STRUCTURE.get(task.kind, STRUCTURE["math"])
+
 
 #: True fusion coefficients of the scenario by task kind (see ``tts_sim.sim.quality.fusion``). Math:
 #: checking a derivation is easier than producing one (a correct input is recognised, rho > 0, and
-#: multi-input nodes sharpen their own belief, tau > 1); multiple choice: recognising the right option
-#: is no easier than answering (small rho), fusion gains come from plurality only; code: agreement
-#: between programs is hard to see by reading them (small beta and rho), so fusing weak coders helps little.
+#: multi-input nodes sharpen their own belief, tau > 1). Since v2 (wrong answers mostly differ across
+#: models, questions mostly solved always or never) the multi-input assistant recognises a correct
+#: input more (rho0 2.2 -> 4.0) and follows mere agreement less (beta0 3.9 -> 2.0, tau 2.5 -> 2.0):
+#: otherwise fusing small models no longer beats them on MATH as the paper found; multiple choice:
+#: recognising the right option is no easier than answering (small rho), fusion gains come from
+#: plurality only; code: agreement between programs is hard to see by reading them (small beta
+#: and rho), so fusing weak coders helps little.
 TRUE_FUSION = {
     "math": FusionParams({
         "refine.tau": 1.5, "refine.beta0": 1.75, "refine.beta1": 0.0, "refine.rho0": 0.15, "refine.rho1": 0.0,
-        "assistant.tau": 2.5, "assistant.beta0": 3.9, "assistant.beta1": 0.0, "assistant.rho0": 2.2,
+        "assistant.tau": 2.0, "assistant.beta0": 2.0, "assistant.beta1": 0.0, "assistant.rho0": 4.0,
         "assistant.rho1": 0.3,
         "fuser.tau": 1.5, "fuser.beta0": 2.5, "fuser.beta1": 0.0, "fuser.rho0": 1.5, "fuser.rho1": 0.3,
         "gamma0": -2.9, "gamma1": -1.0,
@@ -134,24 +185,30 @@ class ScenarioTask:
 
 
 def solve_skill(target: float, difficulty: np.ndarray, chance: float = 0.0) -> float:
-    """Skill whose mean accuracy over ``difficulty`` equals ``target`` (clipped inside (chance, 1))."""
+    """Skill whose mean accuracy over ``difficulty`` (per question, or per (model, question)
+    deviation included) equals ``target`` (clipped inside (chance, 1))."""
     lo_acc, hi_acc = chance + 5e-4, 1 - 5e-4
     target = min(max(target, lo_acc), hi_acc)
 
     def gap(s: float) -> float:
         return float(np.mean(chance + (1 - chance) * special.expit(s - difficulty))) - target
 
-    return float(optimize.brentq(gap, -40.0, 40.0, xtol=1e-10))
+    return float(optimize.brentq(gap, -60.0, 60.0, xtol=1e-10))
 
 
 def scenario_task(task: str | TaskSpec, n_questions: int, rng: np.random.Generator,
                   catalog: ModelCatalog = DEFAULT_CATALOG) -> ScenarioTask:
-    """Draw difficulties and wrong-answer popularity; solve skills to the published accuracies."""
+    """Draw difficulties (shared and per model) and wrong-answer popularity (shared and per model);
+    solve skills to the published accuracies."""
     spec = get_task(task) if isinstance(task, str) else task
-    shape = WRONG_ANSWERS.get(spec.kind, WRONG_ANSWERS["math"])
+    st = structure(spec)
+    shape = st.wrong
     models = tuple(m for m in catalog.names() if m in spec.published_accuracy)
-    difficulty = rng.normal(0.0, DIFFICULTY_SD, n_questions)
-    skill = np.array([solve_skill(spec.published_accuracy[m], difficulty, spec.chance) for m in models])
+    difficulty = rng.normal(0.0, st.difficulty_sd, n_questions)
+    own = difficulty[None, :] + rng.normal(0.0, st.model_sd, (len(models), n_questions))  # (M, Q)
+    floor = spec.chance if st.chance_floor else 0.0
+    skill = np.array([solve_skill(max(spec.published_accuracy[m], spec.chance + 5e-4), own[i], floor)
+                      for i, m in enumerate(models)])
     n_wrong = rng.integers(shape.count[0], shape.count[1] + 1, n_questions)
     zipf = rng.uniform(*shape.zipf, n_questions)
     k = 1 + int(n_wrong.max())
@@ -160,19 +217,31 @@ def scenario_task(task: str | TaskSpec, n_questions: int, rng: np.random.Generat
     valid[:, 0] = True
     valid[:, 1:] = rank[None, :] <= n_wrong[:, None]
     popularity = np.where(valid[:, 1:], rank[None, :] ** -zipf[:, None], 0.0)
-    p_correct = spec.chance + (1 - spec.chance) * special.expit(skill[:, None] - difficulty[None, :])
+    p_correct = floor + (1 - floor) * special.expit(skill[:, None] - own)
+    taste = np.exp(shape.spread * rng.normal(0.0, 1.0, (len(models), n_questions, k - 1)))
     probs = np.zeros((len(models), n_questions, k))
     for i, m in enumerate(models):
         focus = math.exp(-shape.weak_focus * _logit(min(max(spec.published_accuracy[m], 0.01), 0.99)))
-        w = popularity**focus
+        w = popularity**focus * taste[i]
         w = w / w.sum(axis=1, keepdims=True)
         probs[i, :, 0] = p_correct[i]
         probs[i, :, 1:] = (1 - p_correct[i])[:, None] * w
     return ScenarioTask(spec, models, skill, difficulty, probs, valid)
 
 
+def _wide_graph(rng: np.random.Generator, models: Sequence[str]) -> Graph:
+    """A fan-in of WIDE_INPUTS sources into one node: the long-context records the degradation is fitted from."""
+    n_src = int(rng.integers(WIDE_INPUTS[0], WIDE_INPUTS[1] + 1))
+    nodes = [Node(f"s{i}", Role.ASSISTANT, str(rng.choice(models))) for i in range(n_src)]
+    out = Node("out", Role(str(rng.choice(["assistant", "fuser"]))), str(rng.choice(models)))
+    return Graph.build([*nodes, out], {(f"s{i}", "out") for i in range(n_src)}, "out", catalog=None)
+
+
 def _random_graph(rng: np.random.Generator, models: Sequence[str]) -> Graph:
-    """A small random graph with varied in-degrees, roles and models."""
+    """A small random graph with varied in-degrees, roles and models (a wide fan-in with
+    probability WIDE_FRACTION)."""
+    if rng.random() < WIDE_FRACTION:
+        return _wide_graph(rng, models)
     n_src = int(rng.integers(1, 9))
     n_mid = int(rng.integers(0, 3))
     nodes = [Node(f"s{i}", Role.ASSISTANT, str(rng.choice(models))) for i in range(n_src)]
@@ -241,7 +310,12 @@ def generate_profile(seed: int = 0, *, samples: int = SAMPLES_PER_QUESTION, reco
                                   fusion_records(truth, records, rng))
     metadata = {
         "label": LABEL, "scenario": True, "seed": seed, "generator": f"tts_sim.scenario v{GENERATOR_VERSION}",
-        "samples_per_question": samples, "difficulty_sd": DIFFICULTY_SD,
+        "samples_per_question": samples,
+        "structure": {kind: {"difficulty_sd": st.difficulty_sd, "model_sd": st.model_sd,
+                             "wrong": {"count": list(st.wrong.count), "zipf": list(st.wrong.zipf),
+                                       "weak_focus": st.wrong.weak_focus, "spread": st.wrong.spread},
+                             "chance_floor": st.chance_floor}
+                      for kind, st in STRUCTURE.items()},
         "true_fusion": {kind: dict(p.coef) for kind, p in TRUE_FUSION.items()},
     }
     return Profile(metadata, tasks, [])

@@ -13,12 +13,15 @@ The generative model, in three parts (each module documents its own):
    skill and are fitted by maximum likelihood to the profile's fusion records.
 3. ``model`` - ``QualityModel`` runs a graph node by node in topological order, vectorised over
    questions x replicates; ``predict`` gives one realised run (0/1 per question), ``expected`` the
-   per-question probability of a correct final answer.
+   per-question probability of a correct final answer, ``ceiling`` the documented bound of the latter.
+4. ``interval`` - prediction intervals that carry the fusion fit's coefficient uncertainty
+   (parametric bootstrap over the MLE's covariance) as well as the run's own noise.
 """
 
 from tts_sim.sim.quality.answers import AnswerTables, smooth_answer_banks
 from tts_sim.sim.quality.fusion import ROLES, FusionParams, fit_fusion
+from tts_sim.sim.quality.interval import PredictionInterval, prediction_interval
 from tts_sim.sim.quality.model import AccuracyEstimate, QualityModel
 
-__all__ = ["ROLES", "AccuracyEstimate", "AnswerTables", "FusionParams", "QualityModel", "fit_fusion",
-           "smooth_answer_banks"]
+__all__ = ["ROLES", "AccuracyEstimate", "AnswerTables", "FusionParams", "PredictionInterval", "QualityModel",
+           "fit_fusion", "prediction_interval", "smooth_answer_banks"]

@@ -6,14 +6,21 @@ A node of model ``m`` and role ``r`` sees its predecessors' answer ids (``n_a`` 
     logit(a) = tau * log own~(a) + lam * (beta * n_a + rho * [a is correct and some input holds it])
     P(out = a) = softmax(logit)(a)
 
-* ``own~`` is the model's own answer distribution degraded by the context: the correct answer's
-  probability is multiplied by ``lam`` (the lost mass goes to its wrong answers, proportionally).
+* ``own~ = lam * own + (1 - lam) * guess`` is the model's own answer distribution degraded by the
+  context: with weight ``1 - lam`` it answers as if it had not understood the question (the task's
+  chance level ``c`` on the correct answer; the rest spread evenly over the options for multiple
+  choice, like its own wrong answers for open answers), so a long context moves a model toward
+  chance / its own prior, never below chance (multiple choice: 1/4 on each option).
   ``tau`` is how decisive its own judgement is when it compares answers (> 1: sharper than when it
   answers alone, i.e. checking is easier than solving).
 * ``lam = exp(-gamma * max(0, T - A) / 1000)`` is how well it still reads a long context
-  (A: question tokens; the predecessors' answers add B tokens each).
-* ``beta`` is how strongly each agreeing input pulls it (adopting the inputs' majority: a plurality of
-  ``n`` inputs outweighs a runner-up by ``exp(lam * beta * difference)``), ``rho`` how well it recognises
+  (A: question tokens; the predecessors' answers add B tokens each). ``gamma`` is fitted only from
+  records with long contexts (at least ``MIN_LONG_RECORDS`` records with ``T - A >=
+  LONG_CONTEXT_TOKENS``), never extrapolated from short ones; without them it stays at the
+  documented prior ``PRIOR`` (see there).
+* ``beta >= 0`` (clipped at 0: agreeing inputs never repel) is how strongly each agreeing input pulls
+  it (adopting the inputs' majority: a plurality of ``n`` inputs outweighs a runner-up by
+  ``exp(lam * beta * difference)``), ``rho`` how well it recognises
   a correct answer held by a minority. Because the pull multiplies its own belief, a wrong answer it
   finds plausible (a popular wrong answer it would give itself) is kept far more readily than an
   idiosyncratic one: chains of refiners fix rare slips early and then drift to popular wrong answers.
@@ -22,15 +29,19 @@ A node of model ``m`` and role ``r`` sees its predecessors' answer ids (``n_a`` 
 
 Parameters are functions of the role and of the model's skill ``s`` (logit of its accuracy on the
 task), so models without records still get values: ``beta = b0_r + b1_r s``, ``rho = r0_r + r1_r s``,
-``gamma = exp(g0 + g1 s)``, ``tau = t_r``. Roles: ``refine`` (assistant with one predecessor), ``assistant`` (two
-or more), ``fuser``. The log-likelihood of observed fusion records is maximised with L-BFGS-B
-(analytic gradient); standard errors come from the observed information. The own distributions
+``gamma = exp(g0 + g1 s)``, ``tau = t_r``. Roles: ``refine`` (assistant with one predecessor),
+``assistant`` (two or more), ``fuser``. The log-likelihood of observed fusion records is maximised with L-BFGS-B
+(analytic gradient); the covariance of the fitted coefficients (standard errors, and the parametric
+bootstrap of ``tts_sim.sim.quality.interval``) is the inverse observed information. A role with fewer than
+``MIN_ROLE_RECORDS`` records (or a skill slope seen with one model only) is not fitted: it keeps
+``PRIOR`` and ``fit_plan`` names what is missing, for a one-line warning. The own distributions
 are plug-in estimates from the answer banks: with few samples per question (<= ~16) their noise
 biases the fit (``tau`` shrinks, ``rho`` grows), so profile with many samples where it matters.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -74,6 +85,8 @@ class FusionParams:
     skills: Mapping[str, float] = field(default_factory=dict)  # model -> skill, for the readable table
     stderr: Mapping[str, float] = field(default_factory=dict)  # asymptotic standard errors (fitted coefficients)
     overwrite: Mapping[str, float] = field(default_factory=dict)  # model -> P(refiner drops a correct input)
+    #: covariance of the fitted coefficients (those in ``stderr``, in ``COEF_NAMES`` order); () if none
+    covariance: tuple[tuple[float, ...], ...] = ()
 
     def __post_init__(self) -> None:
         missing = [n for n in COEF_NAMES if n not in self.coef]
@@ -96,7 +109,7 @@ class FusionParams:
 
     def beta(self, role: int | np.ndarray, skill: float | np.ndarray) -> np.ndarray:
         b = self._role_coef()
-        return b[role, 1] + b[role, 2] * skill
+        return np.maximum(b[role, 1] + b[role, 2] * skill, 0.0)
 
     def rho(self, role: int | np.ndarray, skill: float | np.ndarray) -> np.ndarray:
         b = self._role_coef()
@@ -141,15 +154,30 @@ def degradation(gamma: np.ndarray, excess_tokens: np.ndarray) -> np.ndarray:
     return np.exp(-gamma * np.maximum(excess_tokens, 0.0) / TOKENS_SCALE)
 
 
-def degraded_log_own(probs: np.ndarray, lam: float | np.ndarray) -> np.ndarray:
-    """log own~: the correct answer's probability times ``lam``, the rest spread over wrong ids.
-    ``probs`` is (..., K); ``lam`` a scalar or shaped like ``probs[..., 0]``."""
+def chance_probs(probs: np.ndarray, valid: np.ndarray, chance: float, uniform: bool) -> np.ndarray:
+    """What a model that no longer reads its context answers: ``chance`` on the correct id and the
+    rest over the wrong ids, evenly over the question's valid ones if ``uniform`` (multiple choice:
+    a random option), else like the model's own wrong answers (open answers: its own prior).
+    ``probs`` (..., K) the model's own distribution, ``valid`` (..., K) bool; a row without a wrong
+    id to go to keeps everything on the correct one."""
+    shape = np.broadcast_shapes(probs.shape, valid.shape)
+    wrong = np.broadcast_to((valid if uniform else probs)[..., 1:], (*shape[:-1], shape[-1] - 1)).astype(float)
+    total = wrong.sum(axis=-1, keepdims=True)
+    c = np.where(total > 0, chance, 1.0)
+    return np.concatenate([c, (1 - c) * wrong / np.where(total > 0, total, 1.0)], axis=-1)
+
+
+def degraded_probs(probs: np.ndarray, lam: float | np.ndarray, base: np.ndarray) -> np.ndarray:
+    """own~ = lam * own + (1 - lam) * base (``base`` = ``chance_probs``); ``lam`` a scalar or shaped
+    like ``probs[..., 0]``."""
     lam = np.asarray(lam, dtype=float)[..., None]
-    p0 = np.minimum(probs[..., :1], 1 - 1e-9)
+    return lam * probs + (1 - lam) * base
+
+
+def degraded_log_own(probs: np.ndarray, lam: float | np.ndarray, base: np.ndarray) -> np.ndarray:
+    """log own~ (-inf on ids neither the model nor a guess can give)."""
     with np.errstate(divide="ignore"):
-        out = np.log(probs * ((1 - lam * p0) / (1 - p0)))
-        out[..., :1] = np.log(lam * p0)
-    return out
+        return np.log(degraded_probs(probs, lam, base))
 
 
 def fusion_logits(log_own: np.ndarray, counts: np.ndarray, pull: np.ndarray, bonus: np.ndarray) -> np.ndarray:
@@ -170,6 +198,22 @@ class RecordArrays:
     counts: np.ndarray  # (R, K) input answer counts
     output: np.ndarray  # (R,) output answer id
     excess: np.ndarray  # (R,) context tokens beyond the question
+    base: np.ndarray  # (R, K) the record's model's guess on its question (``chance_probs``)
+
+    @functools.cached_property
+    def diff(self) -> np.ndarray:
+        """own - guess (zero outside the support): own~ = guess + lam * diff."""
+        return self.probs - self.base
+
+    @functools.cached_property
+    def support(self) -> np.ndarray:
+        """(R, K) ids the degraded distribution can give (own > 0 or guess > 0)."""
+        return (self.probs > 0) | (self.base > 0)
+
+    @functools.cached_property
+    def outside(self) -> np.ndarray:
+        """0 on the support, -inf outside: added to logits."""
+        return np.where(self.support, 0.0, -np.inf)
 
 
 def negative_log_likelihood(x: np.ndarray, rec: RecordArrays) -> tuple[float, np.ndarray]:
@@ -178,16 +222,16 @@ def negative_log_likelihood(x: np.ndarray, rec: RecordArrays) -> tuple[float, np
     b = x[: NP * n_roles].reshape(n_roles, NP)
     s, r = rec.skill, rec.role
     tau = b[r, 0]
-    beta = b[r, 1] + b[r, 2] * s
+    beta_raw = b[r, 1] + b[r, 2] * s
+    beta = np.maximum(beta_raw, 0.0)  # agreeing inputs never repel
     rho = b[r, 3] + b[r, 4] * s
     gamma = np.exp(x[-2] + x[-1] * s)
     xt = np.maximum(rec.excess, 0.0) / TOKENS_SCALE
-    lam = np.maximum(np.exp(-gamma * xt), 1e-6)
+    lam = np.maximum(np.exp(-gamma * xt), 1e-9)
     has0 = (rec.counts[:, 0] > 0).astype(float)
-    log_own = degraded_log_own(rec.probs, lam)
-    finite = np.isfinite(log_own)
-    log_own0 = np.where(finite, log_own, 0.0)
-    logits = fusion_logits(np.where(finite, tau[:, None] * log_own0, -np.inf), rec.counts, lam * beta, lam * rho)
+    own1 = np.where(rec.support, rec.base + lam[:, None] * rec.diff, 1.0)  # own~, 1 outside the support
+    log_own0 = np.log(own1)  # 0 outside the support
+    logits = fusion_logits(tau[:, None] * log_own0 + rec.outside, rec.counts, lam * beta, lam * rho)
     top = logits.max(axis=1, keepdims=True)
     e = np.exp(logits - top)
     z = e.sum(axis=1, keepdims=True)
@@ -197,12 +241,9 @@ def negative_log_likelihood(x: np.ndarray, rec: RecordArrays) -> tuple[float, np
     resid = -e / z
     resid[rows, rec.output] += 1
     d_tau = (resid * log_own0).sum(axis=1)
-    d_beta = lam * (resid * rec.counts).sum(axis=1)
+    d_beta = lam * (resid * rec.counts).sum(axis=1) * (beta_raw > 0)
     d_rho = lam * has0 * resid[:, 0]
-    p0 = np.minimum(rec.probs[:, 0], 1 - 1e-9)
-    dlog_own = np.where(np.arange(rec.probs.shape[1])[None, :] == 0, 1 / lam[:, None],
-                        (-p0 / (1 - lam * p0))[:, None])
-    dlog_own = np.where(finite, dlog_own, 0.0)
+    dlog_own = rec.diff / own1  # d log own~ / d lam (diff is 0 outside the support)
     d_lam = (resid * (tau[:, None] * dlog_own + beta[:, None] * rec.counts)).sum(axis=1) + resid[:, 0] * rho * has0
     d_gamma_lin = d_lam * (-lam * gamma * xt)  # d ll / d (g0 + g1 s)
     grad = np.zeros_like(x)
@@ -215,30 +256,56 @@ def negative_log_likelihood(x: np.ndarray, rec: RecordArrays) -> tuple[float, np
     return -float(ll.sum()), -grad
 
 
-#: Where the optimiser starts (and what roles without any record keep): mild pull, some recognition.
-START = FusionParams({**{f"{r}.{p}": v for r in ROLES for p, v in
+#: The documented prior: where the optimiser starts, and what every coefficient the records cannot
+#: inform keeps (a role with too few records, a skill slope seen with one model, the degradation
+#: without long-context records). Assumptions, not measurements: a mild pull towards agreeing inputs
+#: (beta 1: two agreeing inputs outweigh a lone dissenter by e^1), some recognition of a correct input
+#: (rho 0.5), the model's own judgement unchanged (tau 1); and reading: a model of accuracy 0.5 keeps
+#: half of its ability after 8,000 extra context tokens (gamma = ln 2 / 8 per 1,000 tokens), a model
+#: one logit weaker degrades e^0.5 times faster.
+PRIOR = FusionParams({**{f"{r}.{p}": v for r in ROLES for p, v in
                          (("tau", 1.0), ("beta0", 1.0), ("beta1", 0.0), ("rho0", 0.5), ("rho1", 0.0))},
-                      "gamma0": float(np.log(0.1)), "gamma1": 0.0})
+                      "gamma0": float(np.log(np.log(2) / 8)), "gamma1": -0.5})
+START = PRIOR  # the name the optimiser's starting point had before the prior was documented
 BOUNDS = [(0.05, 10.0), (-5.0, 10.0), (-5.0, 5.0), (-5.0, 10.0), (-5.0, 5.0)] * len(ROLES) + [(-8.0, 3.0), (-4.0, 4.0)]
+MIN_ROLE_RECORDS = 30  # records a role needs before its coefficients are fitted
+LONG_CONTEXT_TOKENS = 4000  # context tokens beyond the question that count as a long context
+MIN_LONG_RECORDS = 50  # long-context records the degradation needs before it is fitted
+ROLE_LABELS = {"refine": "assistant with 1 input", "assistant": "assistant with 2+ inputs", "fuser": "fuser"}
+
+
+def fit_plan(rec: RecordArrays) -> tuple[np.ndarray, list[str]]:
+    """Which coefficients the records can inform (bool mask over ``COEF_NAMES``) and, for the
+    others, what is missing (short phrases for a one-line warning)."""
+    free = np.ones(len(COEF_NAMES), dtype=bool)
+    gaps: list[str] = []
+    for k, name in enumerate(ROLES):
+        m = rec.role == k
+        if m.sum() < MIN_ROLE_RECORDS:
+            free[NP * k: NP * (k + 1)] = False
+            gaps.append(f"{ROLE_LABELS[name]}: {int(m.sum())} fusion records (need {MIN_ROLE_RECORDS})")
+        elif np.ptp(rec.skill[m]) < 1e-6:
+            free[NP * k + 2] = free[NP * k + 4] = False
+            gaps.append(f"{ROLE_LABELS[name]}: records of one model only (no skill slope)")
+    long = rec.excess >= LONG_CONTEXT_TOKENS
+    if long.sum() < MIN_LONG_RECORDS:
+        free[-2:] = False
+        longest = int(rec.excess.max()) if len(rec.excess) else 0
+        gaps.append(f"long contexts: {int(long.sum())} records with >= {LONG_CONTEXT_TOKENS} extra context tokens "
+                    f"(need {MIN_LONG_RECORDS}; longest {longest})")
+    elif np.ptp(rec.skill[long]) < 1e-6:
+        free[-1] = False
+        gaps.append("long contexts: records of one model only (no skill slope of the degradation)")
+    return free, gaps
 
 
 def fit_fusion(rec: RecordArrays, skills: Mapping[str, float] | None = None) -> FusionParams:
-    """Maximum-likelihood coefficients. Coefficients no record informs (a role never observed, a
-    skill slope with one model only) stay at ``START``: they are fixed, not fitted."""
-    x0 = START.vector.copy()
-    free = np.ones_like(x0, dtype=bool)
-    for k in range(len(ROLES)):
-        m = rec.role == k
-        if not m.any():
-            free[NP * k: NP * (k + 1)] = False
-        elif np.ptp(rec.skill[m]) < 1e-6:
-            free[NP * k + 2] = free[NP * k + 4] = False
-    if not (rec.excess > 0).any():
-        free[-2:] = False
-    elif np.ptp(rec.skill[rec.excess > 0]) < 1e-6:
-        free[-1] = False
+    """Maximum-likelihood coefficients with their covariance. Coefficients no record informs (see
+    ``fit_plan``) stay at ``PRIOR``: they are fixed, not fitted, and carry no covariance."""
+    x0 = PRIOR.vector.copy()
+    free, _ = fit_plan(rec)
     if len(rec.role) == 0 or not free.any():
-        return FusionParams.from_vector(x0, log_likelihood=0.0, n_records=0, skills=dict(skills or {}))
+        return FusionParams.from_vector(x0, log_likelihood=0.0, n_records=len(rec.role), skills=dict(skills or {}))
 
     def objective(z: np.ndarray) -> tuple[float, np.ndarray]:
         x = x0.copy()
@@ -251,27 +318,30 @@ def fit_fusion(rec: RecordArrays, skills: Mapping[str, float] | None = None) -> 
     x = x0.copy()
     x[free] = res.x
     names = [n for n, f in zip(COEF_NAMES, free, strict=True) if f]
-    se = _standard_errors(lambda z: objective(z)[1], res.x)
+    cov = _covariance(lambda z: objective(z)[1], res.x)
+    diag = np.diag(cov)
+    se = np.where(diag > 0, np.sqrt(np.abs(diag)), np.nan)
     return FusionParams.from_vector(x, log_likelihood=-float(res.fun), n_records=len(rec.role),
-                                    skills=dict(skills or {}), stderr=dict(zip(names, se.tolist(), strict=True)))
+                                    skills=dict(skills or {}), stderr=dict(zip(names, se.tolist(), strict=True)),
+                                    covariance=tuple(tuple(row) for row in cov.tolist()))
 
 
-def _standard_errors(grad: Callable[[np.ndarray], np.ndarray], x: np.ndarray, h: float = 1e-4) -> np.ndarray:
-    """Square roots of the diagonal of the inverse observed information (central differences of
-    the analytic gradient); nan where the information matrix is singular."""
+def _covariance(grad: Callable[[np.ndarray], np.ndarray], x: np.ndarray, h: float = 1e-5) -> np.ndarray:
+    """The inverse observed information (forward differences of the analytic gradient, symmetrised);
+    all nan where the information matrix is singular or not positive definite."""
     n = len(x)
     hess = np.empty((n, n))
+    g0 = grad(x)
     for i in range(n):
         e = np.zeros(n)
         e[i] = h
-        hess[i] = (grad(x + e) - grad(x - e)) / (2 * h)
+        hess[i] = (grad(x + e) - g0) / h
     hess = (hess + hess.T) / 2
     try:
-        cov = np.linalg.inv(hess)
+        np.linalg.cholesky(hess)
+        return np.linalg.inv(hess)
     except np.linalg.LinAlgError:
-        return np.full(n, np.nan)
-    diag = np.diag(cov)
-    return np.where(diag > 0, np.sqrt(np.abs(diag)), np.nan)
+        return np.full((n, n), np.nan)
 
 
 def record_arrays(records: Sequence[FusionRecord], answers: AnswerTables, task: TaskSpec) -> RecordArrays:
@@ -296,6 +366,8 @@ def record_arrays(records: Sequence[FusionRecord], answers: AnswerTables, task: 
         counts=counts,
         output=np.array([r.output for r in records], dtype=np.intp),
         excess=tokens - task.prompt_tokens,
+        base=chance_probs(probs, answers.valid[question], task.chance, task.kind == "multiple-choice") if n
+        else np.zeros((0, k)),
     )
 
 
@@ -309,7 +381,8 @@ def cached_fit(profile_checksum: str, task: str, fit: Callable[[], FusionParams]
     path = cache_root() / "fits" / f"{profile_checksum.removeprefix('sha256:')[:24]}-{task}-{code}.json"
     try:
         data = json.loads(path.read_text())
-        return FusionParams(data["coef"], data["log_likelihood"], data["n_records"], data["skills"], data["stderr"])
+        return FusionParams(data["coef"], data["log_likelihood"], data["n_records"], data["skills"], data["stderr"],
+                            covariance=tuple(tuple(float(v) for v in row) for row in data["covariance"]))
     except (OSError, ValueError, KeyError, TypeError, ProfileError):
         pass
     params = fit()
@@ -318,7 +391,8 @@ def cached_fit(profile_checksum: str, task: str, fit: Callable[[], FusionParams]
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         tmp.write_text(json.dumps({"coef": dict(params.coef), "log_likelihood": params.log_likelihood,
                                    "n_records": params.n_records, "skills": dict(params.skills),
-                                   "stderr": dict(params.stderr)}))
+                                   "stderr": dict(params.stderr),
+                                   "covariance": [list(row) for row in params.covariance]}))
         tmp.replace(path)
     except OSError:
         pass

@@ -8,6 +8,7 @@ array of answer ids, input agreement is counted with one-hot sums.
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -24,19 +25,24 @@ from tts_sim.sim.quality.answers import AnswerTables, smooth_answer_banks
 from tts_sim.sim.quality.fusion import (
     FusionParams,
     cached_fit,
+    chance_probs,
     degradation,
     degraded_log_own,
     fit_fusion,
+    fit_plan,
     fusion_logits,
     record_arrays,
     role_index,
 )
+from tts_sim.sim.quality.interval import PredictionInterval, prediction_interval
 from tts_sim.stats import wilson_interval
 from tts_sim.tasks import TaskSpec, get_task
 
 EXPECTED_REPLICATES = 256
 EXPECTED_SEED = 20251100  # fixed: ``expected`` is deterministic and uses common random numbers across graphs
 _CHUNK_CELLS = 2_000_000  # questions x replicates x answer ids per vectorised step (bounds memory)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,8 @@ class QualityModel:
                  label: str = "profile", catalog: ModelCatalog = DEFAULT_CATALOG) -> None:
         self.task = task
         self.answers = answers
+        # (M, Q, K) what each model answers when it no longer reads its context
+        self._base = chance_probs(answers.probs, answers.valid[None], task.chance, task.kind == "multiple-choice")
         self.params = replace(params, overwrite=self._overwrite_chances(params))
         self.label = label
         self.catalog = catalog
@@ -97,8 +105,12 @@ class QualityModel:
             unknown = sorted({r.model for r in recs} - set(answers.models))
             if unknown:
                 raise ProfileError(f"{origin}: fusion records of model(s) {', '.join(unknown)} without an answer bank")
-            params = cached_fit(profile.checksum, spec.name,
-                                lambda: fit_fusion(record_arrays(recs, answers, spec), skills))
+            rec = record_arrays(recs, answers, spec)
+            _, gaps = fit_plan(rec)
+            if gaps:
+                log.warning("%s: too little data to fit %s; using the documented priors "
+                            "(tts_sim.sim.quality.fusion.PRIOR) there", origin, "; ".join(gaps))
+            params = cached_fit(profile.checksum, spec.name, lambda: fit_fusion(rec, skills))
         return cls(spec, answers, params, label=profile.label, catalog=catalog)
 
     # ----- queries ------------------------------------------------------------------------
@@ -150,6 +162,26 @@ class QualityModel:
             done += r
         return total / replicates
 
+    def ceiling(self, graph: Graph, questions: Sequence[int] | None = None) -> float:
+        """The documented ceiling of ``expected(graph)``: the mean over questions of the output node's
+        probability of the correct answer when every one of its inputs is correct (or, if larger,
+        when no input pulls at all: with ``beta >= 0`` an input on a wrong answer only lowers it).
+        A lone node's ceiling is its own accuracy. Long contexts lower it towards chance."""
+        qs = self._questions(questions)
+        out = self._plan(graph)[-1]
+        if out.log_own is None:
+            return float(self.answers.probs[out.model, qs, 0].mean())
+        logits = out.log_own[qs].astype(np.float64)
+        free = special.softmax(logits, axis=1)[:, 0]
+        logits[:, 0] += out.pull * len(out.preds) + out.bonus
+        return float(np.maximum(free, special.softmax(logits, axis=1)[:, 0]).mean())
+
+    def prediction_interval(self, graph: Graph, questions: Sequence[int] | None = None, *, level: float = 0.95,
+                            seed: int = 0) -> PredictionInterval:
+        """Where one evaluation's accuracy is predicted to fall, the fusion fit's uncertainty included
+        (``tts_sim.sim.quality.interval``)."""
+        return prediction_interval(self, graph, questions, level=level, seed=seed)
+
     def accuracy(self, graph: Graph, questions: Sequence[int] | None = None, *, seed: int | None = None
                  ) -> AccuracyEstimate:
         """One simulated evaluation: mean correctness, 95% Wilson interval, number of questions."""
@@ -172,7 +204,7 @@ class QualityModel:
         role = role_index("assistant", 1)
         for m, (model, s) in enumerate(zip(self.answers.models, self.answers.skill, strict=True)):
             lam = float(degradation(params.gamma(s), np.asarray(self.task.answer_tokens)))
-            own = float(params.tau(role)) * degraded_log_own(self.answers.probs[m], lam)
+            own = float(params.tau(role)) * degraded_log_own(self.answers.probs[m], lam, self._base[m])
             logits = np.where(self.answers.valid, own, -np.inf)
             logits[:, 0] += lam * float(params.beta(role, s) + params.rho(role, s))
             out[model] = float(1 - special.softmax(logits, axis=1)[:, 0].mean())
@@ -214,7 +246,7 @@ class QualityModel:
             s = skills[m]
             excess = len(preds) * self.task.answer_tokens
             lam = float(degradation(self.params.gamma(s), np.asarray(excess)))
-            log_own = degraded_log_own(self.answers.probs[m], lam)
+            log_own = degraded_log_own(self.answers.probs[m], lam, self._base[m])
             log_own = np.where(self.answers.valid, float(self.params.tau(role)) * log_own, -np.inf).astype(np.float32)
             plan.append(_NodePlan(n, preds, m, log_own, lam * float(self.params.beta(role, s)),
                                   lam * float(self.params.rho(role, s))))
@@ -229,9 +261,11 @@ class QualityModel:
             u = rng.random((len(qs), r, 1), dtype=np.float32)
             if p.log_own is None:
                 cdf = self._cdf[p.model, qs][:, None, :]
-            else:
-                cdf = np.cumsum(np.exp(self._fusion_logits(p, ids, qs)), axis=2)
-                u *= cdf[:, :, -1:]
+            else:  # numerically stable: the largest logit becomes 0 before exp, in float64
+                logits = self._fusion_logits(p, ids, qs).astype(np.float64)
+                logits -= logits.max(axis=2, keepdims=True)
+                cdf = np.cumsum(np.exp(logits), axis=2)
+                u = u * cdf[:, :, -1:]
             ids.append(np.minimum((cdf <= u).sum(axis=2), cdf.shape[2] - 1))
         return ids
 

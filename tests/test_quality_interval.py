@@ -1,0 +1,75 @@
+"""Prediction intervals that carry the fusion fit's uncertainty (issue 12, item 5)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tts_sim.core.graph import Graph
+from tts_sim.errors import ConfigError
+from tts_sim.sim.evaluator import SimulatedEvaluator
+from tts_sim.sim.quality import QualityModel
+from tts_sim.sim.quality.interval import coefficient_draws
+from tts_sim.sim.scenario import default_quality_model, generate_profile
+
+from .test_cli_graph import run
+from .test_quality import lone, six_nodes
+
+
+@pytest.fixture(scope="module")
+def math_model() -> QualityModel:
+    return default_quality_model("math")
+
+
+def test_the_interval_adds_the_fits_uncertainty_to_the_runs_noise(math_model: QualityModel) -> None:
+    iv = math_model.prediction_interval(six_nodes())
+    exp = math_model.expected(six_nodes()).mean()
+    assert iv.accuracy == pytest.approx(exp) and iv.low < exp < iv.high and iv.n_questions == 500
+    assert iv.fit_sd > 0 and iv.sampling_sd > 0 and "fusion-fit" in iv.includes
+    noise_only = 2 * 1.96 * iv.sampling_sd
+    assert iv.high - iv.low > noise_only  # wider than the run's noise alone
+    assert iv == math_model.prediction_interval(six_nodes())  # deterministic
+    solo = math_model.prediction_interval(lone("llama-3.2-3b"))  # no fusion node: the fit does not enter
+    assert solo.fit_sd == 0 and "run noise only" in solo.includes
+    with pytest.raises(ConfigError, match="level"):
+        math_model.prediction_interval(six_nodes(), level=1.5)
+
+
+def test_fewer_fusion_records_give_a_wider_interval(math_model: QualityModel) -> None:
+    small = QualityModel.from_profile(generate_profile(3, samples=256, records=600, questions={"math": 500}), "math")
+    g = six_nodes()
+    assert small.prediction_interval(g).fit_sd > 2 * math_model.prediction_interval(g).fit_sd
+
+
+def test_coefficient_draws_follow_the_covariance(math_model: QualityModel) -> None:
+    x = coefficient_draws(math_model.params, 4000, np.random.default_rng(0))
+    assert x is not None and x.shape == (4000, len(math_model.params.vector))
+    names = list(math_model.params.coef)
+    for name in ("fuser.beta0", "gamma0"):
+        i = names.index(name)
+        assert x[:, i].mean() == pytest.approx(math_model.params.coef[name], abs=0.1 * math_model.params.stderr[name])
+        assert x[:, i].std() == pytest.approx(math_model.params.stderr[name], rel=0.1)
+    bare = QualityModel(math_model.task, math_model.answers, math_model.params.__class__(math_model.params.coef))
+    assert coefficient_draws(bare.params, 5, np.random.default_rng(0)) is None  # no covariance: no draws
+
+
+def test_simulated_results_and_the_simulate_command_carry_the_interval(tmp_path, capsys) -> None:
+    ev = SimulatedEvaluator("math", intervals=True)
+    res = ev.evaluate(six_nodes(), range(100), seed=0)
+    iv = res.meta["accuracy_interval"]
+    assert iv["low"] <= iv["accuracy"] <= iv["high"] and iv["n_questions"] == 100 and "fusion-fit" in iv["includes"]
+    assert "accuracy_interval" not in SimulatedEvaluator("math").evaluate(six_nodes(), range(10)).meta
+    g = tmp_path / "g.json"
+    six_nodes().save(g)
+    code, out, _ = run(capsys, "simulate", str(g), "--task", "math", "--questions", "100", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["accuracy_interval"] == pytest.approx(iv)
+    code, text, _ = run(capsys, "simulate", str(g), "--task", "math", "--questions", "100")
+    assert code == 0 and "95% prediction interval" in text and "fusion-fit coefficient uncertainty" in text
+
+
+def test_graphs_without_fusion_nodes_need_no_covariance() -> None:
+    g = Graph.build([("out", "assistant", "llama-3.2-1b")], [], "out")
+    assert default_quality_model("mmlu").prediction_interval(g).draws == 1

@@ -1,0 +1,101 @@
+"""Prediction intervals for a graph's accuracy that carry the fusion fit's uncertainty.
+
+A measured accuracy on ``n`` questions differs from the prediction for two reasons: the run's own
+noise (each question is right with probability ``p_q``: variance ``sum p_q (1 - p_q) / n^2``) and the
+fit's (the fusion coefficients are estimates). The second is propagated by a parametric bootstrap:
+coefficient vectors drawn from the maximum-likelihood estimate's asymptotic normal distribution
+(mean = the fit, covariance = the inverse observed information, clipped to the fit's bounds), the
+graph's expected accuracy recomputed under each with common random numbers, the spread of those
+values added to the run's noise. Not included: the answer banks' own sampling noise (the smoothed
+per-question distributions are taken as known) and any misfit of the model's form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tts_sim.core.graph import Graph
+from tts_sim.errors import ConfigError
+from tts_sim.sim.quality.fusion import BOUNDS, COEF_NAMES, FusionParams
+
+if TYPE_CHECKING:
+    from tts_sim.sim.quality.model import QualityModel
+
+DRAWS = 32  # coefficient draws
+DRAW_REPLICATES = 32  # replicates of ``expected`` per draw (common random numbers across draws)
+
+
+@dataclass(frozen=True)
+class PredictionInterval:
+    """Where one evaluation's accuracy on ``n_questions`` is predicted to fall, with probability ``level``."""
+
+    accuracy: float  # expected accuracy at the fitted coefficients
+    low: float
+    high: float
+    level: float
+    fit_sd: float  # sd of the expected accuracy over coefficient draws (nan: no covariance)
+    sampling_sd: float  # sd of one run's accuracy given the per-question probabilities
+    n_questions: int
+    draws: int
+    includes: str  # what the interval accounts for, in words
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def coefficient_draws(params: FusionParams, n: int, rng: np.random.Generator) -> np.ndarray | None:
+    """(n, len(COEF_NAMES)) coefficient vectors from N(fit, covariance), clipped to the bounds;
+    None when the fit has no usable covariance (nothing fitted, or a singular information matrix)."""
+    names = [c for c in COEF_NAMES if c in params.stderr]
+    cov = np.asarray(params.covariance, dtype=float)
+    if not names or cov.shape != (len(names), len(names)) or not np.isfinite(cov).all():
+        return None
+    vals, vecs = np.linalg.eigh((cov + cov.T) / 2)
+    root = vecs * np.sqrt(np.clip(vals, 0.0, None))
+    idx = [COEF_NAMES.index(c) for c in names]
+    x = np.repeat(params.vector[None, :], n, axis=0)
+    x[:, idx] += rng.standard_normal((n, len(names))) @ root.T
+    lo, hi = np.array(BOUNDS).T
+    return np.clip(x, lo, hi)
+
+
+def prediction_interval(qm: QualityModel, graph: Graph, questions: Sequence[int] | None = None, *,
+                        level: float = 0.95, draws: int = DRAWS, replicates: int = DRAW_REPLICATES,
+                        seed: int = 0) -> PredictionInterval:
+    """The ``level`` prediction interval of one evaluation of ``graph`` on ``questions`` (see the module
+    docstring). Deterministic in ``seed``."""
+    from tts_sim.sim.quality.model import QualityModel
+
+    if not 0 < level < 1:
+        raise ConfigError(f"level must be in (0, 1), got {level}")
+    if draws < 2:
+        raise ConfigError(f"draws must be >= 2, got {draws}")
+    p = qm.expected(graph, questions)
+    n = p.size
+    centre = float(p.mean()) if n else 0.0
+    sampling_sd = float(np.sqrt((p * (1 - p)).sum()) / n) if n else 0.0
+    rng = np.random.default_rng(seed)
+    fused = any(graph.predecessors(node) for node in graph.executed)
+    x = coefficient_draws(qm.params, draws, rng) if fused else None
+    if not fused:
+        deltas, fit_sd, includes = np.zeros(1), 0.0, "run noise only (no fusion node: the fit does not enter)"
+    elif x is None:
+        deltas, fit_sd = np.zeros(1), float("nan")
+        includes = "run noise only (the fusion fit has no covariance: too few records, see the fit's warning)"
+    else:
+        base = qm.expected(graph, questions, replicates=replicates).mean()
+        values = np.array([QualityModel(qm.task, qm.answers, FusionParams.from_vector(v, skills=qm.params.skills),
+                                        label=qm.label, catalog=qm.catalog)
+                           .expected(graph, questions, replicates=replicates).mean() for v in x])
+        deltas = values - base  # common random numbers: the Monte Carlo noise of ``expected`` cancels
+        fit_sd = float(values.std(ddof=1))
+        includes = (f"fusion-fit coefficient uncertainty (parametric bootstrap, {draws} draws) "
+                    f"+ run noise of {n} questions")
+    noise = rng.standard_normal((len(deltas), 512)) * sampling_sd
+    sample = np.clip(centre + deltas[:, None] + noise, 0.0, 1.0).ravel()
+    low, high = np.quantile(sample, [(1 - level) / 2, (1 + level) / 2])
+    return PredictionInterval(centre, float(low), float(high), level, fit_sd, sampling_sd, n, len(deltas), includes)
