@@ -43,7 +43,7 @@ from tts_sim.cluster.schedulers import ContinuousConfig, blocks, kv_block_budget
 if TYPE_CHECKING:
     from tts_sim.cluster.simulator import _Run
 
-PREFIX_LRU = 256
+PREFIX_LRU = 64
 IDLE, SETTLE, STEP, DECODE, BUSY = range(5)
 
 
@@ -67,7 +67,7 @@ class _Engine:
     """One model's serving engine on one device: queues and its share of the KV cache."""
 
     __slots__ = ("k", "name", "spec", "waiting", "running", "prefilling", "new", "cap", "used", "prefix",
-                 "evictable", "evictable_blocks", "base", "prefix_blocks", "kv_per_block", "decode_cache",
+                 "evictable", "evictable_blocks", "base", "cover", "prefix_blocks", "kv_per_block", "decode_cache",
                  "prefill_cache")
 
     def __init__(self, k: int, name: str, spec, cap: int, prefix_blocks: int, kv_per_block: float) -> None:
@@ -81,6 +81,7 @@ class _Engine:
         self.prefix: dict[int, list[int]] = {}  # query id -> [blocks, references]
         self.evictable: OrderedDict[int, int] = OrderedDict()  # unreferenced prefixes, LRU first
         self.evictable_blocks = 0
+        self.cover: list[tuple[int, int, int, Request]] = []  # (last step its blocks cover, seq, epoch, req)
         self.base = 0  # sum over running requests of ctx0 - joined (context sum = base + n * step)
         self.prefix_blocks = prefix_blocks
         self.kv_per_block = kv_per_block
@@ -116,6 +117,7 @@ class ContinuousReplica:
         self.n_running = 0
         self.kv_bytes = sum(e.cap * e.kv_per_block for e in self.engine_list)
         self.kv_used_bytes = 0.0
+        self.kv_peak_bytes = 0.0
         self.step = 0  # decode steps done on this device
         self.heap: list[tuple[int, int, int, Request]] = []  # (finish step, seq, epoch, request)
         self.state = IDLE
@@ -278,12 +280,13 @@ class ContinuousReplica:
         pb = eng.prefix_blocks if tokens > eng.prefix_blocks * bs else 0
         qid = req.q[0]
         entry = eng.prefix.get(qid) if pb else None
-        need = blocks(tokens, bs) - (pb if entry is not None else 0)
+        total = -(-tokens // bs)
+        need = total - (pb if entry is not None else 0)
         if need > eng.cap - eng.used and not self._evict(eng, need, keep=qid):
             return -1
         eng.used += need
         self._kv_add(need * eng.kv_per_block)
-        req.alloc_tokens = blocks(tokens, bs) * bs
+        req.alloc_tokens = total * bs
         if req.start < 0:
             req.start = self.env.now
         if not pb:
@@ -294,8 +297,9 @@ class ContinuousReplica:
             eng.prefix[qid] = [pb, 1]
             req.own_blocks = need - pb
             return tokens
-        if entry[1] == 0:
+        if entry[1] == 0:  # cached, unreferenced: in use again
             eng.evictable_blocks -= eng.evictable.pop(qid)
+            self._kv_add(pb * eng.kv_per_block)
         entry[1] += 1
         req.own_blocks = need
         self.run.prefill_saved += pb * bs
@@ -321,29 +325,29 @@ class ContinuousReplica:
         eng.evictable_blocks -= b
         del eng.prefix[qid]
         eng.used -= b
-        self._kv_add(-b * eng.kv_per_block)
 
     def _release(self, eng: _Engine, req: Request) -> None:
         eng.used -= req.own_blocks
-        self._kv_add(-req.own_blocks * eng.kv_per_block)
+        self.kv_used_bytes -= req.own_blocks * eng.kv_per_block
         req.own_blocks = 0
         qid = req.prefix
         if qid is not None:
             req.prefix = None
             entry = eng.prefix[qid]
             entry[1] -= 1
-            if entry[1] == 0:
+            if entry[1] == 0:  # cached for later nodes of the query, but no longer in use
                 eng.evictable[qid] = entry[0]
                 eng.evictable_blocks += entry[0]
+                self.kv_used_bytes -= entry[0] * eng.kv_per_block
                 if len(eng.evictable) > PREFIX_LRU:
                     self._drop_prefix(eng, next(iter(eng.evictable)))
 
     def _kv_add(self, nbytes: float) -> None:
+        """More KV memory in use by requests (cached, unreferenced prefixes do not count)."""
         used = self.kv_used_bytes = self.kv_used_bytes + nbytes
-        if self.kv_bytes > 0:
-            frac = used / self.kv_bytes
-            if frac > self.run.kv_peak[self.i]:
-                self.run.kv_peak[self.i] = frac
+        if used > self.kv_peak_bytes:
+            self.kv_peak_bytes = used
+            self.run.kv_peak[self.i] = used / self.kv_bytes if self.kv_bytes > 0 else 0.0
 
     # ----- decode spans ------------------------------------------------------------------------
     def _clean(self) -> bool:
@@ -355,20 +359,27 @@ class ContinuousReplica:
 
     def _reserve(self, k: int) -> int:
         """Allocate blocks for up to ``k`` more decode steps of every running request, preempting
-        when not even one step fits; the steps reserved (>= 1 unless nothing runs)."""
+        when not even one step fits; the steps reserved (>= 1 unless nothing runs). Requests are
+        visited only when their blocks run out (a heap of the step each one's blocks cover)."""
         step, bs = self.step, self.bs
         for eng in self.engine_list:
+            cover = eng.cover
             while eng.running:
+                while cover[0][2] != cover[0][3].epoch:
+                    heapq.heappop(cover)
+                target = step + k
+                if cover[0][0] >= target:
+                    break  # every running request has room for k more steps
                 running = eng.running
                 free = eng.cap - eng.used + eng.evictable_blocks
                 kk = k
                 if free < len(running) * (kk // bs + 1):  # it may not fit: count exactly
-                    grow = [r.ctx0 + step - r.joined - r.alloc_tokens for r in running]  # <= 0: slack
-                    if sum(-(-(g + kk) // bs) for g in grow if g + kk > 0) > free:
+                    lack = [step - (r.joined + r.alloc_tokens - r.ctx0) for r in running]  # <= 0: slack
+                    if sum(-(-(g + kk) // bs) for g in lack if g + kk > 0) > free:
                         lo, hi = 0, kk  # largest feasible step count, by bisection
                         while lo < hi:
                             mid = (lo + hi + 1) // 2
-                            if sum(-(-(g + mid) // bs) for g in grow if g + mid > 0) <= free:
+                            if sum(-(-(g + mid) // bs) for g in lack if g + mid > 0) <= free:
                                 lo = mid
                             else:
                                 hi = mid - 1
@@ -376,14 +387,17 @@ class ContinuousReplica:
                     if kk == 0:
                         self._preempt(eng)
                         continue
+                target = step + kk
                 need = 0
-                for r in running:
-                    g = r.ctx0 + step - r.joined - r.alloc_tokens + kk
-                    if g > 0:
-                        b = -(-g // bs)
-                        r.alloc_tokens += b * bs
-                        r.own_blocks += b
-                        need += b
+                while cover[0][0] < target:
+                    c, seq, epoch, r = heapq.heappop(cover)
+                    if epoch != r.epoch:
+                        continue
+                    b = -(-(target - c) // bs)
+                    r.alloc_tokens += b * bs
+                    r.own_blocks += b
+                    need += b
+                    heapq.heappush(cover, (c + b * bs, seq, epoch, r))
                 if need:
                     if need > eng.cap - eng.used:
                         self._evict(eng, need)
@@ -410,7 +424,7 @@ class ContinuousReplica:
         """After ``pre`` seconds of prefill, run the decode steps until the next request finishes
         (or KV memory runs short)."""
         k = self._reserve(self.heap[0][0] - self.step) if self._clean() else 0
-        if k == 0 or not self.n_running or not self._clean():  # every running request was preempted
+        if k == 0 or not self._clean():  # every running request was preempted
             if pre > 0:
                 self._span(pre, 0.0, 0)  # the prefill still takes its time
             else:  # prefill again (terminates: an empty engine admits what placement made room for)
@@ -418,11 +432,13 @@ class ContinuousReplica:
             return
         k = min(k, self.heap[0][0] - self.step)
         seconds = 0.0
-        step, half = self.step, (k + 1) / 2
+        step, half, bs = self.step, (k + 1) / 2, self.bs
         for eng in self.engine_list:
             n = len(eng.running)
             if n:
-                seconds += self._decode_s(eng, (eng.base + n * step) / n + half, n)
+                ctx = (eng.base + n * step) / n + half
+                t = eng.decode_cache.get((round(ctx / bs), n))
+                seconds += t if t is not None else self._decode_s(eng, ctx, n)
         self._span(pre, seconds, k)
 
     # ----- service times (cached per engine) ---------------------------------------------------
@@ -435,6 +451,7 @@ class ContinuousReplica:
         if t is None:
             t = eng.decode_cache[key] = self.run.sim.step_s(eng.name, self.i, "decode",
                                                             float(max(1, key[0] * bs)), n)
+            self.run.used.add((eng.name, self.i))
         return t
 
     def _prefill_s(self, eng: _Engine, tokens: int, n: int) -> float:
@@ -442,6 +459,7 @@ class ContinuousReplica:
         t = eng.prefill_cache.get(key)
         if t is None:
             t = eng.prefill_cache[key] = self.run.sim.step_s(eng.name, self.i, "prefill", tokens / n, n)
+            self.run.used.add((eng.name, self.i))
         return t
 
     # ----- iteration ends ----------------------------------------------------------------------
@@ -498,11 +516,13 @@ class ContinuousReplica:
         eng.base += req.ctx0 - req.joined
         eng.running.append(req)
         self.n_running += 1
+        heapq.heappush(eng.cover, (self.step + req.alloc_tokens - req.ctx0, req.seq, req.epoch, req))
         heapq.heappush(self.heap, (self.step + req.decode - req.generated, req.seq, req.epoch, req))
 
     def _leave(self, req: Request) -> None:
         eng = self.engines[req.model]
         eng.running.remove(req)
+        req.epoch += 1
         self.n_running -= 1
         eng.base -= req.ctx0 - req.joined
         self._release(eng, req)

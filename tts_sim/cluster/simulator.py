@@ -353,7 +353,6 @@ class _Run:
         """Request (``q``, ``j``) left device ``i`` (continuous batching): its successors may start."""
         self.load[i] -= 1
         self.n_calls += 1
-        self.used.add((self.model_names[self.node_model[j]], i))
         if self.timeline is not None:
             self.log(q, j, self.labels[i], start, end, batch)
         if j == self.output:
