@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 from simpy.events import Event, Timeout
 
 from tts_sim.cluster.entities import BatchRecord, Request
-from tts_sim.cluster.schedulers import ContinuousConfig, blocks, kv_block_budget
+from tts_sim.cluster.schedulers import ContinuousConfig, kv_block_budget
 
 if TYPE_CHECKING:
     from tts_sim.cluster.simulator import _Run
@@ -64,29 +64,46 @@ class ContinuousScheduler:
 
 
 class _Engine:
-    """One model's serving engine on one device: queues and its share of the KV cache."""
+    """One model's serving engine on one device: queues and its share of the KV cache.
 
-    __slots__ = ("k", "name", "spec", "waiting", "running", "prefilling", "new", "cap", "used", "prefix",
-                 "evictable", "evictable_blocks", "base", "cover", "prefix_blocks", "kv_per_block", "decode_cache",
-                 "prefill_cache")
+    KV blocks in use = the blocks of each running request's context (``ceil(context / block)``,
+    less the shared prefix blocks it references) + cached prefixes (referenced or evictable) +
+    the prompts of admitted requests still being prefilled (chunked prefill). Contexts grow by
+    one token per decode step, so the count is computed when needed, not stored per request.
+    """
 
-    def __init__(self, k: int, name: str, spec, cap: int, prefix_blocks: int, kv_per_block: float) -> None:
-        self.k, self.name, self.spec = k, name, spec
+    __slots__ = ("k", "name", "waiting", "running", "prefilling", "new", "cap", "prefix", "evictable",
+                 "evictable_blocks", "prefix_total", "shared", "pending", "base", "prefix_blocks",
+                 "kv_per_block", "decode_cache", "prefill_cache")
+
+    def __init__(self, k: int, name: str, cap: int, prefix_blocks: int, kv_per_block: float) -> None:
+        self.k, self.name = k, name
         self.waiting: deque[Request] = deque()
         self.running: list[Request] = []
         self.prefilling: list[Request] = []
         self.new: list[Request] = []
         self.cap = cap  # KV blocks
-        self.used = 0  # blocks held by requests and cached prefixes
         self.prefix: dict[int, list[int]] = {}  # query id -> [blocks, references]
         self.evictable: OrderedDict[int, int] = OrderedDict()  # unreferenced prefixes, LRU first
         self.evictable_blocks = 0
-        self.cover: list[tuple[int, int, int, Request]] = []  # (last step its blocks cover, seq, epoch, req)
+        self.prefix_total = 0  # blocks of all cached prefixes (referenced or not)
+        self.shared = 0  # prefix blocks referenced by running requests (counted in prefix_total)
+        self.pending = 0  # blocks of admitted requests not yet running (chunked prefill)
         self.base = 0  # sum over running requests of ctx0 - joined (context sum = base + n * step)
         self.prefix_blocks = prefix_blocks
         self.kv_per_block = kv_per_block
         self.decode_cache: dict[tuple[int, int], float] = {}
         self.prefill_cache: dict[tuple[int, int], float] = {}
+
+    def used(self, step: int, bs: int) -> int:
+        """Blocks in use at decode step ``step`` (exact), evictable prefixes included."""
+        return (sum(-(-(r.ctx0 + step - r.joined) // bs) for r in self.running) - self.shared
+                + self.prefix_total + self.pending)
+
+    def bound(self, step: int, bs: int) -> float:
+        """An upper bound of ``used`` in O(1): each context wastes less than one block."""
+        n = len(self.running)
+        return (self.base + n * step) / bs + n - self.shared + self.prefix_total + self.pending
 
 
 class ContinuousReplica:
@@ -97,26 +114,20 @@ class ContinuousReplica:
         self.bs = config.block_size
         self.chunk = config.chunked_prefill
         self.max_batch = run.sim.max_batch
-        self.device = run.sim.cluster.devices[i]
         self.label = run.labels[i]
         hosted = [k for k, devs in enumerate(run.replicas) if i in devs]
         demand = {k: run.kv_demand[k] for k in hosted}
         total = sum(demand.values()) or 1.0
         prefix = run.prefix_tokens // self.bs if config.prefix_caching else 0
         self.engines: dict[int, _Engine] = {}
-        self.kv_blocks = 0
         for k in hosted:
-            spec = run.sim.catalog[run.model_names[k]]
             per_token = run.kv_bytes_per_token[k]
-            share = run.kv_free_bytes[i] * demand[k] / total
-            cap = kv_block_budget(share, self.bs, per_token)
-            self.engines[k] = _Engine(k, run.model_names[k], spec, cap, prefix, self.bs * per_token)
-            self.kv_blocks += cap
+            cap = kv_block_budget(run.kv_free_bytes[i] * demand[k] / total, self.bs, per_token)
+            self.engines[k] = _Engine(k, run.model_names[k], cap, prefix, self.bs * per_token)
         self.engine_list = list(self.engines.values())
         self.n_waiting = 0  # requests waiting on this device, all engines
         self.n_running = 0
         self.kv_bytes = sum(e.cap * e.kv_per_block for e in self.engine_list)
-        self.kv_used_bytes = 0.0
         self.kv_peak_bytes = 0.0
         self.step = 0  # decode steps done on this device
         self.heap: list[tuple[int, int, int, Request]] = []  # (finish step, seq, epoch, request)
@@ -152,16 +163,9 @@ class ContinuousReplica:
     def _on_settle(self, _ev: Event) -> None:
         self._plan()
 
-    def _schedule(self, seconds: float, state: int, steps: int = 1) -> None:
-        """The current iteration (or ``steps`` decode steps of ``seconds`` each) ends in due time."""
-        self.state = state
-        self.gen += 1
-        self.t0, self.dt, self.steps = self.env.now, seconds, steps
-        Timeout(self.env, seconds * steps, self.gen).callbacks.append(self._on_end)
-
-    def _span(self, pre: float, dt: float, steps: int) -> None:
+    def _span(self, pre: float, dt: float, steps: int, state: int = 0) -> None:
         """A prefill of ``pre`` seconds (0: none) then ``steps`` decode steps of ``dt`` seconds."""
-        self.state = DECODE
+        self.state = state or DECODE
         self.gen += 1
         self.t0, self.dt, self.steps, self.cut = self.env.now + pre, dt, steps, False
         Timeout(self.env, pre + dt * steps, self.gen).callbacks.append(self._on_end)
@@ -201,6 +205,7 @@ class ContinuousReplica:
                     eng.waiting.popleft()
                     req.todo = tokens
                     new.append(req)
+                    eng.pending += req.own_blocks
                 if new:
                     admitted += len(new)
                     seconds += self._prefill_s(eng, sum(r.todo for r in new), len(new))
@@ -230,12 +235,11 @@ class ContinuousReplica:
     def _plan_chunked(self) -> None:
         if self.n_running:
             self._reserve(1)  # decodes first: they may preempt before new prompts are admitted
-        budget_total = self.chunk
         chunks = self.chunks
         seconds = 0.0
         for eng in self.engine_list:
             n_dec = len(eng.running)
-            budget = budget_total - n_dec
+            budget = self.chunk - n_dec
             taken = n_chunks = 0
             for req in eng.prefilling:
                 if budget <= 0:
@@ -254,6 +258,7 @@ class ContinuousReplica:
                 self.n_waiting -= 1
                 req.todo = tokens
                 eng.prefilling.append(req)
+                eng.pending += req.own_blocks
                 c = min(tokens, budget)
                 chunks.append((req, c))
                 budget -= c
@@ -271,7 +276,29 @@ class ContinuousReplica:
             n = len(eng.running)
             if n:
                 seconds += self._decode_s(eng, (eng.base + n * self.step) / n + 1, n)
-        self._schedule(seconds, STEP)
+        self._span(0.0, seconds, 1, STEP)
+
+    # ----- KV cache ----------------------------------------------------------------------------
+    def _free(self, eng: _Engine, need: int, step: int, keep: int = -1) -> bool:
+        """Make ``need`` blocks free at decode step ``step``, evicting unreferenced cached prefixes
+        (least recently used first, ``keep`` last); False if even that is not enough."""
+        bs = self.bs
+        if eng.bound(step, bs) + need <= eng.cap:
+            return True
+        used = eng.used(step, bs)
+        if used + need <= eng.cap:
+            return True
+        spare = eng.evictable_blocks - eng.evictable.get(keep, 0)
+        if used - spare + need > eng.cap:
+            return False
+        evictable = eng.evictable
+        while used + need > eng.cap:
+            qid = next(iter(evictable))
+            if qid == keep:  # its blocks are about to be referenced again
+                evictable.move_to_end(qid)
+                continue
+            used -= self._drop_prefix(eng, qid)
+        return True
 
     def _admit(self, eng: _Engine, req: Request) -> int:
         """Allocate ``req``'s KV blocks; the prompt tokens it must prefill, or -1 if they do not fit."""
@@ -282,69 +309,53 @@ class ContinuousReplica:
         entry = eng.prefix.get(qid) if pb else None
         total = -(-tokens // bs)
         need = total - (pb if entry is not None else 0)
-        if need > eng.cap - eng.used and not self._evict(eng, need, keep=qid):
+        if not self._free(eng, need, self.step, qid):
             return -1
-        eng.used += need
-        self._kv_add(need * eng.kv_per_block)
-        req.alloc_tokens = total * bs
         if req.start < 0:
             req.start = self.env.now
+        req.own_blocks = total - pb
         if not pb:
-            req.own_blocks = need
             return tokens
         req.prefix = qid
         if entry is None:
             eng.prefix[qid] = [pb, 1]
-            req.own_blocks = need - pb
+            eng.prefix_total += pb
             return tokens
         if entry[1] == 0:  # cached, unreferenced: in use again
             eng.evictable_blocks -= eng.evictable.pop(qid)
-            self._kv_add(pb * eng.kv_per_block)
         entry[1] += 1
-        req.own_blocks = need
         self.run.prefill_saved += pb * bs
         return tokens - pb * bs
 
-    def _evict(self, eng: _Engine, need: int, keep: int = -1) -> bool:
-        """Evict unreferenced cached prefixes (LRU) until ``need`` blocks are free; False if impossible."""
-        if need <= eng.cap - eng.used:
-            return True
-        if need > eng.cap - eng.used + eng.evictable_blocks - eng.evictable.get(keep, 0):
-            return False
-        evictable = eng.evictable
-        while need > eng.cap - eng.used:
-            qid = next(iter(evictable))
-            if qid == keep:  # (its blocks are about to be referenced again: keep them)
-                evictable.move_to_end(qid)
-                continue
-            self._drop_prefix(eng, qid)
-        return True
-
-    def _drop_prefix(self, eng: _Engine, qid: int) -> None:
+    def _drop_prefix(self, eng: _Engine, qid: int) -> int:
         b = eng.evictable.pop(qid)
         eng.evictable_blocks -= b
+        eng.prefix_total -= b
         del eng.prefix[qid]
-        eng.used -= b
+        return b
 
-    def _release(self, eng: _Engine, req: Request) -> None:
-        eng.used -= req.own_blocks
-        self.kv_used_bytes -= req.own_blocks * eng.kv_per_block
-        req.own_blocks = 0
+    def _unref(self, eng: _Engine, req: Request) -> None:
+        """``req`` no longer references its query's cached prefix."""
         qid = req.prefix
-        if qid is not None:
-            req.prefix = None
-            entry = eng.prefix[qid]
-            entry[1] -= 1
-            if entry[1] == 0:  # cached for later nodes of the query, but no longer in use
-                eng.evictable[qid] = entry[0]
-                eng.evictable_blocks += entry[0]
-                self.kv_used_bytes -= entry[0] * eng.kv_per_block
-                if len(eng.evictable) > PREFIX_LRU:
-                    self._drop_prefix(eng, next(iter(eng.evictable)))
+        if qid is None:
+            return
+        req.prefix = None
+        entry = eng.prefix[qid]
+        entry[1] -= 1
+        if entry[1] == 0:  # kept for later nodes of the query, evictable
+            eng.evictable[qid] = entry[0]
+            eng.evictable_blocks += entry[0]
+            if len(eng.evictable) > PREFIX_LRU:
+                self._drop_prefix(eng, next(iter(eng.evictable)))
 
-    def _kv_add(self, nbytes: float) -> None:
-        """More KV memory in use by requests (cached, unreferenced prefixes do not count)."""
-        used = self.kv_used_bytes = self.kv_used_bytes + nbytes
+    def _note_peak(self) -> None:
+        """Update the peak of KV memory in use (evictable cached prefixes excluded)."""
+        step, bs = self.step, self.bs
+        engines = self.engine_list
+        bound = sum((e.bound(step, bs) - e.evictable_blocks) * e.kv_per_block for e in engines)
+        if bound <= self.kv_peak_bytes:
+            return
+        used = sum((e.used(step, bs) - e.evictable_blocks) * e.kv_per_block for e in engines)
         if used > self.kv_peak_bytes:
             self.kv_peak_bytes = used
             self.run.kv_peak[self.i] = used / self.kv_bytes if self.kv_bytes > 0 else 0.0
@@ -358,66 +369,42 @@ class ContinuousReplica:
         return bool(heap)
 
     def _reserve(self, k: int) -> int:
-        """Allocate blocks for up to ``k`` more decode steps of every running request, preempting
-        when not even one step fits; the steps reserved (>= 1 unless nothing runs). Requests are
-        visited only when their blocks run out (a heap of the step each one's blocks cover)."""
+        """The decode steps (<= ``k``) every engine's KV blocks can take, evicting cached prefixes
+        and preempting when not even one step fits (0 only if nothing runs any more)."""
         step, bs = self.step, self.bs
         for eng in self.engine_list:
-            cover = eng.cover
             while eng.running:
-                while cover[0][2] != cover[0][3].epoch:
-                    heapq.heappop(cover)
-                target = step + k
-                if cover[0][0] >= target:
-                    break  # every running request has room for k more steps
-                running = eng.running
-                free = eng.cap - eng.used + eng.evictable_blocks
+                if eng.bound(step + k, bs) <= eng.cap:
+                    break
                 kk = k
-                if free < len(running) * (kk // bs + 1):  # it may not fit: count exactly
-                    lack = [step - (r.joined + r.alloc_tokens - r.ctx0) for r in running]  # <= 0: slack
-                    if sum(-(-(g + kk) // bs) for g in lack if g + kk > 0) > free:
-                        lo, hi = 0, kk  # largest feasible step count, by bisection
-                        while lo < hi:
-                            mid = (lo + hi + 1) // 2
-                            if sum(-(-(g + mid) // bs) for g in lack if g + mid > 0) <= free:
-                                lo = mid
-                            else:
-                                hi = mid - 1
-                        kk = lo
-                    if kk == 0:
-                        self._preempt(eng)
-                        continue
-                target = step + kk
-                need = 0
-                while cover[0][0] < target:
-                    c, seq, epoch, r = heapq.heappop(cover)
-                    if epoch != r.epoch:
-                        continue
-                    b = -(-(target - c) // bs)
-                    r.alloc_tokens += b * bs
-                    r.own_blocks += b
-                    need += b
-                    heapq.heappush(cover, (c + b * bs, seq, epoch, r))
-                if need:
-                    if need > eng.cap - eng.used:
-                        self._evict(eng, need)
-                    eng.used += need
-                    self._kv_add(need * eng.kv_per_block)
-                if kk < k:
-                    k = kk
+                if not self._free(eng, 0, step + kk):
+                    lo, hi = 0, kk - 1  # largest feasible step count, by bisection
+                    while lo < hi:
+                        mid = (lo + hi + 1) // 2
+                        if self._free(eng, 0, step + mid):
+                            lo = mid
+                        else:
+                            hi = mid - 1
+                    kk = lo if lo > 0 and self._free(eng, 0, step + lo) else 0
+                if kk == 0:
+                    self._preempt(eng)
+                    continue
+                k = kk
                 break
         return k if self.n_running else 0
 
     def _preempt(self, eng: _Engine) -> None:
-        req = eng.running.pop()  # the most recently admitted
+        """Recompute preemption of the engine's most recently admitted running request."""
+        req = eng.running.pop()
+        self.n_running -= 1
         req.generated += self.step - req.joined
         eng.base -= req.ctx0 - req.joined
+        if req.prefix is not None:
+            eng.shared -= eng.prefix[req.prefix][0]
+        self._unref(eng, req)
         req.epoch += 1
-        self._release(eng, req)
-        req.alloc_tokens = 0
         eng.waiting.appendleft(req)
         self.n_waiting += 1
-        self.n_running -= 1
         self.run.preemptions += 1
 
     def _start_span(self, pre: float = 0.0) -> None:
@@ -493,6 +480,7 @@ class ContinuousReplica:
                 batches.append(BatchRecord(self.label, "mixed", self.t0, now, members))
             self.chunks = []
             run.n_batches += 1
+        self._note_peak()
         heap = self.heap
         while heap and (heap[0][2] != heap[0][3].epoch or heap[0][0] <= self.step):
             _, _, epoch, req = heapq.heappop(heap)
@@ -511,12 +499,14 @@ class ContinuousReplica:
         """``req``'s prompt is in the cache (at time ``at``): it joins the running batch."""
         if req.first_token < 0:
             req.first_token = at
+        eng.pending -= req.own_blocks
+        if req.prefix is not None:
+            eng.shared += eng.prefix[req.prefix][0]
         req.ctx0 = req.prompt + req.generated
         req.joined = self.step
         eng.base += req.ctx0 - req.joined
         eng.running.append(req)
         self.n_running += 1
-        heapq.heappush(eng.cover, (self.step + req.alloc_tokens - req.ctx0, req.seq, req.epoch, req))
         heapq.heappush(self.heap, (self.step + req.decode - req.generated, req.seq, req.epoch, req))
 
     def _leave(self, req: Request) -> None:
@@ -525,5 +515,7 @@ class ContinuousReplica:
         req.epoch += 1
         self.n_running -= 1
         eng.base -= req.ctx0 - req.joined
-        self._release(eng, req)
+        if req.prefix is not None:
+            eng.shared -= eng.prefix[req.prefix][0]
+        self._unref(eng, req)
         self.run.node_done(req.q, req.j, self.i, req.start, self.env.now, len(eng.running) + 1)
