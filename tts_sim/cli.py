@@ -95,6 +95,32 @@ def add_cluster_options(p: argparse.ArgumentParser, default_cluster: str | None 
     load.add_argument("--concurrency", type=positive_int, help="closed loop: queries in flight")
     p.add_argument("--queries", type=positive_int, default=1000, help="queries to simulate")
     p.add_argument("--profile", metavar="FILE", help="profile file (default: the embedded scenario)")
+    p.add_argument("--scheduler", default="static",
+                   help="batching policy: static (default) or continuous (iteration-level, vLLM-style)")
+    p.add_argument("--kv-block-size", type=int, metavar="TOKENS",
+                   help="continuous: KV-cache block size in tokens (default 16)")
+    p.add_argument("--no-prefix-caching", action="store_true",
+                   help="continuous: prefill the question prompt again for every node of a query")
+    p.add_argument("--chunked-prefill", type=int, metavar="TOKENS",
+                   help="continuous: token budget per step, prompts prefilled in chunks alongside decodes")
+    p.add_argument("--latency-predictor", metavar="NAME",
+                   help="roofline or profile-table (default: the profile's tables where it has them)")
+
+
+def sim_options(args: argparse.Namespace) -> dict[str, Any]:
+    """SimulatedEvaluator keywords from the cluster options: scheduler (+ its options), predictor."""
+    options = {"block_size": args.kv_block_size,
+               "prefix_caching": False if args.no_prefix_caching else None,
+               "chunked_prefill": args.chunked_prefill}
+    from tts_sim.cluster import build_scheduler
+
+    build_scheduler(args.scheduler, options)  # bad names and values fail here, before any work
+    return {"scheduler": args.scheduler, "scheduler_options": options, "predictor": args.latency_predictor}
+
+
+def load_text(lat: Any) -> str:
+    """The load a latency result assumed, and how many queries it simulated."""
+    return f"{lat.load}, {lat.n_queries} queries simulated"
 
 
 # ----- models ---------------------------------------------------------------------------------
@@ -173,10 +199,13 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     from tts_sim.simulated import SimulatedEvaluator
 
     cat = catalog_from(args)
+    options = sim_options(args)
+    if args.trace and not args.cluster:
+        raise ConfigError("--trace needs --cluster (it writes the simulated timeline)")
     g = Graph.load(args.graph, cat)
     ev = SimulatedEvaluator(args.task, profile=profile_from(args), cluster=args.cluster,
                             arrival=arrival_from(args) if args.cluster else None, n_queries=args.queries,
-                            catalog=cat)
+                            catalog=cat, **options)
     n = min(args.questions or ev.n_questions, ev.n_questions)
     result = ev.evaluate(g, range(n), seed=args.seed)
     exp = ev.expected(g, range(n))
@@ -192,13 +221,24 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     if lat:
         rows += [
             ("cluster", lat.cluster),
-            ("load", f"closed loop, {args.concurrency} in flight" if args.concurrency else f"{args.qps:g} queries/s"),
+            ("load", load_text(lat)),
+            ("scheduler", lat.scheduler),
             ("latency p50 / p95 / p99 (s)", f"{lat.p50_s:.3f} / {lat.p95_s:.3f} / {lat.p99_s:.3f}"),
             ("latency mean (s)", f"{lat.mean_s:.3f}"),
             ("throughput (queries/s)", f"{lat.throughput_qps:.3f}"),
+            ("overloaded", f"YES: {lat.overload_reason} (percentiles grow with --queries)" if lat.overloaded
+             else "no"),
             ("utilisation", ", ".join(f"{k} {v:.0%}" for k, v in lat.utilisation.items())),
+            ("KV cache peak", ", ".join(f"{k} {v:.1%}" for k, v in lat.kv_peak.items())),
+            ("preemptions", lat.preemptions),
+            ("prefill tokens (saved by prefix caching)", f"{lat.prefill_tokens} ({lat.prefill_tokens_saved})"),
             ("latency predictor", lat.predictor),
         ]
+        if args.trace:
+            from tts_sim.cluster.trace import write_trace
+
+            run = ev.simulator.simulate(g, ev.task, ev.arrival, args.queries, seed=args.seed or 0, record=True)
+            rows.append(("trace", str(write_trace(run, args.trace))))
     data = result.to_dict()
     data["expected_accuracy"] = exp.accuracy
     emit(args, data, table(["metric", "value"], rows))
@@ -208,11 +248,13 @@ def cmd_simulate(args: argparse.Namespace) -> None:
 def cmd_sweep(args: argparse.Namespace) -> None:
     from tts_sim.sweep import width_depth_sweep
 
+    options = sim_options(args)
     result = width_depth_sweep(
         task=args.task, model=args.model, max_width=args.max_width, max_depth=args.max_depth,
         output_model=args.output_model, cluster=args.cluster,
         arrival=arrival_from(args) if args.cluster else None, n_queries=args.queries,
         profile=profile_from(args), catalog=catalog_from(args), out_dir=Path(args.out) if args.out else None,
+        **options,
     )
     emit(args, result.to_dict(), result.to_text())
 
@@ -262,6 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_cluster_options(p)
     p.add_argument("--questions", type=positive_int, help="score on the first N questions (default: all)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--trace", metavar="FILE",
+                   help="write the simulated timeline (Trace Event Format JSON: Perfetto, chrome://tracing)")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("sweep", help="accuracy/FLOPs/latency heat-maps over graph shapes")
