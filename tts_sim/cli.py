@@ -114,6 +114,11 @@ def sim_options(args: argparse.Namespace) -> dict[str, Any]:
                "chunked_prefill": args.chunked_prefill}
     from tts_sim.cluster import build_scheduler
 
+    flags = (("--kv-block-size", args.kv_block_size), ("--chunked-prefill", args.chunked_prefill),
+             ("--no-prefix-caching", args.no_prefix_caching))
+    given = [flag for flag, value in flags if value not in (None, False)]
+    if given and args.scheduler.strip().lower() == "static":
+        raise ConfigError(f"{given[0]} applies to --scheduler continuous, not static")
     build_scheduler(args.scheduler, options)  # bad names and values fail here, before any work
     return {"scheduler": args.scheduler, "scheduler_options": options, "predictor": args.latency_predictor}
 

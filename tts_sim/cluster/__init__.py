@@ -13,6 +13,7 @@ from tts_sim.cluster.latency import (
 from tts_sim.cluster.placement import ModelDemand, Placement, place
 from tts_sim.cluster.schedulers import SCHEDULERS, ContinuousConfig, StaticConfig, build_scheduler
 from tts_sim.cluster.simulator import (
+    ArrivalTimes,
     ClosedLoop,
     ClusterSimulator,
     OpenLoop,
@@ -24,8 +25,8 @@ from tts_sim.cluster.tokens import LengthDistribution, TokenModel, token_model_f
 from tts_sim.errors import ClusterError
 
 __all__ = [
-    "DEVICES", "LATENCY_PREDICTORS", "SCHEDULERS", "ContinuousConfig", "StaticConfig", "build_scheduler",
-    "predictor_for", "ClosedLoop", "ClusterError", "ClusterSimulator", "ClusterSpec", "DeviceSpec",
+    "DEVICES", "LATENCY_PREDICTORS", "SCHEDULERS", "ArrivalTimes", "ContinuousConfig", "StaticConfig",
+    "build_scheduler", "predictor_for", "ClosedLoop", "ClusterError", "ClusterSimulator", "ClusterSpec", "DeviceSpec",
     "LatencyPredictor", "LengthDistribution", "LogHistogram", "ModelDemand", "OpenLoop", "Placement",
     "RooflinePredictor", "SimulationResult", "TablePredictor", "TimelineEvent", "TokenModel", "fit_roofline",
     "get_device", "parse_cluster", "place", "token_model_from_profile",

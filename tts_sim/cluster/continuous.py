@@ -370,8 +370,10 @@ class ContinuousReplica:
 
     def _reserve(self, k: int) -> int:
         """The decode steps (<= ``k``) every engine's KV blocks can take, evicting cached prefixes
-        and preempting when not even one step fits (0 only if nothing runs any more)."""
+        and preempting when not even one step fits (0 only if nothing runs any more). After a
+        preemption only one step runs, so the preempted request is reconsidered at the next one."""
         step, bs = self.step, self.bs
+        preempted = self.run.preemptions
         for eng in self.engine_list:
             while eng.running:
                 if eng.bound(step + k, bs) <= eng.cap:
@@ -391,6 +393,8 @@ class ContinuousReplica:
                     continue
                 k = kk
                 break
+        if self.run.preemptions != preempted:
+            k = 1
         return k if self.n_running else 0
 
     def _preempt(self, eng: _Engine) -> None:

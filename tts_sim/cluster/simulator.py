@@ -82,6 +82,22 @@ class ClosedLoop:
 
 
 @dataclass(frozen=True)
+class ArrivalTimes:
+    """Queries arrive at the given times (seconds, ascending): a replayed trace, open loop."""
+
+    times: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        t = self.times
+        if not t or any(not (isinstance(x, (int, float)) and math.isfinite(x) and x >= 0) for x in t) \
+                or any(b < a for a, b in zip(t, t[1:], strict=False)):
+            raise ConfigError("arrival times must be a non-empty ascending sequence of seconds >= 0")
+
+
+Arrival = OpenLoop | ClosedLoop | ArrivalTimes
+
+
+@dataclass(frozen=True)
 class TimelineEvent:
     """One node of one query, served on ``device`` from ``start`` to ``end`` in a batch of ``batch``."""
 
@@ -183,13 +199,15 @@ class ClusterSimulator:
         return seconds
 
     # ----- simulation ------------------------------------------------------------------------
-    def simulate(self, graph: Graph, task: TaskSpec, arrival: OpenLoop | ClosedLoop, n_queries: int,
+    def simulate(self, graph: Graph, task: TaskSpec, arrival: Arrival, n_queries: int,
                  seed: int = 0, record: bool = False) -> SimulationResult:
         """Run ``n_queries`` queries of ``graph`` and report latency, throughput and utilisation."""
         if not (isinstance(n_queries, int) and n_queries >= 1):
             raise ConfigError(f"n_queries must be an integer >= 1, got {n_queries!r}")
-        if not isinstance(arrival, (OpenLoop, ClosedLoop)):
-            raise ConfigError(f"arrival must be OpenLoop or ClosedLoop, got {type(arrival).__name__}")
+        if not isinstance(arrival, (OpenLoop, ClosedLoop, ArrivalTimes)):
+            raise ConfigError(f"arrival must be OpenLoop, ClosedLoop or ArrivalTimes, got {type(arrival).__name__}")
+        if isinstance(arrival, ArrivalTimes) and len(arrival.times) < n_queries:
+            raise ConfigError(f"{n_queries} queries need as many arrival times, got {len(arrival.times)}")
         placement = self.placement(graph, task)  # also a ConfigError naming a model not in the catalog
         run = _Run(self, graph, task, placement, record)
         run.start(arrival, n_queries, seed)
@@ -290,7 +308,7 @@ class _Run:
         self.adders: list = []
 
     # ----- arrivals --------------------------------------------------------------------------
-    def start(self, arrival: OpenLoop | ClosedLoop, n_queries: int, seed: int) -> None:
+    def start(self, arrival: Arrival, n_queries: int, seed: int) -> None:
         env = self.env
         self.trend = LatencyTrend(n_queries)
         if self.dists:  # a stream of its own, so arrivals stay those of the same seed without it
@@ -299,6 +317,8 @@ class _Run:
         self.adders = [scheduler.replica(self, i).add for i in range(len(self.load))]
         if isinstance(arrival, OpenLoop):
             env.process(self._poisson(arrival.qps, n_queries, np.random.default_rng(seed)))
+        elif isinstance(arrival, ArrivalTimes):
+            env.process(self._replay(arrival.times[:n_queries]))
         else:
             def next_query() -> None:
                 if self.issued < n_queries:
@@ -316,6 +336,13 @@ class _Run:
             for gap in gaps:
                 yield Timeout(env, gap)
                 issue()
+
+    def _replay(self, times: tuple[float, ...]):
+        env, issue = self.env, self.issue
+        for t in times:
+            if t > env.now:
+                yield Timeout(env, t - env.now)
+            issue()
 
     def issue(self) -> None:
         """Start one query now: its source nodes become ready."""
@@ -376,7 +403,7 @@ class _Run:
             self.on_done()
 
     # ----- report ----------------------------------------------------------------------------
-    def result(self, n_queries: int, arrival: OpenLoop | ClosedLoop) -> SimulationResult:
+    def result(self, n_queries: int, arrival: Arrival) -> SimulationResult:
         if self.completed != n_queries:  # cannot happen unless the graph has unreachable nodes
             raise RuntimeError(f"simulation ended with {self.completed} of {n_queries} queries answered")
         span = self.last_done - self.first_arrival
@@ -385,8 +412,9 @@ class _Run:
         sources = {self.sim._sources[(m, devices[i].name)] for m, i in self.used}
         predictor = sources.pop() if len(sources) == 1 else ("mixed" if sources else "")
         throughput = n_queries / span if span > 0 else math.inf
-        if isinstance(arrival, OpenLoop):
-            load, offered = f"open loop, {arrival.qps:g} queries/s", arrival.qps
+        if isinstance(arrival, (OpenLoop, ArrivalTimes)):
+            load, offered = (f"open loop, {arrival.qps:g} queries/s", arrival.qps) if isinstance(arrival, OpenLoop) \
+                else ("replayed arrival times", None)
             arrival_span = self.last_arrival - self.first_arrival
             realised = (n_queries - 1) / arrival_span if arrival_span > 0 else math.inf
         else:
