@@ -226,6 +226,7 @@ class ContinuousReplica:
             if run.batches is not None:
                 run.batches.append(BatchRecord(self.label, "prefill", now, now + seconds,
                                                tuple((r.q[0], run.node_ids[r.j]) for r in joined)))
+            self._note_peak()
             self._start_span(seconds)
         elif self.n_running:
             self._start_span()
@@ -276,6 +277,7 @@ class ContinuousReplica:
             n = len(eng.running)
             if n:
                 seconds += self._decode_s(eng, (eng.base + n * self.step) / n + 1, n)
+        self._note_peak()
         self._span(0.0, seconds, 1, STEP)
 
     # ----- KV cache ----------------------------------------------------------------------------
