@@ -190,48 +190,53 @@ class ContinuousReplica:
         if self.chunk is not None:
             self._plan_chunked()
             return
+        if not self.n_waiting:
+            if self.n_running:
+                self._start_span()
+            else:
+                self.state = IDLE
+            return
         seconds = 0.0
-        admitted = 0
-        if self.n_waiting:
-            for eng in self.engine_list:
-                if not eng.waiting:
-                    continue
-                new = eng.new
-                while eng.waiting and len(eng.running) + len(new) < self.max_batch:
-                    req = eng.waiting[0]
-                    tokens = self._admit(eng, req)
-                    if tokens < 0:
-                        break
-                    eng.waiting.popleft()
-                    req.todo = tokens
-                    new.append(req)
-                    eng.pending += req.own_blocks
-                if new:
-                    admitted += len(new)
-                    seconds += self._prefill_s(eng, sum(r.todo for r in new), len(new))
-            self.n_waiting -= admitted
-        if admitted:  # prefill them, then decode (one event unless a request arrives meanwhile)
-            run = self.run
-            now = self.env.now
-            run.busy[self.i] += seconds
-            run.n_batches += 1
-            joined = []
-            for eng in self.engine_list:
-                if eng.new:
-                    for req in eng.new:
-                        run.prefill_tokens += req.todo
-                        self._join(eng, req, now + seconds)
-                    joined += eng.new
-                    eng.new = []
-            if run.batches is not None:
-                run.batches.append(BatchRecord(self.label, "prefill", now, now + seconds,
-                                               tuple((r.q[0], run.node_ids[r.j]) for r in joined)))
-            self._note_peak()
-            self._start_span(seconds)
-        elif self.n_running:
-            self._start_span()
-        else:
-            self.state = IDLE
+        joined: list[Request] = []
+        max_batch = self.max_batch
+        for eng in self.engine_list:
+            waiting = eng.waiting
+            if not waiting:
+                continue
+            room = max_batch - len(eng.running)
+            first = len(joined)
+            tokens = 0
+            while waiting and room > 0:
+                todo = self._admit(eng, waiting[0])
+                if todo < 0:
+                    break
+                req = waiting.popleft()
+                req.todo = todo
+                tokens += todo
+                joined.append(req)
+                room -= 1
+            if len(joined) > first:
+                seconds += self._prefill_s(eng, tokens, len(joined) - first)
+        if not joined:
+            if self.n_running:
+                self._start_span()
+            else:
+                self.state = IDLE
+            return
+        # prefill them, then decode: one event unless a request arrives meanwhile
+        self.n_waiting -= len(joined)
+        run = self.run
+        now = self.env.now
+        run.busy[self.i] += seconds
+        run.n_batches += 1
+        engines = self.engines
+        for req in joined:
+            run.prefill_tokens += req.todo
+            self._join(engines[req.model], req, now + seconds)
+        if run.batches is not None:
+            run.batches.append(BatchRecord(self.label, "prefill", now, now + seconds,
+                                           tuple((r.q[0], run.node_ids[r.j]) for r in joined)))
+        self._start_span(seconds)
 
     def _plan_chunked(self) -> None:
         if self.n_running:
@@ -277,7 +282,6 @@ class ContinuousReplica:
             n = len(eng.running)
             if n:
                 seconds += self._decode_s(eng, (eng.base + n * self.step) / n + 1, n)
-        self._note_peak()
         self._span(0.0, seconds, 1, STEP)
 
     # ----- KV cache ----------------------------------------------------------------------------
@@ -354,7 +358,13 @@ class ContinuousReplica:
         """Update the peak of KV memory in use (evictable cached prefixes excluded)."""
         step, bs = self.step, self.bs
         engines = self.engine_list
-        bound = sum((e.bound(step, bs) - e.evictable_blocks) * e.kv_per_block for e in engines)
+        bound = 0.0  # sum of the engines' O(1) bounds, inlined: this runs after every iteration
+        for e in engines:
+            n = len(e.running)
+            blocks = e.prefix_total + e.pending - e.shared - e.evictable_blocks
+            if n:
+                blocks += (e.base + n * step) / bs + n
+            bound += blocks * e.kv_per_block
         if bound <= self.kv_peak_bytes:
             return
         used = sum((e.used(step, bs) - e.evictable_blocks) * e.kv_per_block for e in engines)
@@ -378,8 +388,9 @@ class ContinuousReplica:
         preempted = self.run.preemptions
         for eng in self.engine_list:
             while eng.running:
-                if eng.bound(step + k, bs) <= eng.cap:
-                    break
+                n = len(eng.running)
+                if (eng.base + n * (step + k)) / bs + n - eng.shared + eng.prefix_total + eng.pending <= eng.cap:
+                    break  # eng.bound(step + k, bs), inlined
                 kk = k
                 if not self._free(eng, 0, step + kk):
                     lo, hi = 0, kk - 1  # largest feasible step count, by bisection
@@ -391,6 +402,7 @@ class ContinuousReplica:
                             hi = mid - 1
                     kk = lo if lo > 0 and self._free(eng, 0, step + lo) else 0
                 if kk == 0:
+                    self._note_peak()  # (the admitted prompts were in memory until now)
                     self._preempt(eng)
                     continue
                 k = kk
@@ -480,6 +492,7 @@ class ContinuousReplica:
                 if req.todo == 0:
                     eng = self.engines[req.model]
                     eng.prefilling.remove(req)
+                    eng.pending -= req.own_blocks
                     self._join(eng, req, now)
             if batches is not None:
                 members += tuple((r.q[0], run.node_ids[r.j]) for r, _ in self.chunks)
@@ -505,7 +518,6 @@ class ContinuousReplica:
         """``req``'s prompt is in the cache (at time ``at``): it joins the running batch."""
         if req.first_token < 0:
             req.first_token = at
-        eng.pending -= req.own_blocks
         if req.prefix is not None:
             eng.shared += eng.prefix[req.prefix][0]
         req.ctx0 = req.prompt + req.generated
