@@ -216,3 +216,41 @@ def test_registry_and_bad_input(tmp_path, capsys) -> None:
         assert main(["simulate", g, "--cluster", "1xH100", "--queries", "5", *argv]) == 2
         err = capsys.readouterr().err
         assert words in err and err.count("\n") == 1
+
+
+def test_evaluator_chooses_scheduler_and_predictor_through_the_registries() -> None:
+    from tts_sim.cluster import LATENCY_PREDICTORS, RooflinePredictor, TablePredictor, predictor_for
+    from tts_sim.profile import LatencyTable, Profile
+    from tts_sim.scenario import load_default_profile
+    from tts_sim.simulated import SimulatedEvaluator
+
+    assert {"roofline", "profile-table"} <= set(LATENCY_PREDICTORS.names())
+    base = load_default_profile()
+    ev = SimulatedEvaluator("math", profile=base, cluster="1xH100", n_queries=20, scheduler="continuous",
+                            scheduler_options={"block_size": 32})
+    assert isinstance(ev.simulator.predictor, RooflinePredictor)
+    assert ev.simulator.scheduler.name == "continuous" and ev.simulator.scheduler.config.block_size == 32
+    lat = ev.latency(graph([("out", ONE_B)], []))
+    assert lat.scheduler == "continuous" and lat.load == "open loop, 1 queries/s" and lat.n_queries == 20
+    table = LatencyTable(ONE_B, "H100", "vllm", prefill=[(100, 1, 0.01), (1000, 8, 0.3)],
+                         decode=[(100, 1, 0.002), (1000, 8, 0.004)])
+    measured = Profile(dict(base.metadata), base.tasks, [table])
+    assert isinstance(predictor_for(measured), TablePredictor)  # what SimulatedEvaluator calls
+    calibrated = predictor_for(measured, name="roofline")
+    assert isinstance(calibrated, RooflinePredictor) and calibrated != RooflinePredictor()
+    with pytest.raises(ConfigError, match="needs a profile with latency tables"):
+        SimulatedEvaluator("math", profile=base, cluster="1xH100", predictor="profile-table")
+    with pytest.raises(ConfigError, match="unknown latency_predictor 'magic'"):
+        SimulatedEvaluator("math", profile=base, cluster="1xH100", predictor="magic")
+
+
+def test_sweep_cells_show_overload_and_the_load(capsys) -> None:
+    assert main(["sweep", "width-depth", "--model", ONE_B, "--max-width", "3", "--max-depth", "1", "--cluster",
+                 "1xL4", "--qps", "3", "--queries", "150", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["load"].startswith("open loop, 3 queries/s, 150 queries simulated")
+    assert data["overloaded"][0][-1] is True  # three 1B chains and a 3B output at 3 queries/s on one L4
+    assert main(["sweep", "width-depth", "--model", ONE_B, "--max-width", "3", "--max-depth", "1", "--cluster",
+                 "1xL4", "--qps", "3", "--queries", "150"]) == 0
+    out = capsys.readouterr().out
+    assert "! = overloaded" in out and "open loop, 3 queries/s" in out
