@@ -125,6 +125,7 @@ class ContinuousReplica:
             cap = kv_block_budget(run.kv_free_bytes[i] * demand[k] / total, self.bs, per_token)
             self.engines[k] = _Engine(k, run.model_names[k], cap, prefix, self.bs * per_token)
         self.engine_list = list(self.engines.values())
+        self.active: list[_Engine] = []  # engines with running requests
         self.n_waiting = 0  # requests waiting on this device, all engines
         self.n_running = 0
         self.kv_bytes = sum(e.cap * e.kv_per_block for e in self.engine_list)
@@ -357,7 +358,7 @@ class ContinuousReplica:
     def _note_peak(self) -> None:
         """Update the peak of KV memory in use (evictable cached prefixes excluded)."""
         step, bs = self.step, self.bs
-        engines = self.engine_list
+        engines = self.engine_list if self.chunk is not None else self.active  # others hold no block in use
         bound = 0.0  # sum of the engines' O(1) bounds, inlined: this runs after every iteration
         for e in engines:
             n = len(e.running)
@@ -386,7 +387,7 @@ class ContinuousReplica:
         preemption only one step runs, so the preempted request is reconsidered at the next one."""
         step, bs = self.step, self.bs
         preempted = self.run.preemptions
-        for eng in self.engine_list:
+        for eng in list(self.active):
             while eng.running:
                 n = len(eng.running)
                 if (eng.base + n * (step + k)) / bs + n - eng.shared + eng.prefix_total + eng.pending <= eng.cap:
@@ -414,6 +415,8 @@ class ContinuousReplica:
     def _preempt(self, eng: _Engine) -> None:
         """Recompute preemption of the engine's most recently admitted running request."""
         req = eng.running.pop()
+        if not eng.running:
+            self.active.remove(eng)
         self.n_running -= 1
         req.generated += self.step - req.joined
         eng.base -= req.ctx0 - req.joined
@@ -438,12 +441,11 @@ class ContinuousReplica:
         k = min(k, self.heap[0][0] - self.step)
         seconds = 0.0
         step, half, bs = self.step, (k + 1) / 2, self.bs
-        for eng in self.engine_list:
+        for eng in self.active:
             n = len(eng.running)
-            if n:
-                ctx = (eng.base + n * step) / n + half
-                t = eng.decode_cache.get((round(ctx / bs), n))
-                seconds += t if t is not None else self._decode_s(eng, ctx, n)
+            ctx = (eng.base + n * step) / n + half
+            t = eng.decode_cache.get((round(ctx / bs), n))
+            seconds += t if t is not None else self._decode_s(eng, ctx, n)
         self._span(pre, seconds, k)
 
     # ----- service times (cached per engine) ---------------------------------------------------
@@ -523,6 +525,8 @@ class ContinuousReplica:
         req.ctx0 = req.prompt + req.generated
         req.joined = self.step
         eng.base += req.ctx0 - req.joined
+        if not eng.running:
+            self.active.append(eng)
         eng.running.append(req)
         self.n_running += 1
         heapq.heappush(self.heap, (self.step + req.decode - req.generated, req.seq, req.epoch, req))
@@ -530,6 +534,8 @@ class ContinuousReplica:
     def _leave(self, req: Request) -> None:
         eng = self.engines[req.model]
         eng.running.remove(req)
+        if not eng.running:
+            self.active.remove(eng)
         req.epoch += 1
         self.n_running -= 1
         eng.base -= req.ctx0 - req.joined
