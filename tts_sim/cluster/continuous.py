@@ -49,6 +49,7 @@ IDLE, SETTLE, STEP, DECODE, BUSY = range(5)
 
 class ContinuousScheduler:
     name = "continuous"
+    kv_admission = True  # placement reserves one longest sequence; admission uses what memory is left
 
     def __init__(self, config: ContinuousConfig) -> None:
         self.config = config
@@ -215,6 +216,7 @@ class ContinuousReplica:
                 req.todo = todo
                 tokens += todo
                 joined.append(req)
+                eng.pending += req.own_blocks  # (until it joins: the next admission sees its blocks)
                 room -= 1
             if len(joined) > first:
                 seconds += self._prefill_s(eng, tokens, len(joined) - first)
@@ -494,7 +496,6 @@ class ContinuousReplica:
                 if req.todo == 0:
                     eng = self.engines[req.model]
                     eng.prefilling.remove(req)
-                    eng.pending -= req.own_blocks
                     self._join(eng, req, now)
             if batches is not None:
                 members += tuple((r.q[0], run.node_ids[r.j]) for r, _ in self.chunks)
@@ -520,6 +521,7 @@ class ContinuousReplica:
         """``req``'s prompt is in the cache (at time ``at``): it joins the running batch."""
         if req.first_token < 0:
             req.first_token = at
+        eng.pending -= req.own_blocks
         if req.prefix is not None:
             eng.shared += eng.prefix[req.prefix][0]
         req.ctx0 = req.prompt + req.generated

@@ -42,7 +42,9 @@ class Replica(Protocol):
 
 
 class Scheduler(Protocol):
-    """A batching policy: builds one ``Replica`` per device of a simulation run."""
+    """A batching policy: builds one ``Replica`` per device of a simulation run. ``kv_admission``
+    (optional, default False): it admits requests by free KV memory, so placement need only
+    reserve one longest sequence per model instead of ``max_batch`` of them."""
 
     name: str
 

@@ -157,7 +157,8 @@ class ClusterSimulator:
         return place(self.demands(graph, task), self.cluster, self.mem_fraction)
 
     def demands(self, graph: Graph, task: TaskSpec) -> list[ModelDemand]:
-        """What one replica of each model needs: weights + KV cache of ``max_batch`` longest contexts."""
+        """What one replica of each model needs: weights + KV cache of ``max_batch`` longest contexts
+        (of one, for a scheduler that admits requests by free KV memory)."""
         tokens = self.tokens
         longest: dict[str, int] = {}
         for n in graph.executed:
@@ -165,7 +166,10 @@ class ClusterSimulator:
             kind, pred_kinds = _kinds(graph, n)
             ctx = tokens.prompt_tokens(task, kind, pred_kinds) + tokens.longest_decode(task, kind)
             longest[model] = max(longest.get(model, 0), ctx)
-        return [ModelDemand(self.catalog[m], ctx, self.max_batch) for m, ctx in longest.items()]
+        # a static batch holds the KV cache of max_batch sequences at once; a scheduler that admits by
+        # free KV memory (continuous) needs room for one longest sequence, the rest is its KV cache
+        batch = 1 if getattr(self.scheduler, "kv_admission", False) else self.max_batch
+        return [ModelDemand(self.catalog[m], ctx, batch) for m, ctx in longest.items()]
 
     def service_s(self, model: str, device: int, prompt_tokens: int, decode_tokens: int, batch: int) -> float:
         """Seconds a batch of ``batch`` requests of ``model`` occupies device ``device`` (index)."""
