@@ -124,11 +124,6 @@ def build_scheduler(spec: str | Any | None = None, options: Mapping[str, Any] | 
     raise ConfigError(f"scheduler must be a name ({', '.join(SCHEDULERS.names())}) or a config, got {spec!r}")
 
 
-def blocks(tokens: int, block_size: int) -> int:
-    """KV blocks holding ``tokens`` tokens."""
-    return -(-tokens // block_size) if tokens > 0 else 0
-
-
 def kv_block_budget(free_bytes: float, block_size: int, kv_bytes_per_token: float) -> int:
     """Whole KV blocks that fit in ``free_bytes``."""
     if kv_bytes_per_token <= 0:
