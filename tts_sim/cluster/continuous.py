@@ -145,7 +145,9 @@ class ContinuousReplica:
     def add(self, entry: tuple, model: int) -> None:
         seq, q, j = entry
         run = self.run
-        req = Request(seq, q, j, model, run.node_prompt[j], run.decode_of(j))
+        d = run.node_dist[j]  # run.decode_of(j), inlined (once per request)
+        req = Request(seq, q, j, model, run.node_prompt[j],
+                      run.node_decode[j] if d is None or run.lengths is None else run.lengths.draw(d))
         eng = self.engines[model]
         eng.waiting.append(req)
         self.n_waiting += 1
@@ -318,7 +320,9 @@ class ContinuousReplica:
         entry = eng.prefix.get(qid) if pb else None
         total = -(-tokens // bs)
         need = total - (pb if entry is not None else 0)
-        if not self._free(eng, need, self.step, qid):
+        n, step = len(eng.running), self.step
+        if ((eng.base + n * step) / bs + n - eng.shared + eng.prefix_total + eng.pending + need > eng.cap
+                and not self._free(eng, need, step, qid)):  # (the O(1) bound first, inlined)
             return -1
         if req.start < 0:
             req.start = self.env.now
@@ -507,7 +511,7 @@ class ContinuousReplica:
         while heap and (heap[0][2] != heap[0][3].epoch or heap[0][0] <= self.step):
             _, _, epoch, req = heapq.heappop(heap)
             if epoch == req.epoch:
-                self._leave(req)
+                self._leave(req, now)
         if self.env.peek() == now:
             self._settle()
         else:
@@ -533,7 +537,7 @@ class ContinuousReplica:
         self.n_running += 1
         heapq.heappush(self.heap, (self.step + req.decode - req.generated, req.seq, req.epoch, req))
 
-    def _leave(self, req: Request) -> None:
+    def _leave(self, req: Request, now: float) -> None:
         eng = self.engines[req.model]
         eng.running.remove(req)
         if not eng.running:
@@ -544,4 +548,4 @@ class ContinuousReplica:
         if req.prefix is not None:
             eng.shared -= eng.prefix[req.prefix][0]
         self._unref(eng, req)
-        self.run.node_done(req.q, req.j, self.i, req.start, self.env.now, len(eng.running) + 1)
+        self.run.node_done(req.q, req.j, self.i, req.start, now, len(eng.running) + 1)
