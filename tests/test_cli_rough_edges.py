@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,9 @@ def test_a_missing_optional_extra_names_the_extra(monkeypatch, capsys, tmp_path)
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
         return real_import(name, *args, **kwargs)
 
+    for name in list(sys.modules):  # as on a machine without the extra: nothing of it imported yet
+        if name.split(".")[0] == "onnxruntime" or name.startswith("tts_sim.backends.onnxruntime"):
+            monkeypatch.delitem(sys.modules, name)
     monkeypatch.setattr(builtins, "__import__", no_onnxruntime)
     code, _, err = run(capsys, "models", "prepare", "smollm2-135m", "--cache-dir", str(tmp_path))
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Parser", "UsageError", "add_cluster_options", "add_common", "add_quiet", "arrival_from", "catalog_from",
            "emit", "int_list", "non_negative_float", "non_negative_int", "number", "positive_float", "positive_int",
-           "probability", "profile_from", "table"]
+           "probability", "profile_from", "sim_options", "load_text", "table"]
 
 
 def number(kind: type = float, low: float | None = None, high: float | None = None,
@@ -117,6 +117,42 @@ def add_cluster_options(p: argparse.ArgumentParser, default_cluster: str | None 
     load.add_argument("--concurrency", type=positive_int, help="closed loop: queries in flight")
     p.add_argument("--queries", type=positive_int, default=1000, help="queries to simulate")
     p.add_argument("--profile", metavar="FILE", help="profile file (default: the embedded scenario)")
+    p.add_argument("--scheduler", default="static",
+                   help="batching policy: a registered scheduler, e.g. static or continuous (iteration-level, "
+                        "vLLM-style)")
+    p.add_argument("--kv-block-size", type=int, metavar="TOKENS",
+                   help="continuous: KV-cache block size in tokens (default 16)")
+    p.add_argument("--no-prefix-caching", action="store_true",
+                   help="continuous: prefill the question prompt again for every node of a query")
+    p.add_argument("--chunked-prefill", type=int, metavar="TOKENS",
+                   help="continuous: token budget per step, prompts prefilled in chunks alongside decodes")
+    p.add_argument("--latency-predictor", metavar="NAME",
+                   help="a registered latency predictor, e.g. roofline or profile-table (default: the profile's "
+                        "tables where it has them)")
+
+
+def sim_options(args: argparse.Namespace) -> dict[str, Any]:
+    """SimulatedEvaluator keywords from the cluster options: scheduler (+ its options), predictor.
+
+    Scheduler options are checked against the scheduler's config dataclass, before any work is done."""
+    from tts_sim.sim.cluster import SCHEDULERS, build_scheduler
+
+    flags = {"block_size": ("--kv-block-size", args.kv_block_size),
+             "prefix_caching": ("--no-prefix-caching", False if args.no_prefix_caching else None),
+             "chunked_prefill": ("--chunked-prefill", args.chunked_prefill)}
+    known = SCHEDULERS.options(args.scheduler.strip().lower()) if args.scheduler.strip().lower() in SCHEDULERS \
+        else {}
+    for key, (flag, value) in flags.items():
+        if value is not None and known and key not in known:
+            raise ConfigError(f"{flag} does not apply to --scheduler {args.scheduler}")
+    options = {key: value for key, (_, value) in flags.items()}
+    build_scheduler(args.scheduler, options)  # bad names and values fail here, before any work
+    return {"scheduler": args.scheduler, "scheduler_options": options, "predictor": args.latency_predictor}
+
+
+def load_text(lat: Any) -> str:
+    """The load a latency result assumed, and how many queries it simulated."""
+    return f"{lat.load}, {lat.n_queries} queries simulated"
 
 
 # ----- values from options -----------------------------------------------------------------------

@@ -15,8 +15,10 @@ from tts_sim.cli.options import (
     arrival_from,
     catalog_from,
     emit,
+    load_text,
     positive_int,
     profile_from,
+    sim_options,
     table,
 )
 from tts_sim.errors import ConfigError
@@ -112,7 +114,7 @@ def cmd_search(args: argparse.Namespace) -> None:
     searcher = make_searcher(args.searcher, **_searcher_options(args))
     evaluator = SimulatedEvaluator(task, profile=profile_from(args), cluster=cluster,
                                    arrival=arrival_from(args) if cluster else None, n_queries=args.queries,
-                                   catalog=catalog)
+                                   catalog=catalog, **sim_options(args))
     out = Path(args.out or f"runs/search-{task.name}-{args.budget}-{args.searcher}-s{args.seed}".replace("$", "usd"))
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "checkpoint.json"
@@ -170,7 +172,9 @@ def _summary(result: Any, budget: float, out: Path, report: ConstraintReport) ->
     ]
     if h.latency:
         lat = h.latency
-        rows.append(("latency p50 / p95 (s)", f"{lat.p50_s:.3f} / {lat.p95_s:.3f} on {lat.cluster} ({lat.predictor})"))
+        rows.append(("latency p50 / p95 (s)", f"{lat.p50_s:.3f} / {lat.p95_s:.3f} on {lat.cluster} ({lat.predictor}, "
+                     f"{lat.scheduler or 'static'} batching)"))
+        rows.append(("load", f"{load_text(lat)}" + (f"; OVERLOADED: {lat.overload_reason}" if lat.overloaded else "")))
     rows += report.lines()
     tokens = f"{cost.agent_prompt_tokens} + {cost.agent_completion_tokens}" + (" (estimated)" if cost.tokens_estimated
                                                                                else "")

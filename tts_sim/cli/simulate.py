@@ -10,10 +10,13 @@ from tts_sim.cli.options import (
     arrival_from,
     catalog_from,
     emit,
+    load_text,
     positive_int,
     profile_from,
+    sim_options,
     table,
 )
+from tts_sim.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_cluster_options(p)
     p.add_argument("--questions", type=positive_int, help="score on the first N questions (default: all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampled run")
+    p.add_argument("--trace", metavar="FILE",
+                   help="write the simulated timeline (Trace Event Format JSON: Perfetto, chrome://tracing)")
     p.set_defaults(func=cmd_simulate)
 
 
@@ -31,10 +36,13 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     from tts_sim.sim.evaluator import SimulatedEvaluator
 
     cat = catalog_from(args)
+    options = sim_options(args)
+    if args.trace and not args.cluster:
+        raise ConfigError("--trace needs --cluster (it writes the simulated timeline)")
     g = Graph.load(args.graph, cat)
     ev = SimulatedEvaluator(args.task, profile=profile_from(args), cluster=args.cluster,
                             arrival=arrival_from(args) if args.cluster else None, n_queries=args.queries,
-                            catalog=cat)
+                            catalog=cat, **options)
     n = min(args.questions or ev.n_questions, ev.n_questions)
     result = ev.evaluate(g, range(n), seed=args.seed)
     exp = ev.expected(g, range(n))
@@ -52,13 +60,24 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     if lat:
         rows += [
             ("cluster", lat.cluster),
-            ("load", f"closed loop, {args.concurrency} in flight" if args.concurrency else f"{args.qps:g} queries/s"),
+            ("load", load_text(lat)),
+            ("scheduler", lat.scheduler),
             ("latency p50 / p95 / p99 (s)", f"{lat.p50_s:.3f} / {lat.p95_s:.3f} / {lat.p99_s:.3f}"),
             ("latency mean (s)", f"{lat.mean_s:.3f}"),
             ("throughput (queries/s)", f"{lat.throughput_qps:.3f}"),
+            ("overloaded", f"YES: {lat.overload_reason} (percentiles grow with --queries)" if lat.overloaded
+             else "no"),
             ("utilisation", ", ".join(f"{k} {v:.0%}" for k, v in lat.utilisation.items())),
+            ("KV cache peak", ", ".join(f"{k} {v:.1%}" for k, v in lat.kv_peak.items())),
+            ("preemptions", lat.preemptions),
+            ("prefill tokens (saved by prefix caching)", f"{lat.prefill_tokens} ({lat.prefill_tokens_saved})"),
             ("latency predictor", lat.predictor),
         ]
+        if args.trace:
+            from tts_sim.sim.cluster.trace import write_trace
+
+            run = ev.simulator.simulate(g, ev.task, ev.arrival, args.queries, seed=args.seed or 0, record=True)
+            rows.append(("trace", str(write_trace(run, args.trace))))
     data = result.to_dict()
     data["expected_accuracy"] = exp.accuracy
     data["accuracy_interval"] = interval.to_dict()

@@ -13,6 +13,7 @@ from tts_sim.cli.options import (
     emit,
     positive_int,
     profile_from,
+    sim_options,
 )
 
 
@@ -34,10 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_sweep(args: argparse.Namespace) -> None:
     from tts_sim.sim.sweep import width_depth_sweep
 
+    options = sim_options(args)
     result = width_depth_sweep(
         task=args.task, model=args.model, max_width=args.max_width, max_depth=args.max_depth,
         output_model=args.output_model, cluster=args.cluster,
         arrival=arrival_from(args) if args.cluster else None, n_queries=args.queries,
         profile=profile_from(args), catalog=catalog_from(args), out_dir=Path(args.out) if args.out else None,
+        **options,
     )
     emit(args, result.to_dict(), result.to_text())

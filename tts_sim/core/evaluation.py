@@ -31,6 +31,16 @@ class LatencyStats:
     utilisation: dict[str, float] = field(default_factory=dict)  # device name -> busy fraction
     predictor: str = ""  # which latency predictor produced the service times
     cluster: str = ""
+    load: str = ""  # the load it assumed: "open loop, 4 queries/s" | "closed loop, 16 in flight"
+    offered_qps: float | None = None  # open-loop rate (None: closed loop)
+    overloaded: bool = False  # the cluster cannot keep up: percentiles grow with n_queries
+    overload_reason: str = ""
+    latency_growth: float = 0.0  # seconds the mean latency rises along the run (trend line)
+    scheduler: str = ""  # batching policy (static | continuous)
+    kv_peak: dict[str, float] = field(default_factory=dict)  # device -> peak fraction of KV memory used
+    preemptions: int = 0
+    prefill_tokens: int = 0  # prompt tokens prefilled
+    prefill_tokens_saved: int = 0  # prompt tokens prefix caching did not prefill again
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

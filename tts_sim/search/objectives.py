@@ -5,7 +5,9 @@ An objective turns an ``Evaluation`` into one score, higher is better:
 - ``Accuracy``: accuracy under the FLOPs budget (the paper's objective);
 - ``WeightedAccuracyLatency``: accuracy minus ``weight`` per second of latency (mean/p50/p95/p99);
 - ``LatencyLimit``: accuracy where the latency percentile meets ``limit_s``; violators score below
-  every compliant graph (penalised by how far they exceed the limit).
+  every compliant graph (penalised by how far they exceed the limit). An ``overloaded`` latency
+  (the cluster cannot keep up with the load, so percentiles grow with the queries simulated)
+  is infeasible whatever its percentiles: it scores below every compliant graph too.
 
 ``parse_objective`` reads the CLI forms ``accuracy``, ``weighted:W[:METRIC]``, ``p95<=5``.
 Budgets may be given as GPU-seconds or dollars per query on a cluster: ``ComputeRate`` converts
@@ -114,6 +116,8 @@ class LatencyLimit:
     def score(self, evaluation: Evaluation) -> float:
         lat = _latency(evaluation, self.metric, self.name)
         acc = float(evaluation.accuracy)
+        if getattr(evaluation.latency, "overloaded", False):  # meaningless percentiles: infeasible
+            return acc - 1.0 - max(lat / self.limit_s - 1.0, 0.0)
         return acc if lat <= self.limit_s else acc - 1.0 - (lat / self.limit_s - 1.0)
 
     def describe(self) -> str:

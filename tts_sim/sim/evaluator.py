@@ -21,8 +21,10 @@ class SimulatedEvaluator:
 
     Accuracy comes from a ``QualityModel`` fitted to ``profile`` (the embedded default scenario
     when None); latency, when a ``cluster`` is given, from a ``ClusterSimulator`` driven by
-    ``arrival`` (open loop at 1 query/s by default) over ``n_queries`` queries. Latency predictors:
-    the profile's measured tables where they cover a (model, device), roofline otherwise.
+    ``arrival`` (open loop at 1 query/s by default) over ``n_queries`` queries. ``predictor``: a
+    name from ``LATENCY_PREDICTORS`` (default: the profile's measured tables where they cover a
+    (model, device) and the roofline calibrated on them otherwise; the roofline without tables).
+    ``scheduler``: a name from ``SCHEDULERS`` (default ``static``) with ``scheduler_options``.
     ``tokens``: the simulator's ``TokenModel``; None builds one from the profile's token statistics
     for the task (sampled reply lengths, template overheads) when it has them, else the paper's counts.
     ``intervals``: also put each result's 95% prediction interval (the fusion fit's coefficient
@@ -42,6 +44,9 @@ class SimulatedEvaluator:
         max_batch: int = 8,
         tokens: Any = None,
         intervals: bool = False,
+        scheduler: Any = None,
+        scheduler_options: dict[str, Any] | None = None,
+        predictor: str | None = None,
     ) -> None:
         from tts_sim.sim.quality import QualityModel
         from tts_sim.sim.scenario import load_default_profile
@@ -61,17 +66,16 @@ class SimulatedEvaluator:
             spec = parse_cluster(cluster) if isinstance(cluster, str) else cluster
             if tokens is None:
                 tokens = token_model_from_profile(self.profile, self.task.name)
-            self.simulator = ClusterSimulator(spec, predictor=self._predictor(), catalog=catalog,
-                                              max_batch=max_batch, tokens=tokens)
+            self.simulator = ClusterSimulator(spec, predictor=self._predictor(predictor), catalog=catalog,
+                                              max_batch=max_batch, tokens=tokens, scheduler=scheduler,
+                                              scheduler_options=scheduler_options)
             self.arrival = arrival if arrival is not None else OpenLoop(1.0)
         self._latency_cache: dict[tuple[Graph, int], LatencyStats] = {}
 
-    def _predictor(self) -> Any:
-        from tts_sim.sim.cluster import RooflinePredictor, TablePredictor, fit_roofline
+    def _predictor(self, name: str | None) -> Any:
+        from tts_sim.sim.cluster import predictor_for
 
-        if not self.profile.latency:
-            return RooflinePredictor()
-        return TablePredictor(self.profile.latency, fit_roofline(self.profile.latency, self.catalog))
+        return predictor_for(self.profile, self.catalog, name)
 
     @property
     def n_questions(self) -> int:

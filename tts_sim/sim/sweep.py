@@ -26,6 +26,8 @@ class SweepResult:
     units: np.ndarray  # budget units
     latency_p50: np.ndarray | None  # seconds, when a cluster was given
     profile: str = ""
+    overloaded: np.ndarray | None = None  # bool per cell: the cluster cannot keep up with the load
+    load: str = ""  # the load every latency cell assumed
     pngs: list[str] = field(default_factory=list)
     json_path: str | None = None
 
@@ -40,6 +42,7 @@ class SweepResult:
             "widths": self.widths, "depths": self.depths, "accuracy": self.accuracy.round(4).tolist(),
             "budget_units": self.units.round(3).tolist(),
             "latency_p50_s": None if self.latency_p50 is None else self.latency_p50.round(4).tolist(),
+            "overloaded": None if self.overloaded is None else self.overloaded.tolist(), "load": self.load,
             "best": {"width": w, "depth": d, "accuracy": acc}, "pngs": self.pngs, "json": self.json_path,
         }
 
@@ -54,7 +57,13 @@ class SweepResult:
                            f"({self.profile})", self.accuracy, ".3f"),
                  grid_text("budget units (FLOPs / one direct llama-3.2-1b call)", self.units, ".1f")]
         if self.latency_p50 is not None:
-            parts.append(grid_text("latency p50 (s)", self.latency_p50, ".2f"))
+            cells = np.array([[f"{v:.2f}" + ("!" if self.overloaded is not None and self.overloaded[i, j] else "")
+                               for j, v in enumerate(row)] for i, row in enumerate(self.latency_p50)])
+            head = "depth\\width " + " ".join(f"{w:>7d}" for w in self.widths)
+            rows = [f"{d:>11d} " + " ".join(c.rjust(7) for c in cells[i]) for i, d in enumerate(self.depths)]
+            note = "  (! = overloaded: the cluster cannot keep up, p50 grows with the queries simulated)" \
+                if self.overloaded is not None and self.overloaded.any() else ""
+            parts.append("\n".join([f"latency p50 (s), {self.load}{note}", head, *rows]))
         w, d, acc = self.best()
         parts.append(f"best: width {w}, depth {d}, expected accuracy {acc:.3f}")
         parts += [f"wrote {p}" for p in [*self.pngs, *([self.json_path] if self.json_path else [])]]
@@ -64,22 +73,28 @@ class SweepResult:
 def width_depth_sweep(task: str, model: str, max_width: int, max_depth: int,
                       output_model: str = DEFAULT_OUTPUT_MODEL, cluster: Any = None, arrival: Any = None,
                       n_queries: int = 300, profile: Profile | None = None, catalog: ModelCatalog = DEFAULT_CATALOG,
-                      out_dir: Path | None = None) -> SweepResult:
-    """Score every ``width x depth`` grid of ``model`` feeding an ``output_model`` output node."""
+                      out_dir: Path | None = None, **sim_options: Any) -> SweepResult:
+    """Score every ``width x depth`` grid of ``model`` feeding an ``output_model`` output node.
+    ``sim_options``: SimulatedEvaluator keywords (scheduler, scheduler_options, predictor)."""
     ev = SimulatedEvaluator(task, profile=profile, cluster=cluster, arrival=arrival, n_queries=n_queries,
-                            catalog=catalog)
+                            catalog=catalog, **sim_options)
     widths, depths = list(range(1, max_width + 1)), list(range(1, max_depth + 1))
     acc = np.zeros((len(depths), len(widths)))
     units = np.zeros_like(acc)
     lat = np.zeros_like(acc) if cluster is not None else None
+    over = np.zeros(acc.shape, dtype=bool) if cluster is not None else None
+    load = ""
     for i, d in enumerate(depths):
         for j, w in enumerate(widths):
             g = grid(w, d, model, output_model, catalog)
             e = ev.expected(g)
             acc[i, j], units[i, j] = e.accuracy, e.budget_units
             if lat is not None:
-                lat[i, j] = ev.latency(g).p50_s
-    result = SweepResult(ev.task.name, model, output_model, widths, depths, acc, units, lat, ev.profile.label)
+                stats = ev.latency(g)
+                lat[i, j], over[i, j] = stats.p50_s, stats.overloaded
+                load = f"{stats.load}, {stats.n_queries} queries simulated, {stats.scheduler} batching"
+    result = SweepResult(ev.task.name, model, output_model, widths, depths, acc, units, lat, ev.profile.label,
+                         overloaded=over, load=load)
     if out_dir is not None:
         result.pngs = [str(p) for p in plot_sweep(result, out_dir)]
         result.json_path = str(out_dir / f"sweep_{result.task}_{result.model}.json")

@@ -9,9 +9,12 @@ from tts_sim.sim.cluster.latency import (
     RooflinePredictor,
     TablePredictor,
     fit_roofline,
+    predictor_for,
 )
 from tts_sim.sim.cluster.placement import ModelDemand, Placement, place
+from tts_sim.sim.cluster.schedulers import SCHEDULERS, ContinuousConfig, StaticConfig, build_scheduler
 from tts_sim.sim.cluster.simulator import (
+    ArrivalTimes,
     ClosedLoop,
     ClusterSimulator,
     OpenLoop,
@@ -22,7 +25,8 @@ from tts_sim.sim.cluster.spec import ClusterSpec, parse_cluster
 from tts_sim.sim.cluster.tokens import LengthDistribution, TokenModel, token_model_from_profile
 
 __all__ = [
-    "DEVICES", "LATENCY_PREDICTORS", "ClosedLoop", "ClusterError", "ClusterSimulator", "ClusterSpec", "DeviceSpec",
+    "DEVICES", "LATENCY_PREDICTORS", "SCHEDULERS", "ArrivalTimes", "ContinuousConfig", "StaticConfig",
+    "build_scheduler", "predictor_for", "ClosedLoop", "ClusterError", "ClusterSimulator", "ClusterSpec", "DeviceSpec",
     "LatencyPredictor", "LengthDistribution", "LogHistogram", "ModelDemand", "OpenLoop", "Placement",
     "RooflinePredictor", "SimulationResult", "TablePredictor", "TimelineEvent", "TokenModel", "fit_roofline",
     "get_device", "parse_cluster", "place", "token_model_from_profile",

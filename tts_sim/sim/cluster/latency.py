@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from scipy.optimize import least_squares
@@ -127,7 +127,6 @@ class RooflinePredictor:
         return ROOFLINE
 
 
-LATENCY_PREDICTORS.register(ROOFLINE, RooflinePredictor)
 
 
 def _check(tokens: float, batch: int, what: str) -> None:
@@ -318,3 +317,31 @@ def _device_lookup(devices: Mapping[str, DeviceSpec] | Iterable[DeviceSpec] | No
                                f"{', '.join(sorted(table)) or 'none'}") from None
 
     return lookup
+
+
+# ----- the registry: a name -> a factory of (profile, catalog) ------------------------------------
+def roofline_for(profile: Any = None, catalog: ModelCatalog = DEFAULT_CATALOG) -> RooflinePredictor:
+    """The roofline, calibrated on the profile's latency tables when it has any (defaults otherwise)."""
+    tables = getattr(profile, "latency", None)
+    return fit_roofline(tables, catalog) if tables else RooflinePredictor()
+
+
+def table_for(profile: Any = None, catalog: ModelCatalog = DEFAULT_CATALOG) -> TablePredictor:
+    """The profile's measured tables where they cover a (model, device), calibrated roofline elsewhere."""
+    tables = getattr(profile, "latency", None)
+    if not tables:
+        raise ConfigError(f"latency predictor {PROFILE_TABLE!r} needs a profile with latency tables")
+    return TablePredictor(tables, fit_roofline(tables, catalog))
+
+
+LATENCY_PREDICTORS.register(ROOFLINE, roofline_for)
+LATENCY_PREDICTORS.register(PROFILE_TABLE, table_for)
+
+
+def predictor_for(profile: Any = None, catalog: ModelCatalog = DEFAULT_CATALOG,
+                  name: str | None = None) -> LatencyPredictor:
+    """Build a predictor through ``LATENCY_PREDICTORS``; no name: the profile's tables when it has
+    them, else the roofline."""
+    if name is None:
+        name = PROFILE_TABLE if getattr(profile, "latency", None) else ROOFLINE
+    return LATENCY_PREDICTORS.get(name)(profile=profile, catalog=catalog)

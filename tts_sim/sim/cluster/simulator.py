@@ -1,17 +1,18 @@
 """SimPy discrete-event simulation of a collaboration graph served by a cluster.
 
-Entities: queries (one run of the graph), requests (one node of one query), devices (one SimPy
-process each, serving one batch at a time). Policies: open-loop Poisson or closed-loop arrivals;
-least-loaded routing among a model's replicas; static batching (a device takes up to
-``max_batch`` waiting requests of the model whose oldest request waited longest, FIFO).
-Service times come from a ``LatencyPredictor``.
+Entities: queries (one run of the graph), requests (one node of one query), devices (replicas).
+Policies: open-loop Poisson or closed-loop arrivals; least-loaded routing among a model's
+replicas; batching by a scheduler from ``SCHEDULERS`` (tts_sim/cluster/schedulers.py: ``static``,
+the default, takes up to ``max_batch`` waiting requests of the model whose oldest request waited
+longest, FIFO; ``continuous`` batches at every decode step, see tts_sim/cluster/continuous.py).
+Service times come from a ``LatencyPredictor``. The rules below are those of ``static``.
 
 Semantics, pinned down for exact-timeline tests:
 - A node becomes ready when all its predecessors have finished; it then joins the queue of the
   least-loaded replica of its model (load = requests queued or in service; ties: lowest index).
-- A device forms a batch only after every event of the same instant has been processed (it
-  wakes at a lower priority than SimPy's normal events), so requests that become ready at the
-  same time batch together.
+- A device forms a batch only after every event of the same instant has been processed (its
+  wake-up is an event triggered at that instant, queued behind the completions and arrivals
+  scheduled for it earlier), so requests that become ready at the same time batch together.
 - Batch service = prefill of the batch + ``round(B)`` decode steps. Static batching pads every
   prompt to the longest one of the batch (Np_max); decode step k runs at context Np_max + k, and
   the decode time is ``round(B)`` steps at the mean context Np_max + (round(B)+1)/2, which is
@@ -26,34 +27,36 @@ Semantics, pinned down for exact-timeline tests:
 
 For speed (about 10 us per node call) there is one process per device and one for arrivals;
 readiness is a per-query counter instead of ``AllOf``, and per-query state is one small list.
+
+Every result states its load (``LatencyStats.load``) and is flagged ``overloaded`` when the
+cluster cannot keep up with an open-loop rate (see ``overload``).
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import count
 
 import numpy as np
 import simpy
-from simpy.events import Event, Timeout
+from simpy.events import Timeout
 
 from tts_sim.core.evaluation import LatencyStats
 from tts_sim.core.graph import Graph
 from tts_sim.core.models import DEFAULT_CATALOG, ModelCatalog
 from tts_sim.core.prompts import prompt_kind
 from tts_sim.errors import ConfigError
+from tts_sim.sim.cluster.entities import BatchRecord
 from tts_sim.sim.cluster.histogram import LogHistogram
 from tts_sim.sim.cluster.latency import LatencyPredictor, RooflinePredictor
+from tts_sim.sim.cluster.overload import LatencyTrend, overload
 from tts_sim.sim.cluster.placement import ModelDemand, Placement, place
+from tts_sim.sim.cluster.schedulers import Scheduler, build_scheduler
 from tts_sim.sim.cluster.spec import ClusterSpec, parse_cluster
 from tts_sim.sim.cluster.tokens import LengthDistribution, TokenModel
 from tts_sim.tasks import TaskSpec
-
-#: SimPy processes events of one instant by priority (URGENT=0, NORMAL=1); batches form after both.
-LATE = 2
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,22 @@ class ClosedLoop:
 
 
 @dataclass(frozen=True)
+class ArrivalTimes:
+    """Queries arrive at the given times (seconds, ascending): a replayed trace, open loop."""
+
+    times: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        t = self.times
+        if not t or any(not (isinstance(x, (int, float)) and math.isfinite(x) and x >= 0) for x in t) \
+                or any(b < a for a, b in zip(t, t[1:], strict=False)):
+            raise ConfigError("arrival times must be a non-empty ascending sequence of seconds >= 0")
+
+
+Arrival = OpenLoop | ClosedLoop | ArrivalTimes
+
+
+@dataclass(frozen=True)
 class TimelineEvent:
     """One node of one query, served on ``device`` from ``start`` to ``end`` in a batch of ``batch``."""
 
@@ -99,30 +118,26 @@ class SimulationResult:
     arrivals: list[float] | None = None  # per-query arrival time by query id, only with record=True
     n_node_calls: int = 0
     n_batches: int = 0
+    batches: list[BatchRecord] | None = None  # only with record=True
 
     @property
     def mean_batch(self) -> float:
         return self.n_node_calls / self.n_batches if self.n_batches else 0.0
 
 
-class _Wake(Event):
-    """An event that, once fired, is processed after every URGENT and NORMAL event of its instant."""
-
-    def fire(self) -> None:
-        self._ok = True
-        self._value = None
-        self.env.schedule(self, LATE)
-
-
 class ClusterSimulator:
     """Simulates queries of a graph on ``cluster`` (a ``ClusterSpec`` or its text).
 
     ``tokens``: the prompt and reply lengths service times use (default: the paper's A + d*B and B).
+    ``scheduler``: a name from ``SCHEDULERS`` (``static``, ``continuous``), a config or a built
+    scheduler; ``scheduler_options`` configure a named one (e.g. ``block_size``).
     """
 
     def __init__(self, cluster: ClusterSpec | str, predictor: LatencyPredictor | None = None,
                  catalog: ModelCatalog = DEFAULT_CATALOG, max_batch: int = 8, mem_fraction: float = 0.9,
-                 tokens: TokenModel | None = None) -> None:
+                 tokens: TokenModel | None = None, scheduler: str | Scheduler | None = None,
+                 scheduler_options: dict | None = None) -> None:
+        self.scheduler: Scheduler = build_scheduler(scheduler, scheduler_options)
         self.cluster = parse_cluster(cluster) if isinstance(cluster, str) else cluster
         self.predictor: LatencyPredictor = predictor if predictor is not None else RooflinePredictor()
         self.catalog = catalog
@@ -139,6 +154,11 @@ class ClusterSimulator:
     # ----- static analysis -------------------------------------------------------------------
     def placement(self, graph: Graph, task: TaskSpec) -> Placement:
         """Where each model of the graph's executed nodes runs (``ClusterError`` if one fits nowhere)."""
+        return place(self.demands(graph, task), self.cluster, self.mem_fraction)
+
+    def demands(self, graph: Graph, task: TaskSpec) -> list[ModelDemand]:
+        """What one replica of each model needs: weights + KV cache of ``max_batch`` longest contexts
+        (of one, for a scheduler that admits requests by free KV memory)."""
         tokens = self.tokens
         longest: dict[str, int] = {}
         for n in graph.executed:
@@ -146,8 +166,10 @@ class ClusterSimulator:
             kind, pred_kinds = _kinds(graph, n)
             ctx = tokens.prompt_tokens(task, kind, pred_kinds) + tokens.longest_decode(task, kind)
             longest[model] = max(longest.get(model, 0), ctx)
-        demands = [ModelDemand(self.catalog[m], ctx, self.max_batch) for m, ctx in longest.items()]
-        return place(demands, self.cluster, self.mem_fraction)
+        # a static batch holds the KV cache of max_batch sequences at once; a scheduler that admits by
+        # free KV memory (continuous) needs room for one longest sequence, the rest is its KV cache
+        batch = 1 if getattr(self.scheduler, "kv_admission", False) else self.max_batch
+        return [ModelDemand(self.catalog[m], ctx, batch) for m, ctx in longest.items()]
 
     def service_s(self, model: str, device: int, prompt_tokens: int, decode_tokens: int, batch: int) -> float:
         """Seconds a batch of ``batch`` requests of ``model`` occupies device ``device`` (index)."""
@@ -166,19 +188,35 @@ class ClusterSimulator:
         self._sources[(model, dev.name)] = pred.source(spec, dev)
         return seconds
 
+    def step_s(self, model: str, device: int, kind: str, tokens: float, batch: int) -> float:
+        """One forward pass: a ``"prefill"`` of ``batch`` prompts of ``tokens`` tokens, or a
+        ``"decode"`` step of ``batch`` sequences at context ``tokens`` (continuous batching)."""
+        dev = self.cluster.devices[device]
+        spec, pred = self.catalog[model], self.predictor
+        if kind == "prefill":
+            seconds = pred.prefill_s(spec, dev, tokens, batch)
+        else:
+            seconds = pred.decode_step_s(spec, dev, tokens, batch)
+        if not (math.isfinite(seconds) and seconds >= 0):
+            raise ConfigError(f"predictor {pred.name!r} gave {seconds!r} s for {model} on {dev.name}")
+        self._sources[(model, dev.name)] = pred.source(spec, dev)
+        return seconds
+
     # ----- simulation ------------------------------------------------------------------------
-    def simulate(self, graph: Graph, task: TaskSpec, arrival: OpenLoop | ClosedLoop, n_queries: int,
+    def simulate(self, graph: Graph, task: TaskSpec, arrival: Arrival, n_queries: int,
                  seed: int = 0, record: bool = False) -> SimulationResult:
         """Run ``n_queries`` queries of ``graph`` and report latency, throughput and utilisation."""
         if not (isinstance(n_queries, int) and n_queries >= 1):
             raise ConfigError(f"n_queries must be an integer >= 1, got {n_queries!r}")
-        if not isinstance(arrival, (OpenLoop, ClosedLoop)):
-            raise ConfigError(f"arrival must be OpenLoop or ClosedLoop, got {type(arrival).__name__}")
+        if not isinstance(arrival, (OpenLoop, ClosedLoop, ArrivalTimes)):
+            raise ConfigError(f"arrival must be OpenLoop, ClosedLoop or ArrivalTimes, got {type(arrival).__name__}")
+        if isinstance(arrival, ArrivalTimes) and len(arrival.times) < n_queries:
+            raise ConfigError(f"{n_queries} queries need as many arrival times, got {len(arrival.times)}")
         placement = self.placement(graph, task)  # also a ConfigError naming a model not in the catalog
         run = _Run(self, graph, task, placement, record)
         run.start(arrival, n_queries, seed)
         run.env.run()
-        return run.result(n_queries)
+        return run.result(n_queries, arrival)
 
 
 def _kind(graph: Graph, node: str) -> str:
@@ -221,6 +259,7 @@ class _Run:
         kinds = [_kinds(graph, n) for n in ids]
         self.node_prompt = [tokens.prompt_tokens(task, kind, preds) for kind, preds in kinds]
         self.node_decode = [tokens.decode_tokens(task, kind) for kind, _ in kinds]
+        self.prefix_tokens = round(task.prompt_tokens)  # the question, shared by every node of a query
         # sampled reply lengths: node -> index of its distribution (None: its fixed node_decode)
         self.node_dist: list[int | None] = [None] * len(ids)
         self.dists: list[LengthDistribution] = []
@@ -238,37 +277,52 @@ class _Run:
         self.sources = [j for j, d in enumerate(self.template) if d == 0]
         self.output = index[graph.output]
         self.replicas = [placement.replicas[m] for m in self.model_names]
-        n_dev = len(sim.cluster.devices)
+        # memory: KV bytes per token and reserved KV per model; per device, what weights leave
+        catalog, devices = sim.catalog, sim.cluster.devices
+        self.kv_bytes_per_token = [catalog[m].kv_bytes_per_token for m in self.model_names]
+        demand = {d.model.name: d.kv_bytes for d in sim.demands(graph, task)}
+        self.kv_demand = [demand[m] for m in self.model_names]
+        n_dev = len(devices)
+        self.kv_free_bytes = [dev.mem_bytes * sim.mem_fraction for dev in devices]
+        for k, devs in enumerate(self.replicas):
+            for i in devs:
+                self.kv_free_bytes[i] -= catalog[self.model_names[k]].weight_bytes
+        self.kv_peak = [0.0] * n_dev  # peak fraction of that KV memory in use
+        self.preemptions = 0
+        self.prefill_tokens = 0  # prompt tokens prefilled (static: padded)
+        self.prefill_saved = 0  # prompt tokens not prefilled thanks to prefix caching
         self.labels = sim.cluster.labels
         self.load = [0] * n_dev
         self.busy = [0.0] * n_dev
-        self.queues: list[dict[int, deque]] = [{} for _ in range(n_dev)]
-        for k, devs in enumerate(self.replicas):
-            for i in devs:
-                self.queues[i][k] = deque()
-        self.sleeping: list[_Wake | None] = [None] * n_dev
         self.seq = count()
         self.hist = LogHistogram()
         self.timeline: list[TimelineEvent] | None = [] if record else None
+        self.batches: list[BatchRecord] | None = [] if record else None
         self.queries: dict[int, tuple[float, float]] | None = {} if record else None  # id -> (arrival, done)
         self.issued = 0
         self.completed = 0
         self.first_arrival = math.inf
+        self.last_arrival = 0.0
         self.last_done = 0.0
         self.n_batches = 0
         self.n_calls = 0
         self.on_done: Callable[[], None] | None = None
         self.used: set[tuple[str, int]] = set()  # (model, device index) pairs that served a batch
+        self.trend: LatencyTrend | None = None
+        self.adders: list = []
 
     # ----- arrivals --------------------------------------------------------------------------
-    def start(self, arrival: OpenLoop | ClosedLoop, n_queries: int, seed: int) -> None:
+    def start(self, arrival: Arrival, n_queries: int, seed: int) -> None:
         env = self.env
+        self.trend = LatencyTrend(n_queries)
         if self.dists:  # a stream of its own, so arrivals stay those of the same seed without it
             self.lengths = _Lengths(self.dists, np.random.default_rng([seed, 1]))
-        for i in range(len(self.load)):
-            env.process(self._device(i))
+        scheduler = self.sim.scheduler
+        self.adders = [scheduler.replica(self, i).add for i in range(len(self.load))]
         if isinstance(arrival, OpenLoop):
             env.process(self._poisson(arrival.qps, n_queries, np.random.default_rng(seed)))
+        elif isinstance(arrival, ArrivalTimes):
+            env.process(self._replay(arrival.times[:n_queries]))
         else:
             def next_query() -> None:
                 if self.issued < n_queries:
@@ -287,6 +341,13 @@ class _Run:
                 yield Timeout(env, gap)
                 issue()
 
+    def _replay(self, times: tuple[float, ...]):
+        env, issue = self.env, self.issue
+        for t in times:
+            if t > env.now:
+                yield Timeout(env, t - env.now)
+            issue()
+
     def issue(self) -> None:
         """Start one query now: its source nodes become ready."""
         now = self.env.now
@@ -294,82 +355,50 @@ class _Run:
         self.issued += 1
         if now < self.first_arrival:
             self.first_arrival = now
+        self.last_arrival = now
         for j in self.sources:
             self.enqueue(q, j)
 
     def enqueue(self, q: list, j: int) -> None:
+        """Node ``j`` of query ``q`` is ready: route it to the least-loaded replica of its model."""
         k = self.node_model[j]
         reps = self.replicas[k]
         load = self.load
         i = reps[0] if len(reps) == 1 else min(reps, key=load.__getitem__)
         load[i] += 1
-        self.queues[i][k].append((next(self.seq), q, j))
-        wake = self.sleeping[i]
-        if wake is not None:
-            self.sleeping[i] = None
-            wake.fire()
+        self.adders[i]((next(self.seq), q, j), k)
 
-    # ----- devices ---------------------------------------------------------------------------
-    def _device(self, i: int):
-        env, queues, max_batch = self.env, self.queues[i], self.sim.max_batch
-        service = self.sim.service_s
-        node_prompt, succ, output = self.node_prompt, self.succ, self.output
-        node_decode, node_dist, lengths = self.node_decode, self.node_dist, self.lengths
-        fixed = node_decode[0] if lengths is None and len(set(node_decode)) == 1 else None
-        model_names, load, enqueue, sleeping = self.model_names, self.load, self.enqueue, self.sleeping
-        timeline, label = self.timeline, self.labels[i]
-        cache: dict[tuple[int, int, int, int], float] = {}
-        while True:
-            dq = None
-            oldest = -1
-            k = -1
-            for kk, d in queues.items():  # the model whose oldest request waited longest
-                if d and (dq is None or d[0][0] < oldest):
-                    dq, oldest, k = d, d[0][0], kk
-            if dq is None:
-                sleeping[i] = wake = _Wake(env)
-                yield wake
-                continue
-            batch = [dq.popleft() for _ in range(min(max_batch, len(dq)))]
-            b = len(batch)
-            prompt = max(node_prompt[r[2]] for r in batch) if b > 1 else node_prompt[batch[0][2]]
-            if fixed is not None:
-                decode = fixed
-            elif lengths is None:
-                decode = max(node_decode[r[2]] for r in batch)
-            else:  # the batch decodes until its longest reply is done
-                decode = max(node_decode[r[2]] if node_dist[r[2]] is None else lengths.draw(node_dist[r[2]])
-                             for r in batch)
-            key = (k, prompt, decode, b)
-            seconds = cache.get(key)
-            if seconds is None:
-                seconds = cache[key] = service(model_names[k], i, prompt, decode, b)
-                self.used.add((model_names[k], i))
-            start = env.now
-            yield Timeout(env, seconds)
-            self.busy[i] += seconds
-            self.n_batches += 1
-            self.n_calls += b
-            load[i] -= b
-            for _, q, j in batch:
-                if timeline is not None:
-                    timeline.append(TimelineEvent(q[0], self.node_ids[j], label, start, env.now, b))
-                if j == output:
-                    self.finish(q)
-                else:
-                    for s in succ[j]:
-                        q[s] -= 1
-                        if not q[s]:
-                            enqueue(q, s - 2)
-            if load[i] and env.peek() == env.now:  # let same-instant completions elsewhere join the next batch
-                wake = _Wake(env)
-                wake.fire()
-                yield wake
+    def decode_of(self, j: int) -> int:
+        """Reply tokens of one request of node ``j`` (a fresh draw when lengths are sampled)."""
+        d = self.node_dist[j]
+        if d is None or self.lengths is None:
+            return self.node_decode[j]
+        return self.lengths.draw(d)
+
+    # ----- completions -------------------------------------------------------------------------
+    def log(self, q: list, j: int, label: str, start: float, end: float, batch: int) -> None:
+        if self.timeline is not None:
+            self.timeline.append(TimelineEvent(q[0], self.node_ids[j], label, start, end, batch))
+
+    def node_done(self, q: list, j: int, i: int, start: float, end: float, batch: int) -> None:
+        """Request (``q``, ``j``) left device ``i`` (continuous batching): its successors may start."""
+        self.load[i] -= 1
+        self.n_calls += 1
+        if self.timeline is not None:
+            self.log(q, j, self.labels[i], start, end, batch)
+        if j == self.output:
+            self.finish(q)
+        else:
+            for s in self.succ[j]:
+                q[s] -= 1
+                if not q[s]:
+                    self.enqueue(q, s - 2)
 
     def finish(self, q: list) -> None:
         now = self.env.now
         latency = now - q[1]
         self.hist.add(latency)
+        self.trend.add(q[0], latency)
         if self.queries is not None:
             self.queries[q[0]] = (q[1], now)
         self.completed += 1
@@ -378,7 +407,7 @@ class _Run:
             self.on_done()
 
     # ----- report ----------------------------------------------------------------------------
-    def result(self, n_queries: int) -> SimulationResult:
+    def result(self, n_queries: int, arrival: Arrival) -> SimulationResult:
         if self.completed != n_queries:  # cannot happen unless the graph has unreachable nodes
             raise RuntimeError(f"simulation ended with {self.completed} of {n_queries} queries answered")
         span = self.last_done - self.first_arrival
@@ -386,16 +415,30 @@ class _Run:
         devices = self.sim.cluster.devices
         sources = {self.sim._sources[(m, devices[i].name)] for m, i in self.used}
         predictor = sources.pop() if len(sources) == 1 else ("mixed" if sources else "")
+        throughput = n_queries / span if span > 0 else math.inf
+        if isinstance(arrival, (OpenLoop, ArrivalTimes)):
+            load, offered = (f"open loop, {arrival.qps:g} queries/s", arrival.qps) if isinstance(arrival, OpenLoop) \
+                else ("replayed arrival times", None)
+            arrival_span = self.last_arrival - self.first_arrival
+            realised = (n_queries - 1) / arrival_span if arrival_span > 0 else math.inf
+        else:
+            load, offered, realised = f"closed loop, {arrival.concurrency} in flight", None, None
+        verdict = overload(throughput, realised, self.trend, hist.mean)
         stats = LatencyStats(
             mean_s=hist.mean, p50_s=hist.quantile(0.5), p95_s=hist.quantile(0.95), p99_s=hist.quantile(0.99),
-            throughput_qps=n_queries / span if span > 0 else math.inf, n_queries=n_queries,
+            throughput_qps=throughput, n_queries=n_queries,
             utilisation={label: (busy / span if span > 0 else 0.0) for label, busy in zip(self.labels, self.busy,
                                                                                         strict=True)},
             predictor=predictor, cluster=str(self.sim.cluster),
+            load=load, offered_qps=offered, overloaded=verdict.overloaded, overload_reason=verdict.reason,
+            latency_growth=verdict.growth, scheduler=self.sim.scheduler.name,
+            kv_peak=dict(zip(self.labels, (round(x, 4) for x in self.kv_peak), strict=True)),
+            preemptions=self.preemptions, prefill_tokens=self.prefill_tokens,
+            prefill_tokens_saved=self.prefill_saved,
         )
         latencies = arrivals = None
         if self.queries is not None:
             arrivals = [self.queries[k][0] for k in range(n_queries)]
             latencies = [self.queries[k][1] - self.queries[k][0] for k in range(n_queries)]
         return SimulationResult(stats, self.placement, self.timeline, latencies, arrivals, self.n_calls,
-                                self.n_batches)
+                                self.n_batches, self.batches)
