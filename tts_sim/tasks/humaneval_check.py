@@ -24,6 +24,7 @@ from pathlib import Path
 from tts_sim.tasks import plain_values
 from tts_sim.tasks.sandbox import (
     NOBODY,
+    START_UP_ALLOWANCE_S,
     Limits,
     SandboxResult,
     kill_sandbox,
@@ -104,7 +105,8 @@ def check_in_sandbox(prompt: str, program: str, test: str, entry_point: str, *, 
                      memory_mb: int = 1024, tail_chars: int = 2000, allow_weak: bool | None = None) -> SandboxResult:
     """Run ``check(candidate)`` of ``test`` (with ``prompt``'s helpers) against ``entry_point`` of ``program``.
 
-    ``passed`` only if the checker wrote its nonce within ``timeout_s`` (wall time for the whole check).
+    ``passed`` only if the checker wrote its nonce within ``timeout_s`` (wall time for the whole check, after
+    ``START_UP_ALLOWANCE_S`` for starting the two sandboxes).
     ``stdout_tail``/``stderr_tail`` are the candidate's and then the checker's, labelled.
     """
     limits = Limits(timeout_s=timeout_s, memory_mb=memory_mb)
@@ -138,7 +140,7 @@ def check_in_sandbox(prompt: str, program: str, test: str, entry_point: str, *, 
                 for fd in child_ends:
                     os.close(fd)
                 child_ends = []
-                timed_out = wait_until(checker, start + timeout_s)
+                timed_out = wait_until(checker, start + timeout_s + START_UP_ALLOWANCE_S)
                 kill_sandbox(checker)
             finally:
                 kill_sandbox(candidate)

@@ -50,6 +50,7 @@ from tts_sim.tasks.bwrap import INSTALL_HINT, SANDBOX_DIR, bwrap_command, bwrap_
 
 NOBODY = 65534
 WEAK_SANDBOX_ENV = "TTS_SIM_WEAK_SANDBOX"
+START_UP_ALLOWANCE_S = 2.0  # wall time allowed on top of ``timeout_s`` for starting the sandbox and interpreter
 
 
 class SandboxUnavailable(ConfigError):  # noqa: N818 - reads as the condition it reports
@@ -68,7 +69,8 @@ class SandboxResult:
 
 @dataclass(frozen=True)
 class Limits:
-    """Resource limits of one sandboxed process (``timeout_s`` is wall time and, rounded up, CPU seconds)."""
+    """Resource limits of one sandboxed process. ``timeout_s``: run time of the code (the sandbox is killed
+    ``START_UP_ALLOWANCE_S`` later, counting from its start) and, rounded up, its CPU seconds."""
 
     timeout_s: float = 10.0
     memory_mb: int = 512
@@ -364,10 +366,11 @@ def run_sandboxed(code: str, timeout_s: float = 10, memory_mb: int = 512, *, max
                   tail_chars: int = 2000, allow_weak: bool | None = None) -> SandboxResult:
     """Run ``code`` as ``main.py`` in a fresh sandbox under the limits above.
 
-    ``timeout_s`` is wall time (also the CPU-seconds limit, rounded up); ``memory_mb`` the address-space
-    limit; ``max_output_kb`` the largest file the code may write, stdout and stderr included; ``disk_mb`` the
-    size of its working directory (bwrap); ``max_processes`` the process limit of the sandbox user; ``guard``
-    installs the Python prelude; ``allow_weak`` see ``sandbox_mode``.
+    ``timeout_s`` is the code's wall time (see ``Limits``; also the CPU-seconds limit, rounded up);
+    ``memory_mb`` the address-space limit; ``max_output_kb`` the largest file the code may write, stdout
+    and stderr included; ``disk_mb`` the size of its working directory (bwrap); ``max_processes`` the
+    process limit of the sandbox user; ``guard`` installs the Python prelude; ``allow_weak`` see
+    ``sandbox_mode``.
     """
     limits = Limits(timeout_s, memory_mb, max_output_kb, max_processes, max_open_files, disk_mb)
     mode = sandbox_mode(allow_weak)
@@ -386,7 +389,7 @@ def run_sandboxed(code: str, timeout_s: float = 10, memory_mb: int = 512, *, max
                           workdir=workdir)
             os.close(marker_w)
             marker_w = -1
-            timed_out = wait_until(proc, start + timeout_s)
+            timed_out = wait_until(proc, start + timeout_s + START_UP_ALLOWANCE_S)
             kill_sandbox(proc)
         duration = time.monotonic() - start
         finished = read_pipe(marker_r) == nonce.encode()
