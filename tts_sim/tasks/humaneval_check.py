@@ -9,7 +9,9 @@
 
 The candidate never sees the tests, the expected values, the nonce or the checker (separate mount, PID,
 IPC and network namespaces), so ``sys.exit(0)``, patched builtins or ``assert``, and printed "passed"
-lines only end or alter its own process: the check then fails.
+lines only end or alter its own process: the check then fails. (In the weak mode, without bwrap, the two
+processes share the host's ``/proc`` and user, so this holds against code that does not attack the
+checker's process; the guard prelude is installed in the candidate there.)
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 
 from tts_sim.tasks import plain_values
 from tts_sim.tasks.sandbox import (
+    GUARD_PRELUDE,
     NOBODY,
     START_UP_ALLOWANCE_S,
     Limits,
@@ -39,11 +42,14 @@ from tts_sim.tasks.sandbox import (
 _CODEC = Path(plain_values.__file__).read_text(encoding="utf-8")
 
 _CANDIDATE_STAGE = r'''
-import os, runpy
+import os, runpy, sys
 requests, replies = ARGS["requests_fd"], ARGS["replies_fd"]
 with open("solution.py", "w", encoding="utf-8") as f:
     f.write(ARGS["program"])
 entry_point = ARGS["entry_point"]
+BLOCK_NET = ARGS["block_net"]
+if ARGS["guard_src"]:
+    exec(compile(ARGS["guard_src"], "<sandbox-guard>", "exec"))
 del ARGS
 function = runpy.run_path("solution.py", run_name="solution").get(entry_point)
 while True:
@@ -128,7 +134,8 @@ def check_in_sandbox(prompt: str, program: str, test: str, entry_point: str, *, 
         try:
             candidate = launch(_CODEC + _CANDIDATE_STAGE,
                                {"program": program, "entry_point": entry_point, "requests_fd": requests_r,
-                                "replies_fd": replies_w},
+                                "replies_fd": replies_w, "guard_src": "" if mode == "bwrap" else GUARD_PRELUDE,
+                                "block_net": mode != "bwrap" and not sandbox_capabilities().network_namespace},
                                limits, mode=mode, stdout=files["cand.out"], stderr=files["cand.err"],
                                pass_fds=(requests_r, replies_w), workdir=workdirs["candidate"])
             try:

@@ -220,7 +220,8 @@ sys.stderr.flush()
 os.write(marker, nonce)
 """
 
-_GUARD = r"""
+# The guard prelude (run with BLOCK_NET defined): defence in depth, and the main layer of the weak mode.
+GUARD_PRELUDE = r"""
 import builtins, io, posix, shutil, subprocess, _posixsubprocess
 root = os.path.realpath(os.getcwd())
 def blocked(name):
@@ -381,7 +382,7 @@ def run_sandboxed(code: str, timeout_s: float = 10, memory_mb: int = 512, *, max
         if workdir is not None and sandbox_capabilities().drop_to_nobody:
             os.chown(workdir, NOBODY, NOBODY)
         nonce = secrets.token_hex(16)
-        args = {"code": code, "marker_fd": marker_w, "nonce": nonce, "guard": guard, "guard_src": _GUARD,
+        args = {"code": code, "marker_fd": marker_w, "nonce": nonce, "guard": guard, "guard_src": GUARD_PRELUDE,
                 "block_net": mode != "bwrap" and not sandbox_capabilities().network_namespace}
         start = time.monotonic()
         with open(logs / "stdout", "wb") as out, open(logs / "stderr", "wb") as err:
