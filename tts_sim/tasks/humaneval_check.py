@@ -42,16 +42,19 @@ from tts_sim.tasks.sandbox import (
 _CODEC = Path(plain_values.__file__).read_text(encoding="utf-8")
 
 _CANDIDATE_STAGE = r'''
-import os, runpy, sys
+import os, sys
 requests, replies = ARGS["requests_fd"], ARGS["replies_fd"]
 with open("solution.py", "w", encoding="utf-8") as f:
     f.write(ARGS["program"])
+program = compile(ARGS["program"], "solution.py", "exec")
 entry_point = ARGS["entry_point"]
 BLOCK_NET = ARGS["block_net"]
 if ARGS["guard_src"]:
     exec(compile(ARGS["guard_src"], "<sandbox-guard>", "exec"))
 del ARGS
-function = runpy.run_path("solution.py", run_name="solution").get(entry_point)
+namespace = {"__name__": "solution", "__file__": "solution.py", "__builtins__": __builtins__}
+exec(program, namespace)
+function = namespace.get(entry_point)
 while True:
     message = receive(requests)
     if message is None:

@@ -7,13 +7,21 @@ rebuilds the value from the text with fresh built-in objects, so whatever the se
 only ever compares built-ins. Floats travel as ``float.hex`` (exact; NaN and infinities included).
 
 This module's source is also run inside the sandbox (``humaneval_check`` ships it there), so it uses
-only the standard library and defines nothing but the codec and the framing helpers.
+only the standard library and defines nothing but the codec and the framing helpers. It writes and reads
+the JSON text with the C helpers of ``_json`` directly: importing ``json`` (and with it ``re``) would cost
+each sandboxed process more start-up time than a whole check of a typical problem takes.
 """
 
 from __future__ import annotations
 
-import json
 import os
+
+try:
+    from _json import encode_basestring_ascii as _quote
+    from _json import make_scanner as _make_scanner
+except ImportError:  # an interpreter without the C accelerator
+    from json.encoder import py_encode_basestring_ascii as _quote  # type: ignore[assignment]
+    from json.scanner import py_make_scanner as _make_scanner  # type: ignore[assignment]
 
 MAX_DEPTH = 200  # nesting deeper than this is refused (both ways)
 MAX_MESSAGE_BYTES = 64 * 2**20  # one framed message
@@ -25,22 +33,69 @@ class NotPlain(ValueError):  # noqa: N818 - the name says what it means to a rea
 
 def encode(value: object) -> str:
     """The JSON text of a plain built-in value (``NotPlain`` if any part of it is not one)."""
-    return json.dumps(_tag(value, 0), separators=(",", ":"), allow_nan=False)
+    out: list[str] = []
+    _dump(_tag(value, 0), out)
+    return "".join(out)
 
 
 def decode(text: str | bytes) -> object:
     """The value encoded in ``text``, built from fresh built-in objects (``NotPlain`` if malformed)."""
     try:
-        raw = json.loads(text, parse_float=_no_float, parse_constant=_no_float)
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        raw, end = _SCANNER(text, 0)
+        if end != len(text):
+            raise NotPlain("trailing text after the value")
         return _untag(raw, 0)
     except NotPlain:
         raise
-    except (ValueError, TypeError, RecursionError, MemoryError, UnicodeDecodeError) as exc:
+    except (StopIteration, ValueError, TypeError, RecursionError, MemoryError) as exc:
         raise NotPlain(f"malformed value: {type(exc).__name__}") from None
 
 
 def _no_float(text: str) -> object:
     raise NotPlain(f"bare JSON number {text!r} (floats travel as hex)")
+
+
+class _ScannerContext:
+    """What ``_json.make_scanner`` reads: strict strings, no hooks, no bare floats or NaN/Infinity."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    memo: dict[str, str] = {}
+    parse_float = staticmethod(_no_float)
+    parse_int = int
+    parse_constant = staticmethod(_no_float)
+
+
+_SCANNER = _make_scanner(_ScannerContext())
+
+
+def _dump(raw: object, out: list[str]) -> None:
+    """JSON text of a tagged value (only None, bool, int, str, list and one-key dicts occur)."""
+    if raw is None:
+        out.append("null")
+    elif raw is True:
+        out.append("true")
+    elif raw is False:
+        out.append("false")
+    elif type(raw) is int:
+        out.append(int.__repr__(raw))
+    elif type(raw) is str:
+        out.append(_quote(raw))
+    elif type(raw) is list:
+        out.append("[")
+        for i, item in enumerate(raw):
+            if i:
+                out.append(",")
+            _dump(item, out)
+        out.append("]")
+    else:
+        ((key, body),) = raw.items()  # type: ignore[attr-defined]
+        out.append("{" + _quote(key) + ":")
+        _dump(body, out)
+        out.append("}")
 
 
 _SEQUENCES = {tuple: "t", set: "s", frozenset: "z"}

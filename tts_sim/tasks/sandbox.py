@@ -29,9 +29,10 @@ is no verdict on hostile code: graders decide pass/fail outside the untrusted pr
 
 from __future__ import annotations
 
-import json
+import marshal
 import os
 import secrets
+import select
 import shutil
 import signal
 import stat
@@ -43,6 +44,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from types import CodeType
 from typing import IO
 
 from tts_sim.errors import ConfigError
@@ -182,8 +184,8 @@ def _privilege_prefix(caps: SandboxCapabilities) -> list[str]:
 # The trusted runner, first code in the sandbox: reads its job from stdin, sets the limits, becomes
 # nobody (bwrap as root), then runs the stage (trusted code that in turn runs the untrusted code).
 _BOOT = r"""
-import json, os, resource, sys
-job = json.loads(sys.stdin.buffer.readline())
+import marshal, os, resource, sys
+job = marshal.loads(sys.stdin.buffer.read())
 null = os.open("/dev/null", os.O_RDONLY)
 os.dup2(null, 0)
 os.close(null)
@@ -201,20 +203,21 @@ if job["drop"]:
         os._exit(125)
 stage, ARGS = job["stage"], job["args"]
 del job
-exec(compile(stage, "<sandbox-stage>", "exec"), {"__name__": "__sandbox_stage__", "ARGS": ARGS})
+exec(stage, {"__name__": "__sandbox_stage__", "ARGS": ARGS})
 """
 
 # A stage that runs ARGS["code"] as main.py and then writes the nonce to the marker pipe.
 _PROGRAM_STAGE = r"""
-import os, runpy, sys
+import os, sys
 with open("main.py", "w", encoding="utf-8") as f:
     f.write(ARGS["code"])
+code = compile(ARGS["code"], "main.py", "exec")
 marker, nonce = ARGS["marker_fd"], ARGS["nonce"].encode()
 BLOCK_NET = ARGS["block_net"]
 if ARGS["guard"]:
     exec(compile(ARGS["guard_src"], "<sandbox-guard>", "exec"))
 del ARGS
-runpy.run_path("main.py", run_name="__main__")
+exec(code, {"__name__": "__main__", "__file__": "main.py", "__builtins__": __builtins__})
 sys.stdout.flush()
 sys.stderr.flush()
 os.write(marker, nonce)
@@ -305,16 +308,22 @@ def launch(stage: str, args: dict[str, object], limits: Limits, *, mode: str, st
             del rlimits["RLIMIT_NPROC"]  # ignored for root anyway
     env = {"PATH": "/usr/bin:/bin", "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    job = json.dumps({"limits": rlimits, "drop": drop, "stage": stage, "args": args}) + "\n"
+    job = marshal.dumps({"limits": rlimits, "drop": drop, "stage": _compiled(stage), "args": args})
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=stdout, stderr=stderr,
                             start_new_session=True, close_fds=True, pass_fds=tuple(pass_fds))
     try:
         assert proc.stdin is not None
-        proc.stdin.write(job.encode())
+        proc.stdin.write(job)
         proc.stdin.close()
     except BrokenPipeError:
         pass
     return proc
+
+
+@lru_cache(maxsize=16)
+def _compiled(stage: str) -> CodeType:
+    """The stage's code object (sent marshalled: the sandbox runs this very interpreter, so no compiling there)."""
+    return compile(stage, "<sandbox-stage>", "exec")
 
 
 def kill_sandbox(proc: subprocess.Popen[bytes]) -> None:
@@ -329,12 +338,29 @@ def kill_sandbox(proc: subprocess.Popen[bytes]) -> None:
 
 
 def wait_until(proc: subprocess.Popen[bytes], deadline: float) -> bool:
-    """Wait for ``proc`` until ``deadline`` (``time.monotonic``); True if it timed out."""
+    """Wait for ``proc`` until ``deadline`` (``time.monotonic``); True if it timed out.
+
+    Waits on a pidfd where available: ``Popen.wait(timeout)`` polls with sleeps of up to 50 ms.
+    """
     try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        pidfd = -1
+    try:
+        if pidfd >= 0:
+            while proc.poll() is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return True
+                select.select([pidfd], [], [], left)
+            return False
         proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         return False
     except subprocess.TimeoutExpired:
         return True
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
 
 
 def read_pipe(fd: int, limit: int = 4096) -> bytes:
