@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.sandbox_processes import assert_no_sandbox_processes
 from tts_sim.errors import ConfigError
 from tts_sim.tasks import sandbox
 from tts_sim.tasks.bwrap import bwrap_problem
 from tts_sim.tasks.sandbox import (
-    NOBODY,
     WEAK_SANDBOX_ENV,
     SandboxCapabilities,
     SandboxUnavailable,
@@ -28,19 +28,6 @@ FAST = 3.0  # timeout for hostile code
 SLACK = 4.0  # seconds allowed beyond the timeout (start-up, kill, clean-up)
 
 
-def _nobody_processes() -> list[int]:
-    """Live (non-zombie) processes of the sandbox user."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and entry.stat().st_uid == NOBODY:
-                if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
-                    found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
-
-
 def _assert_ends_failed(code: str, **kwargs: object) -> None:
     start = time.monotonic()
     result = run_sandboxed(code, timeout_s=FAST, **kwargs)  # type: ignore[arg-type]
@@ -50,11 +37,7 @@ def _assert_ends_failed(code: str, **kwargs: object) -> None:
 
 
 def _assert_no_leftovers() -> None:
-    if sandbox_capabilities().drop_to_nobody:
-        deadline = time.monotonic() + 2
-        while _nobody_processes() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not _nobody_processes(), "sandboxed processes outlived the run"
+    assert_no_sandbox_processes()
 
 
 def test_normal_code_passes_and_reports_output() -> None:

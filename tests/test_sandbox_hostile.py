@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.sandbox_processes import assert_no_sandbox_processes
 from tts_sim.tasks.bwrap import bwrap_problem
 from tts_sim.tasks.humaneval import HumanEvalGrader
 from tts_sim.tasks.questions import Question, load_questions
@@ -79,31 +80,9 @@ def tempfile_dir(prefix: str) -> str:
     return tempfile.mkdtemp(prefix=prefix, dir="/tmp")
 
 
-def leftover_processes(host: Host) -> list[str]:
-    """Live processes of the sandbox user (root: uid 65534) or children of this test process, but the sentinel."""
-    found = []
-    me = os.getpid()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == host.sentinel.pid:
-            continue
-        try:
-            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            state, ppid = stat[0], int(stat[1])
-            if state == "Z":
-                continue
-            if (os.geteuid() == 0 and entry.stat().st_uid == NOBODY) or ppid == me:
-                found.append(f"{entry.name}: {(entry / 'cmdline').read_bytes()[:80]!r}")
-        except (OSError, IndexError, ValueError):
-            continue
-    return found
-
-
 def assert_clean(host: Host) -> None:
     host.assert_intact()
-    deadline = time.monotonic() + 3
-    while leftover_processes(host) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not leftover_processes(host), "sandboxed processes outlived the run"
+    assert_no_sandbox_processes(exclude=(host.sentinel.pid,))
 
 
 # --- code run in the sandbox: {secret}, {open_dir}, {host_pid} are filled in -------------------------------

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import select
 import shutil
 import tempfile
 import time
@@ -32,11 +33,9 @@ from tts_sim.tasks.sandbox import (
     SandboxResult,
     kill_sandbox,
     launch,
-    read_pipe,
     sandbox_capabilities,
     sandbox_mode,
     tail,
-    wait_until,
 )
 
 _CODEC = Path(plain_values.__file__).read_text(encoding="utf-8")
@@ -110,6 +109,28 @@ os.write(verdict, nonce)
 '''
 
 
+def _wait_for_verdict(fd: int, deadline: float, size: int) -> tuple[bytes, bool]:
+    """What the checker wrote to the verdict pipe, as soon as ``size`` bytes came or the pipe closed (the
+    checker ended; nobody else holds its write end); and whether ``deadline`` passed first."""
+    os.set_blocking(fd, False)
+    data = b""
+    while len(data) <= size:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return data, True
+        if select.select([fd], [], [], left)[0]:
+            try:
+                chunk = os.read(fd, size + 1 - len(data))
+            except BlockingIOError:
+                continue
+            if not chunk:
+                break
+            data += chunk
+            if len(data) == size:
+                break
+    return data, False
+
+
 def check_in_sandbox(prompt: str, program: str, test: str, entry_point: str, *, timeout_s: float = 10.0,
                      memory_mb: int = 1024, tail_chars: int = 2000, allow_weak: bool | None = None) -> SandboxResult:
     """Run ``check(candidate)`` of ``test`` (with ``prompt``'s helpers) against ``entry_point`` of ``program``.
@@ -150,7 +171,8 @@ def check_in_sandbox(prompt: str, program: str, test: str, entry_point: str, *, 
                 for fd in child_ends:
                     os.close(fd)
                 child_ends = []
-                timed_out = wait_until(checker, start + timeout_s + START_UP_ALLOWANCE_S)
+                verdict, timed_out = _wait_for_verdict(verdict_r, start + timeout_s + START_UP_ALLOWANCE_S,
+                                                        len(nonce))
                 kill_sandbox(checker)
             finally:
                 kill_sandbox(candidate)
@@ -158,10 +180,8 @@ def check_in_sandbox(prompt: str, program: str, test: str, entry_point: str, *, 
             for f in files.values():
                 f.close()
         duration = time.monotonic() - start
-        verdict = read_pipe(verdict_r)
-        verdict_r = -1
-        rc = None if timed_out else checker.returncode
-        passed = not timed_out and rc == 0 and secrets.compare_digest(verdict, nonce.encode())
+        passed = not timed_out and secrets.compare_digest(verdict, nonce.encode())
+        rc = None if timed_out else 0 if passed else checker.returncode
         half = tail_chars // 2
         out = f"[candidate]\n{tail(logs / 'cand.out', half)}\n[checker]\n{tail(logs / 'check.out', half)}"
         err = f"[candidate]\n{tail(logs / 'cand.err', half)}\n[checker]\n{tail(logs / 'check.err', half)}"

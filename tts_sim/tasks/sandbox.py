@@ -52,6 +52,7 @@ from tts_sim.tasks.bwrap import INSTALL_HINT, SANDBOX_DIR, bwrap_command, bwrap_
 
 NOBODY = 65534
 WEAK_SANDBOX_ENV = "TTS_SIM_WEAK_SANDBOX"
+SANDBOX_PARENT_ENV = "TTS_SANDBOX_PARENT"  # set to the grader's pid in the sandbox: finds its processes
 START_UP_ALLOWANCE_S = 2.0  # wall time allowed on top of ``timeout_s`` for starting the sandbox and interpreter
 
 
@@ -307,6 +308,7 @@ def launch(stage: str, args: dict[str, object], limits: Limits, *, mode: str, st
         if os.geteuid() == 0 and not caps.drop_to_nobody:
             del rlimits["RLIMIT_NPROC"]  # ignored for root anyway
     env = {"PATH": "/usr/bin:/bin", "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
+           SANDBOX_PARENT_ENV: str(os.getpid()),
            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     job = marshal.dumps({"limits": rlimits, "drop": drop, "stage": _compiled(stage), "args": args})
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=stdout, stderr=stderr,
