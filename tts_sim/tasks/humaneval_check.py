@@ -7,6 +7,7 @@
   reaches an ``assert``. Once ``check`` returns, it writes a nonce, given to it alone, to a pipe that only
   the grader reads: that nonce is the only way to pass.
 
+Arguments must be plain values too (HumanEval's all are); a test that passes anything else cannot pass.
 The candidate never sees the tests, the expected values, the nonce or the checker (separate mount, PID,
 IPC and network namespaces), so ``sys.exit(0)``, patched builtins or ``assert``, and printed "passed"
 lines only end or alter its own process: the check then fails. (In the weak mode, without bwrap, the two
