@@ -115,6 +115,11 @@ RUN_CASES: dict[str, tuple[str, dict[str, object]]] = {
         "import ctypes, os, signal\nlibc = ctypes.CDLL(None, use_errno=True)\n"
         "results = [libc.setuid(0), libc.mount(b'none', b'/sandbox', b'tmpfs', 0, None), "
         "libc.syscall(62, 1, signal.SIGKILL)]\nprint(results)\nassert results == [0, 0, 0], results\n", {}),
+    "create a user namespace (ctypes unshare)": (
+        "import ctypes\nassert ctypes.CDLL(None).unshare(0x10000000) == 0, 'unshare(CLONE_NEWUSER) failed'\n", {}),
+    "x32 system call ABI and keyctl": (
+        "import ctypes, os\nlibc = ctypes.CDLL(None)\n"
+        "assert libc.syscall(0x40000000 | 39) == os.getpid() or libc.syscall(250, 0, 0) >= 0, 'refused'\n", {}),
     "ctypes kill(-1, SIGKILL)": (
         "import ctypes, signal, time\nassert ctypes.CDLL(None).syscall(62, -1, signal.SIGKILL) == 0, 'no one'\n"
         "time.sleep(1)\n", {}),

@@ -18,7 +18,8 @@ namespace is created on purpose: bwrap would map the sandbox user to host root, 
 from ``RLIMIT_NPROC``; instead all capabilities but ``CAP_SETUID``/``CAP_SETGID`` are dropped and the
 sandbox's trusted runner switches to uid/gid 65534 (``nobody``, which clears those two as well) before any
 untrusted code runs. ``--die-with-parent`` kills the sandbox if the grader dies; ``--new-session`` detaches
-it from the terminal; bwrap always sets ``no_new_privs`` and mounts binds ``nosuid``.
+it from the terminal; bwrap always sets ``no_new_privs`` and mounts binds ``nosuid``. A seccomp filter
+(``tts_sim.tasks.seccomp``) refuses new user namespaces and a few risky kernel interfaces.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ import sys
 import sysconfig
 from functools import lru_cache
 from pathlib import Path
+
+from tts_sim.tasks.seccomp import seccomp_program
 
 SANDBOX_DIR = "/sandbox"
 INSTALL_HINT = "apt-get install bubblewrap"
@@ -47,11 +50,16 @@ def bwrap_problem() -> str | None:
     bwrap = find_bwrap()
     if bwrap is None:
         return f"bubblewrap (bwrap) is not installed: {INSTALL_HINT}"
-    cmd = [*bwrap_command(bwrap, disk_mb=1), sys_executable(), "-I", "-S", "-c", "import json"]
+    seccomp = seccomp_fd()
+    cmd = [*bwrap_command(bwrap, disk_mb=1, seccomp=seccomp), sys_executable(), "-I", "-S", "-c", "import json"]
     try:
-        done = subprocess.run(cmd, capture_output=True, timeout=30, text=True)
+        done = subprocess.run(cmd, capture_output=True, timeout=30, text=True,
+                              pass_fds=() if seccomp is None else (seccomp,))
     except (OSError, subprocess.SubprocessError) as exc:
         return f"bwrap does not run: {exc}"
+    finally:
+        if seccomp is not None:
+            os.close(seccomp)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no message"])[-1]
         return f"bwrap cannot create the sandbox here ({last})"
@@ -63,14 +71,28 @@ def sys_executable() -> str:
     return os.path.realpath(sys.executable)
 
 
-def bwrap_command(bwrap: str, *, disk_mb: int) -> list[str]:
-    """``bwrap`` and its options, up to (not including) the command to run in the sandbox."""
+def seccomp_fd() -> int | None:
+    """A pipe's read end holding the seccomp filter (``tts_sim.tasks.seccomp``) for ``--seccomp``; the caller
+    passes it to bwrap and closes it. None where no filter is defined."""
+    program = seccomp_program()
+    if program is None:
+        return None
+    read, write = os.pipe()
+    os.write(write, program)  # a few hundred bytes: fits the pipe's buffer
+    os.close(write)
+    return read
+
+
+def bwrap_command(bwrap: str, *, disk_mb: int, seccomp: int | None = None) -> list[str]:
+    """``bwrap`` and its options, up to (not including) the command to run in the sandbox; ``seccomp`` a
+    descriptor from ``seccomp_fd`` (inherited by bwrap)."""
     if os.geteuid() == 0:
         namespaces = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
                       "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     else:
         namespaces = ["--unshare-all", "--unshare-user", "--disable-userns"]
-    return [bwrap, *namespaces, "--die-with-parent", "--new-session", *interpreter_view(),
+    filters = [] if seccomp is None else ["--seccomp", str(seccomp)]
+    return [bwrap, *namespaces, *filters, "--die-with-parent", "--new-session", *interpreter_view(),
             "--proc", "/proc", "--dev", "/dev",
             "--perms", "0777", "--size", str(disk_mb * 2**20), "--tmpfs", SANDBOX_DIR, "--chdir", SANDBOX_DIR]
 

@@ -2,7 +2,8 @@
 
 The sandbox is bubblewrap (``bwrap``, see ``tts_sim.tasks.bwrap``): mount, PID, network, IPC and UTS
 namespaces; a read-only view of only the interpreter and its libraries; a private size-limited tmpfs as
-working directory; a fresh ``/proc``; no capabilities; uid/gid 65534 (``nobody``) when run as root. On top:
+working directory; a fresh ``/proc``; no capabilities; uid/gid 65534 (``nobody``) when run as root; a
+seccomp filter (no new user namespaces, no keyrings/eBPF/perf/io_uring). On top:
 
 - resource limits, set by the trusted runner before the untrusted code starts: address space
   (``RLIMIT_AS``), CPU seconds, file size (also caps stdout/stderr, which go to files), open files,
@@ -48,7 +49,15 @@ from types import CodeType
 from typing import IO
 
 from tts_sim.errors import ConfigError
-from tts_sim.tasks.bwrap import INSTALL_HINT, SANDBOX_DIR, bwrap_command, bwrap_problem, find_bwrap, sys_executable
+from tts_sim.tasks.bwrap import (
+    INSTALL_HINT,
+    SANDBOX_DIR,
+    bwrap_command,
+    bwrap_problem,
+    find_bwrap,
+    seccomp_fd,
+    sys_executable,
+)
 
 NOBODY = 65534
 WEAK_SANDBOX_ENV = "TTS_SIM_WEAK_SANDBOX"
@@ -291,11 +300,15 @@ def launch(stage: str, args: dict[str, object], limits: Limits, *, mode: str, st
     as working directory; bwrap uses a private tmpfs. The caller waits, then calls ``kill_sandbox``.
     """
     python = [sys_executable(), "-I", "-S", "-B", "-c", _BOOT]
+    seccomp = None
     if mode == "bwrap":
         bwrap = find_bwrap()
         assert bwrap is not None
         root = os.geteuid() == 0
-        cmd = [*bwrap_command(bwrap, disk_mb=limits.disk_mb), *python]
+        seccomp = seccomp_fd()
+        if seccomp is not None:
+            pass_fds = (*pass_fds, seccomp)
+        cmd = [*bwrap_command(bwrap, disk_mb=limits.disk_mb, seccomp=seccomp), *python]
         home, cwd, drop = SANDBOX_DIR, None, NOBODY if root else 0
         rlimits = limits.rlimits(None if root else _own_processes())
     else:
@@ -311,8 +324,12 @@ def launch(stage: str, args: dict[str, object], limits: Limits, *, mode: str, st
            SANDBOX_PARENT_ENV: str(os.getpid()),
            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     job = marshal.dumps({"limits": rlimits, "drop": drop, "stage": _compiled(stage), "args": args})
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=stdout, stderr=stderr,
-                            start_new_session=True, close_fds=True, pass_fds=tuple(pass_fds))
+    try:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=stdout, stderr=stderr,
+                                start_new_session=True, close_fds=True, pass_fds=tuple(pass_fds))
+    finally:
+        if seccomp is not None:
+            os.close(seccomp)
     try:
         assert proc.stdin is not None
         proc.stdin.write(job)
