@@ -133,14 +133,17 @@ def _wait_for_verdict(fd: int, deadline: float, size: int) -> tuple[bytes, bool]
 
 
 def check_in_sandbox(prompt: str, program: str, test: str, entry_point: str, *, timeout_s: float = 10.0,
-                     memory_mb: int = 1024, tail_chars: int = 2000, allow_weak: bool | None = None) -> SandboxResult:
+                     memory_mb: int = 1024, max_processes: int = 16, tail_chars: int = 2000,
+                     allow_weak: bool | None = None) -> SandboxResult:
     """Run ``check(candidate)`` of ``test`` (with ``prompt``'s helpers) against ``entry_point`` of ``program``.
 
     ``passed`` only if the checker wrote its nonce within ``timeout_s`` (wall time for the whole check, after
     ``START_UP_ALLOWANCE_S`` for starting the two sandboxes).
-    ``stdout_tail``/``stderr_tail`` are the candidate's and then the checker's, labelled.
+    ``stdout_tail``/``stderr_tail`` are the candidate's and then the checker's, labelled. ``memory_mb`` is
+    per process and ``max_processes`` the sandbox user's process limit, so together they bound the memory a
+    fork-and-allocate attack can take (there is no cgroup limit).
     """
-    limits = Limits(timeout_s=timeout_s, memory_mb=memory_mb)
+    limits = Limits(timeout_s=timeout_s, memory_mb=memory_mb, max_processes=max_processes)
     mode = sandbox_mode(allow_weak)
     logs = Path(tempfile.mkdtemp(prefix="tts-check-logs-"))
     workdirs = {"candidate": None, "checker": None} if mode == "bwrap" else {
