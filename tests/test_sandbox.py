@@ -91,12 +91,13 @@ def test_escaped_background_process_dies_with_the_run() -> None:
 
 
 @needs_bwrap
-def test_sandbox_dies_with_its_parent() -> None:
+def test_sandbox_dies_with_its_parent(tmp_path: Path) -> None:
     """SIGKILL the process that started a sandbox: nothing of the sandbox survives it."""
     script = ("import sys; sys.path.insert(0, sys.argv[1])\n"
               "from tts_sim.tasks.sandbox import run_sandboxed\n"
               "run_sandboxed('import time\\nprint(1, flush=True)\\ntime.sleep(60)\\n', timeout_s=60, guard=False)\n")
-    grader = subprocess.Popen([sys.executable, "-c", script, str(Path(__file__).resolve().parents[1])])
+    env = {**os.environ, "TMPDIR": str(tmp_path)}  # the killed grader cannot remove its log folder
+    grader = subprocess.Popen([sys.executable, "-c", script, str(Path(__file__).resolve().parents[1])], env=env)
     marker = f"{SANDBOX_PARENT_ENV}={grader.pid}".encode()
 
     def sandboxed() -> list[int]:
