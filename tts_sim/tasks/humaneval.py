@@ -1,4 +1,5 @@
-"""HumanEval: the reply's code is run against the problem's full unit tests in the sandbox."""
+"""HumanEval: the reply's code is checked against the problem's full unit tests, in two sandboxes
+(``humaneval_check``: the tests never run in the candidate's process and see only plain values)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
+from tts_sim.tasks.humaneval_check import check_in_sandbox
 from tts_sim.tasks.question import Question, json_rows, packaged_file, required_field
-from tts_sim.tasks.sandbox import SandboxResult, run_sandboxed
+from tts_sim.tasks.sandbox import SandboxResult
 
 _FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:```|$)", re.DOTALL | re.IGNORECASE)
 
@@ -24,8 +26,8 @@ def extract_code(text: str) -> str | None:
     return text.rstrip() + "\n" if text.strip() else None
 
 
-def build_program(question: Question, code: str) -> str:
-    """prompt + completion + the problem's tests + ``check(entry_point)``.
+def build_solution(question: Question, code: str) -> str:
+    """prompt + completion: the module whose entry point is checked.
 
     A completion that defines the entry point is added after the prompt (its imports and helpers
     stay available; the new definition replaces the docstring-only one); otherwise it is taken as
@@ -34,13 +36,18 @@ def build_program(question: Question, code: str) -> str:
     prompt = str(question.metadata.get("code_prompt", ""))
     entry = str(question.metadata["entry_point"])
     if re.search(rf"^\s*def\s+{re.escape(entry)}\s*\(", code, re.MULTILINE):
-        body = prompt.rstrip() + "\n\n" + code
-    else:
-        lines = code.splitlines()
-        if lines and lines[0] and not lines[0][0].isspace():
-            code = "\n".join("    " + line if line else line for line in lines) + "\n"
-        body = prompt + code
-    return f"{body}\n\n{question.reference}\n\ncheck({entry})\n"
+        return prompt.rstrip() + "\n\n" + code
+    lines = code.splitlines()
+    if lines and lines[0] and not lines[0][0].isspace():
+        code = "\n".join("    " + line if line else line for line in lines) + "\n"
+    return prompt + code
+
+
+def build_program(question: Question, code: str) -> str:
+    """prompt + completion + the problem's tests + ``check(entry_point)`` in one file (for reading and for
+    running it by hand; grading keeps the tests out of the candidate's process)."""
+    entry = str(question.metadata["entry_point"])
+    return f"{build_solution(question, code)}\n\n{question.reference}\n\ncheck({entry})\n"
 
 
 class HumanEvalGrader:
@@ -65,11 +72,14 @@ class HumanEvalGrader:
             return re.sub(r"\s+", " ", extracted).strip()
 
     def run_tests(self, extracted: str, question: Question) -> SandboxResult:
-        """The sandbox run of prompt + completion + tests (cached per question and code)."""
-        return self._run(question.id, build_program(question, extracted))
+        """The sandboxed check of the completion against the problem's tests (cached per question and code)."""
+        return self._run(question, extracted)
 
-    def _run_uncached(self, question_id: str, program: str) -> SandboxResult:
-        return run_sandboxed(program, timeout_s=self.timeout_s, memory_mb=self.memory_mb)
+    def _run_uncached(self, question: Question, extracted: str) -> SandboxResult:
+        prompt = str(question.metadata.get("code_prompt", ""))
+        return check_in_sandbox(prompt, build_solution(question, extracted), question.reference,
+                                str(question.metadata["entry_point"]), timeout_s=self.timeout_s,
+                                memory_mb=self.memory_mb)
 
     def is_correct(self, extracted: str | None, question: Question) -> bool:
         if extracted is None or not extracted.strip():
