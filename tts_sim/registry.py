@@ -83,7 +83,7 @@ class Registry(Generic[T]):
         hints = typing.get_type_hints(cls)
         out = {}
         for f in dataclasses.fields(cls):
-            if not f.init or f.name.startswith("_"):
+            if not f.init or f.name.startswith("_") or f.metadata.get("runtime"):
                 continue
             default = f.default if f.default is not dataclasses.MISSING else (
                 f.default_factory() if f.default_factory is not dataclasses.MISSING else None)

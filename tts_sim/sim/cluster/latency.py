@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -51,7 +51,8 @@ class LatencyPredictor(Protocol):
         ...
 
 
-LATENCY_PREDICTORS: Registry[Callable[..., LatencyPredictor]] = Registry("latency_predictors")
+#: Latency predictor config dataclasses by name (entry-point group ``tts_sim.latency_predictors``).
+LATENCY_PREDICTORS: Registry[type] = Registry("latency_predictors")
 
 
 def prefill_work(model: ModelSpec, prompt_tokens: float, batch: int, weight_bytes: float,
@@ -319,23 +320,31 @@ def _device_lookup(devices: Mapping[str, DeviceSpec] | Iterable[DeviceSpec] | No
     return lookup
 
 
-# ----- the registry: a name -> a factory of (profile, catalog) ------------------------------------
-def roofline_for(profile: Any = None, catalog: ModelCatalog = DEFAULT_CATALOG) -> RooflinePredictor:
+# ----- the registry: a name -> a config dataclass whose build() makes the predictor ---------------
+@dataclass
+class RooflineConfig:
     """The roofline, calibrated on the profile's latency tables when it has any (defaults otherwise)."""
-    tables = getattr(profile, "latency", None)
-    return fit_roofline(tables, catalog) if tables else RooflinePredictor()
+
+    profile: Any = field(default=None, metadata={"runtime": True})
+    catalog: ModelCatalog = field(default=DEFAULT_CATALOG, metadata={"runtime": True})
+
+    def build(self) -> RooflinePredictor:
+        tables = getattr(self.profile, "latency", None)
+        return fit_roofline(tables, self.catalog) if tables else RooflinePredictor()
 
 
-def table_for(profile: Any = None, catalog: ModelCatalog = DEFAULT_CATALOG) -> TablePredictor:
+@dataclass
+class ProfileTableConfig:
     """The profile's measured tables where they cover a (model, device), calibrated roofline elsewhere."""
-    tables = getattr(profile, "latency", None)
-    if not tables:
-        raise ConfigError(f"latency predictor {PROFILE_TABLE!r} needs a profile with latency tables")
-    return TablePredictor(tables, fit_roofline(tables, catalog))
 
+    profile: Any = field(default=None, metadata={"runtime": True})
+    catalog: ModelCatalog = field(default=DEFAULT_CATALOG, metadata={"runtime": True})
 
-LATENCY_PREDICTORS.register(ROOFLINE, roofline_for)
-LATENCY_PREDICTORS.register(PROFILE_TABLE, table_for)
+    def build(self) -> TablePredictor:
+        tables = getattr(self.profile, "latency", None)
+        if not tables:
+            raise ConfigError(f"latency predictor {PROFILE_TABLE!r} needs a profile with latency tables")
+        return TablePredictor(tables, fit_roofline(tables, self.catalog))
 
 
 def predictor_for(profile: Any = None, catalog: ModelCatalog = DEFAULT_CATALOG,
@@ -344,4 +353,5 @@ def predictor_for(profile: Any = None, catalog: ModelCatalog = DEFAULT_CATALOG,
     them, else the roofline."""
     if name is None:
         name = PROFILE_TABLE if getattr(profile, "latency", None) else ROOFLINE
-    return LATENCY_PREDICTORS.get(name)(profile=profile, catalog=catalog)
+    predictor: LatencyPredictor = LATENCY_PREDICTORS.build(name, {"profile": profile, "catalog": catalog})
+    return predictor

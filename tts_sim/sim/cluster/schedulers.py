@@ -98,8 +98,6 @@ class ContinuousConfig:
         return ContinuousScheduler(self)
 
 
-SCHEDULERS.register("static", StaticConfig)
-SCHEDULERS.register("continuous", ContinuousConfig)
 
 
 def build_scheduler(spec: str | Any | None = None, options: Mapping[str, Any] | None = None) -> Scheduler:
