@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tts_sim.argtypes import positive_float, positive_int
-from tts_sim.errors import ConfigError, TtsSimError
+from tts_sim.errors import ConfigError, TtsSimError, one_line
 
 QUANTIZATIONS = ("fp32", "int8", "int4", "int8-dynamic")  # backends.onnxruntime.QUANTIZATIONS, without importing it
 
@@ -318,12 +318,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         args.func(args)
     except TtsSimError as exc:
-        print(f"tts-sim: error: {exc}", file=sys.stderr)
+        print(f"tts-sim: error: {one_line(str(exc)) or type(exc).__name__}", file=sys.stderr)
         return 2
     except (OSError, ValueError) as exc:  # unreadable files, bad values deep inside a library
         if os.environ.get("TTS_SIM_DEBUG"):
             raise
-        print(f"tts-sim: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"tts-sim: error: {one_line(f'{type(exc).__name__}: {exc}')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("tts-sim: interrupted", file=sys.stderr)
