@@ -88,9 +88,12 @@ def cmd_search(args: argparse.Namespace) -> None:
                                    catalog=catalog)
     out = Path(args.out or f"runs/search-{task.name}-{args.budget}-{args.searcher}-s{args.seed}".replace("$", "usd"))
     out.mkdir(parents=True, exist_ok=True)
-    checkpoint = out / "checkpoint.json"
-    if args.fresh and checkpoint.exists():
-        checkpoint.unlink()
+    checkpoint, legacy = out / "checkpoint.jsonl", out / "checkpoint.json"  # journal; the old format's name
+    if args.fresh:
+        checkpoint.unlink(missing_ok=True)
+        legacy.unlink(missing_ok=True)
+    elif legacy.exists() and not checkpoint.exists():
+        legacy.replace(checkpoint)  # Checkpoint reads the old format and converts it to a journal
 
     bar = None
     if not args.quiet and not args.json:
