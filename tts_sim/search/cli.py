@@ -67,11 +67,13 @@ def cmd_search(args: argparse.Namespace) -> None:
     from tts_sim.cluster import parse_cluster
     from tts_sim.draw import draw_graph
     from tts_sim.models import DEFAULT_OUTPUT_MODEL, PAPER_POOL
-    from tts_sim.search import SearchSpace, run_search
+    from tts_sim.search import SEARCHERS, SearchSpace, parse_objective, run_search
     from tts_sim.search.objectives import ComputeRate, parse_budget
     from tts_sim.simulated import SimulatedEvaluator
     from tts_sim.tasks import get_task
 
+    SEARCHERS.get(args.searcher)  # bad names and objectives fail before any work (or progress bar) starts
+    parse_objective(args.objective)
     catalog = catalog_from(args)
     task = get_task(args.task)
     cluster = parse_cluster(args.cluster) if args.cluster else None
