@@ -11,6 +11,7 @@ from tests.search_fakes import FakeEvaluator
 from tts_sim.core.identity import graph_key
 from tts_sim.errors import ConfigError, GraphError
 from tts_sim.search import SEARCHERS, SearchResult, SearchSpace, make_searcher, pareto_front, run_search
+from tts_sim.search.checkpoint import Checkpoint
 from tts_sim.search.context import SearchContext
 from tts_sim.search.objectives import Accuracy
 
@@ -102,8 +103,7 @@ def test_interrupted_search_resumes_from_its_checkpoint_without_repeating_evalua
     clean = run_search(name, space, FakeEvaluator("math", 120), 14, seed=5)
     with pytest.raises(RuntimeError, match="interrupted"):
         run_search(name, space, FakeEvaluator("math", 120, fail_after=6), 14, seed=5, checkpoint=path)
-    saved = json.loads(path.read_text())
-    assert len(saved["trials"]) == 6
+    assert len(Checkpoint(path).load().trials) == 6
     resumed_ev = FakeEvaluator("math", 120)
     resumed = run_search(name, space, resumed_ev, 14, seed=5, checkpoint=path)
     assert resumed_ev.calls == clean.cost.evaluations - 6 + 1  # the rest of the search + the held-out run

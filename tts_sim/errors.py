@@ -25,3 +25,12 @@ class ClusterError(TtsSimError):
 
 class ConfigError(TtsSimError):
     """A configuration value or file is invalid."""
+
+
+def one_line(message: str, limit: int = 1000) -> str:
+    """``message`` as one bounded line: line breaks become " / ", other control characters are
+    escaped, and anything past ``limit`` characters is cut."""
+    parts = [p.strip() for p in str(message).splitlines() if p.strip()]
+    text = " / ".join(parts)
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -2,7 +2,8 @@
 
 ``make_executor(spec, workers)``:
 
-- ``process`` (default): a local ``ProcessPoolExecutor`` (one BLAS thread per worker);
+- ``process`` (default): a local ``ProcessPoolExecutor`` (one BLAS thread per worker; workers die
+  with the bench process, even when it is killed with SIGKILL);
 - ``thread``: a ``ThreadPoolExecutor``;
 - ``inline``: runs each job in the calling process when submitted (debugging, profiling);
 - ``MODULE:FACTORY``: any callable returning an executor, called with ``max_workers=workers`` when it
@@ -20,15 +21,19 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
+from tts_sim.bench.orphans import die_with_parent
 from tts_sim.errors import ConfigError
 
 
-def _one_blas_thread() -> None:
-    """Worker initialiser: one BLAS/OpenMP thread per worker (the workers already fill the cores)."""
+def _worker_init(parent_pid: int) -> None:
+    """Process-pool worker initialiser: die with the bench process (``die_with_parent``) and use
+    one BLAS/OpenMP thread (the workers already fill the cores)."""
+    die_with_parent(parent_pid)
     try:
         from threadpoolctl import threadpool_limits
 
@@ -75,7 +80,7 @@ class PoolExecutor(Executor):
 def make_executor(spec: str, workers: int) -> Executor:
     """The executor named by ``spec`` with ``workers`` workers (see the module docstring)."""
     if spec == "process":
-        return ProcessPoolExecutor(max_workers=workers, initializer=_one_blas_thread)
+        return ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(os.getpid(),))
     if spec == "thread":
         return ThreadPoolExecutor(max_workers=workers)
     if spec == "inline":

@@ -86,7 +86,7 @@ def plot_anytime(analysis: Analysis, cells: Sequence[Cell], path: Path, title: s
         h, lab = ax.get_legend_handles_labels()
         if len(lab) > len(labels):
             handles, labels = h, lab
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8, frameon=False)
+    fig.legend(handles, labels, loc="lower center", ncol=max(1, min(len(labels), 5)), fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.09 if len(tasks) > 1 else 0.2, 1, 0.97))
     fig.savefig(path, dpi=_DPI)
@@ -122,7 +122,7 @@ def plot_final(analysis: Analysis, cells: Sequence[Cell], path: Path, title: str
     ax.set_ylabel("held-out expected accuracy", fontsize=8)
     fig.suptitle(title, fontsize=10)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7, ncol=min(len(analysis.searchers), 8), frameon=False, loc="lower center",
+    ax.legend(fontsize=7, ncol=max(1, min(len(analysis.searchers), 8)), frameon=False, loc="lower center",
               bbox_to_anchor=(0.5, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=_DPI)

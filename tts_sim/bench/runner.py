@@ -59,10 +59,13 @@ def plan_jobs(config: BenchConfig) -> list[Job]:
     bad option fails in one line before any work starts."""
     from tts_sim.search import SEARCHERS, SearchSpace, parse_objective
     from tts_sim.search.enumerate import raw_count
+    from tts_sim.sim.cluster import parse_cluster
     from tts_sim.tasks import get_task
 
     for name in config.searchers:
         SEARCHERS.get(name)  # ConfigError naming the unknown searcher
+    if config.cluster:
+        parse_cluster(config.cluster)  # ClusterError naming the bad item, before any job fails on it
     if parse_objective(config.objective).needs_latency and not config.cluster:
         raise ConfigError(f"bench: objective {config.objective!r} needs latency: give a --cluster")
     if config.profile and not Path(config.profile).is_file():

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from tts_sim.cli import bench, graph, models, profile, search, simulate, sweep, tasks, validate
 from tts_sim.cli.options import Parser, UsageError
-from tts_sim.errors import TtsSimError
+from tts_sim.errors import TtsSimError, one_line
 from tts_sim.extras import missing_extra
 
 COMMANDS = (models, tasks, graph, simulate, sweep, search, bench, profile, validate)
@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(message: str) -> int:
-    print(" ".join(message.split()), file=sys.stderr)  # one line, whatever the message held
+    print(one_line(message), file=sys.stderr)  # one line, whatever the message held
     return 2
 
 

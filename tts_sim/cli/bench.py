@@ -102,6 +102,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
             print(f"bench: dropped a truncated last line of {out / RESULTS} (its job ran again)", file=sys.stderr)
         rows, wall, ran, skipped, failed = run.rows, run.wall_s, run.ran, run.skipped, run.failed
         jobs = plan_jobs(config)
+    if failed and not rows:  # nothing to report: say why in one line instead of drawing empty plots
+        raise ConfigError(f"all {len(failed)} bench jobs failed (first: {failed[0]})")
     analysis = analyse(rows, config.searchers, config.cells())
     report = write_report(analysis, config, out, wall_s=wall, jobs=len(jobs))
     check = analysis.check

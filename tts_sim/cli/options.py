@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -35,8 +36,9 @@ def number(kind: type = float, low: float | None = None, high: float | None = No
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {name}{bound}, got {text!r}") from None
         too_low = low is not None and (value <= low if low_open else value < low)
-        if too_low or (high is not None and value > high) or value != value:  # value != value: NaN
-            raise argparse.ArgumentTypeError(f"expected {name}{bound}, got {text!r}")
+        if too_low or (high is not None and value > high) or not math.isfinite(value):
+            finite = "a finite number" if value == value and not math.isfinite(value) else name
+            raise argparse.ArgumentTypeError(f"expected {finite}{bound}, got {text!r}")
         return value
 
     parse.__name__ = f"{kind.__name__}{bound}".replace(" ", "")

@@ -91,6 +91,7 @@ def cmd_search(args: argparse.Namespace) -> None:
     if args.list_searchers:
         print(list_searchers())
         return
+    parse_objective(args.objective)  # a bad objective fails before any work (or progress bar) starts
     from tts_sim.core.draw import draw_graph
     from tts_sim.core.models import DEFAULT_OUTPUT_MODEL, PAPER_POOL
     from tts_sim.search import SearchSpace, run_search
@@ -117,9 +118,12 @@ def cmd_search(args: argparse.Namespace) -> None:
                                    catalog=catalog, **sim_options(args))
     out = Path(args.out or f"runs/search-{task.name}-{args.budget}-{args.searcher}-s{args.seed}".replace("$", "usd"))
     out.mkdir(parents=True, exist_ok=True)
-    checkpoint = out / "checkpoint.json"
-    if args.fresh and checkpoint.exists():
-        checkpoint.unlink()
+    checkpoint, legacy = out / "checkpoint.jsonl", out / "checkpoint.json"  # journal; the old format's name
+    if args.fresh:
+        checkpoint.unlink(missing_ok=True)
+        legacy.unlink(missing_ok=True)
+    elif legacy.exists() and not checkpoint.exists():
+        legacy.replace(checkpoint)  # Checkpoint reads the old format and converts it to a journal
 
     if not args.quiet:  # "resuming from ...: N evaluations" is worth a line even without -v
         logging.getLogger("tts_sim.search").setLevel(logging.INFO)

@@ -40,6 +40,10 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     if args.trace and not args.cluster:
         raise ConfigError("--trace needs --cluster (it writes the simulated timeline)")
     g = Graph.load(args.graph, cat)
+    if args.cluster:
+        from tts_sim.sim.cluster import parse_cluster
+
+        parse_cluster(args.cluster)  # a bad spec fails before the profile is loaded and fitted
     ev = SimulatedEvaluator(args.task, profile=profile_from(args), cluster=args.cluster,
                             arrival=arrival_from(args) if args.cluster else None, n_queries=args.queries,
                             catalog=cat, **options)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tts_sim.errors import ConfigError
+from tts_sim.jsonio import read_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,16 +47,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _task_from(paths: list[str]) -> str:
-    try:
-        data = json.loads(Path(paths[0]).read_text())
-    except (OSError, json.JSONDecodeError):
-        data = None
+    data = read_json(paths[0], "candidate file")  # names a missing or corrupted file before asking for --task
     if isinstance(data, dict):
-        config = data.get("config") or {}
+        config, heldout = (data.get(k) if isinstance(data.get(k), dict) else {} for k in ("config", "heldout"))
         space = config.get("space") if isinstance(config.get("space"), dict) else {}
-        task = (data.get("heldout") or {}).get("task") or config.get("task") or space.get("task")
-        if task:
-            return str(task)
+        task = heldout.get("task") or config.get("task") or space.get("task")
+        if isinstance(task, str) and task:
+            return task
     raise ConfigError("pass --task (the first file does not name its task)")
 
 

@@ -39,11 +39,15 @@ def budget_units(flops: float, task: TaskSpec, catalog: ModelCatalog = DEFAULT_C
     return flops / unit_flops(task, catalog)
 
 
+#: Largest ``b`` of ``reference_graph`` (its edges grow as b^2; the paper used up to 16).
+MAX_REFERENCE_NODES = 256
+
+
 def reference_graph(b: int, output_model: str = DEFAULT_OUTPUT_MODEL) -> Graph:
     """The original code's budget definition: ``b`` LLaMA-1B nodes in a fully connected DAG
     (node i feeds every later node) plus one output node fed by all of them."""
-    if b < 1:
-        raise BudgetError(f"reference budget needs at least 1 node, got {b}")
+    if not 1 <= b <= MAX_REFERENCE_NODES:
+        raise BudgetError(f"reference budget needs 1 to {MAX_REFERENCE_NODES} nodes, got {b}")
     nodes = [Node(f"n{i}", Role.ASSISTANT, REFERENCE_MODEL) for i in range(b)]
     nodes.append(Node("out", Role.ASSISTANT, output_model))
     edges = [(f"n{i}", f"n{j}") for i in range(b) for j in range(i + 1, b)] + [(f"n{i}", "out") for i in range(b)]

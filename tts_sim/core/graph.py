@@ -21,6 +21,12 @@ SCHEMA = "tts-sim/graph"
 SCHEMA_VERSION = 1
 
 
+def _short(value: object) -> str:
+    """A one-line, bounded description of a JSON value for error messages."""
+    text = json.dumps(value) if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 class Role(StrEnum):
     ASSISTANT = "assistant"  # answers directly, or critically refines its predecessors' answers
     FUSER = "fuser"  # reviews, condenses and merges its predecessors' answers
@@ -59,7 +65,10 @@ class Graph:
                 role = Role(role)
             except ValueError:
                 raise GraphError(f"node {node_id!r}: unknown role {role!r} (expected assistant or fuser)") from None
-            built.append(Node(str(node_id), role, str(model)))
+            node_id = str(node_id)
+            if not node_id or not node_id.isprintable():
+                raise GraphError(f"node id {node_id!r}: must be non-empty printable text")
+            built.append(Node(node_id, role, str(model)))
         graph = cls(tuple(built), frozenset((str(u), str(v)) for u, v in edges), str(output))
         graph.validate(catalog)
         return graph
@@ -274,12 +283,17 @@ class Graph:
         for i, n in enumerate(data["nodes"]):
             if not isinstance(n, Mapping) or not {"id", "role", "model"} <= set(n):
                 raise GraphError(f"node #{i}: needs 'id', 'role' and 'model'")
+            for key in ("id", "role", "model"):
+                if not isinstance(n[key], str):
+                    raise GraphError(f"node #{i}: {key!r} must be a string, got {_short(n[key])}")
             nodes.append((n["id"], n["role"], n["model"]))
         edges = []
         for i, e in enumerate(data["edges"]):
-            if not isinstance(e, (list, tuple)) or len(e) != 2:
-                raise GraphError(f"edge #{i}: must be a pair [from, to], got {e!r}")
-            edges.append((str(e[0]), str(e[1])))
+            if not isinstance(e, (list, tuple)) or len(e) != 2 or not all(isinstance(end, str) for end in e):
+                raise GraphError(f"edge #{i}: must be a pair of node ids [from, to], got {_short(e)}")
+            edges.append((e[0], e[1]))
+        if not isinstance(data["output"], str):
+            raise GraphError(f"'output' must be a node id (a string), got {_short(data['output'])}")
         return cls.build(nodes, edges, data["output"], catalog)
 
     @classmethod

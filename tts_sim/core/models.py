@@ -6,12 +6,21 @@ models from a TOML or JSON file (``load_models``): a list of tables with the ``M
 
 from __future__ import annotations
 
-import json
+import math
 import tomllib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
 from tts_sim.errors import ConfigError
+from tts_sim.jsonio import loads
+
+_INTEGER_FIELDS = frozenset({"layers", "hidden", "heads", "kv_heads", "head_dim", "vocab"})
+
+
+def _shown(value: object) -> str:
+    """A bounded one-line repr for error messages."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass(frozen=True)
@@ -33,9 +42,21 @@ class ModelSpec:
     source: str = ""
 
     def __post_init__(self) -> None:
-        for name in ("params", "layers", "hidden", "heads", "kv_heads", "head_dim", "vocab", "bytes_per_param"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"model {self.name!r}: {name} must be positive, got {getattr(self, name)!r}")
+        for name in ("name", "family", "source"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.isprintable() or (name == "name" and not value):
+                raise ConfigError(f"model {_shown(self.name)}: {name} must be {'non-empty ' * (name == 'name')}"
+                                  f"printable text, got {_shown(value)}")
+        for name in ("params", "layers", "hidden", "heads", "kv_heads", "head_dim", "vocab", "bytes_per_param",
+                     "flops_params"):
+            value = getattr(self, name)
+            if value is None and name == "flops_params":
+                continue
+            integer = name in _INTEGER_FIELDS
+            kind = "positive (a whole number)" if integer else "positive (a finite number)"
+            if (isinstance(value, bool) or not isinstance(value, int if integer else (int, float))
+                    or not 0 < value < math.inf):
+                raise ConfigError(f"model {self.name!r}: {name} must be {kind}, got {_shown(value)}")
         if self.heads % self.kv_heads:
             raise ConfigError(f"model {self.name!r}: heads ({self.heads}) not a multiple of kv_heads ({self.kv_heads})")
 
@@ -114,21 +135,36 @@ def load_models(path: str | Path, catalog: ModelCatalog | None = None) -> ModelC
     path = Path(path)
     catalog = catalog or ModelCatalog()
     try:
-        text = path.read_text()
-        data = tomllib.loads(text)["model"] if path.suffix == ".toml" else json.loads(text)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ConfigError(f"cannot read models file {path}: {exc}") from None
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read models file {path}: {exc.strerror or exc}") from None
+    if path.suffix == ".toml":
+        try:
+            data = tomllib.loads(raw.decode("utf-8"))
+        except (ValueError, RecursionError) as exc:  # TOMLDecodeError and UnicodeDecodeError are ValueErrors
+            detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).splitlines()[0]
+            raise ConfigError(f"models file {path} is not valid TOML ({detail})") from None
+        if "model" not in data:
+            raise ConfigError(f"models file {path}: no [[model]] tables")
+        data = data["model"]
+    else:
+        data = loads(raw, f"models file {path}", stored=True)
     allowed = {f.name for f in fields(ModelSpec)}
+    required = {f.name for f in fields(ModelSpec) if f.default is MISSING}
     for i, entry in enumerate(data if isinstance(data, list) else [data]):
         if not isinstance(entry, dict) or "name" not in entry:
             raise ConfigError(f"{path}: model entry {i} needs a 'name'")
+        name = _shown(entry["name"])
         unknown = set(entry) - allowed
         if unknown:
-            raise ConfigError(f"{path}: model {entry['name']!r} has unknown field(s) {sorted(unknown)}")
+            raise ConfigError(f"{path}: model {name} has unknown field(s) {', '.join(map(_shown, sorted(unknown)))}")
+        missing = required - set(entry)
+        if missing:
+            raise ConfigError(f"{path}: model {name} lacks field(s) {', '.join(sorted(missing))}")
         try:
             catalog.add(ModelSpec(**entry))
-        except TypeError as exc:
-            raise ConfigError(f"{path}: model {entry['name']!r}: {exc}") from None
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
     return catalog
 
 

@@ -13,11 +13,14 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import math
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tts_sim.errors import ProfileError
+from tts_sim.jsonio import loads
 
 SCHEMA = "tts-sim/profile"
 SCHEMA_VERSION = 1
@@ -144,8 +147,8 @@ class Profile:
                                            f"questions, expected {n}")
                     if any(c < 0 for row in rows for c in row):
                         raise ProfileError(f"{origin}: task {name!r}, model {m!r}: negative answer count")
-                records = [FusionRecord(str(r[0]), str(r[1]), int(r[2]), tuple(int(x) for x in r[3]), int(r[4]),
-                                        int(r[5])) for r in t["fusion_records"]]
+                records = [_fusion_record(r, f"{origin}: task {name!r}: fusion record #{i}")
+                           for i, r in enumerate(t["fusion_records"])]
                 for r in records:
                     if not 0 <= r.question < n:
                         raise ProfileError(f"{origin}: task {name!r}: fusion record for question {r.question} "
@@ -153,17 +156,19 @@ class Profile:
                 tasks[name] = TaskProfile(n, banks, records, [str(q) for q in t.get("question_ids", [])])
             latency = [
                 LatencyTable(
-                    t["model"], t["device"], t["backend"], t.get("quantization", ""), t.get("provider", ""),
-                    [(int(a), int(b), float(s)) for a, b, s in t.get("prefill", [])],
-                    [(int(a), int(b), float(s)) for a, b, s in t.get("decode", [])],
+                    str(t["model"]), str(t["device"]), str(t["backend"]), str(t.get("quantization", "")),
+                    str(t.get("provider", "")),
+                    [_latency_row(row, f"{origin}: latency table #{i} prefill") for row in t.get("prefill", [])],
+                    [_latency_row(row, f"{origin}: latency table #{i} decode") for row in t.get("decode", [])],
                 )
-                for t in data["latency"]
+                for i, t in enumerate(data["latency"])
             ]
+            metadata = dict(data.get("metadata", {}))
         except ProfileError:
             raise
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ProfileError(f"{origin}: malformed profile ({type(exc).__name__}: {exc})") from None
-        return cls(dict(data.get("metadata", {})), tasks, latency, checksum=str(stored))
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise ProfileError(f"{origin}: malformed profile ({type(exc).__name__}: {exc!r:.200})") from None
+        return cls(metadata, tasks, latency, checksum=str(stored))
 
     @classmethod
     def load(cls, path: str | Path) -> Profile:
@@ -172,12 +177,39 @@ class Profile:
             raw = path.read_bytes()
             if raw[:2] == b"\x1f\x8b":
                 raw = gzip.decompress(raw)
-            data = json.loads(raw)
         except OSError as exc:
-            raise ProfileError(f"cannot read profile {path}: {exc.strerror or exc}") from None
-        except (ValueError, EOFError) as exc:
-            raise ProfileError(f"profile {path} is corrupted (not valid JSON/gzip: {exc})") from None
+            if isinstance(exc, gzip.BadGzipFile) or not exc.strerror:
+                raise ProfileError(f"profile {path} is corrupted (not valid gzip: {exc})") from None
+            raise ProfileError(f"cannot read profile {path}: {exc.strerror}") from None
+        except (ValueError, EOFError, zlib.error) as exc:
+            raise ProfileError(f"profile {path} is corrupted (not valid gzip: {exc})") from None
+        data = loads(raw, f"profile {path}", ProfileError, stored=True)
         return cls.from_dict(data, origin=str(path))
+
+
+def _fusion_record(r: Any, where: str) -> FusionRecord:
+    """A ``[model, role, question, [inputs...], output, prompt_tokens]`` row as a record."""
+    if not isinstance(r, list) or len(r) != 6 or not isinstance(r[3], list):
+        raise ProfileError(f"{where}: expected [model, role, question, [inputs], output, prompt_tokens], "
+                           f"got {len(r) if isinstance(r, list) else type(r).__name__} fields")
+    return FusionRecord(str(r[0]), str(r[1]), _int(r[2], where), tuple(_int(x, where) for x in r[3]),
+                        _int(r[4], where), _int(r[5], where))
+
+
+def _latency_row(row: Any, where: str) -> tuple[int, int, float]:
+    """A ``[tokens, batch, seconds]`` row: positive integers and a finite non-negative time."""
+    if not isinstance(row, list) or len(row) != 3:
+        raise ProfileError(f"{where}: a row must be [tokens, batch, seconds], got {row!r:.80}")
+    tokens, batch, seconds = _int(row[0], where), _int(row[1], where), row[2]
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < math.inf:
+        raise ProfileError(f"{where}: seconds must be a finite number >= 0, got {seconds!r:.80}")
+    return tokens, batch, float(seconds)
+
+
+def _int(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ProfileError(f"{where}: expected an integer, got {value!r:.80}")
+    return value
 
 
 def _checksum(body: dict[str, Any]) -> str:

@@ -2,7 +2,7 @@
 
 ``SearchContext.evaluate`` repairs the graph to the budget, answers repeated graphs from a cache
 (free), counts real evaluations against ``max_evals``, scores them with the objective, records
-each as a ``Trial`` with its wall time, and rewrites the checkpoint. ``agent_call`` records agent
+each as a ``Trial`` with its wall time, and appends it to the checkpoint journal. ``agent_call`` records agent
 replies the same way. On resume both are answered from the checkpoint in order.
 """
 
@@ -23,7 +23,7 @@ from tts_sim.core.graph import Graph
 from tts_sim.core.identity import graph_key
 from tts_sim.errors import ConfigError
 from tts_sim.search.agent_api import AgentReply
-from tts_sim.search.checkpoint import Checkpoint, CheckpointState, config_mismatch
+from tts_sim.search.checkpoint import Checkpoint, config_mismatch
 from tts_sim.search.objectives import Objective
 from tts_sim.search.result import SearchCost, Trial
 from tts_sim.search.space import SearchSpace
@@ -78,23 +78,20 @@ class SearchContext:
     # ----- checkpoint -----------------------------------------------------------------------
     def _resume(self, checkpoint: Checkpoint) -> None:
         state = checkpoint.load()
+        if state is not None:
+            key = config_mismatch(state.config, self.config)
+            if key is not None:
+                raise ConfigError(f"checkpoint {checkpoint.path} belongs to another search ({key!r} differs); "
+                                  f"delete it or pass another path")
+        checkpoint.begin(self.config)
         if state is None:
             return
-        key = config_mismatch(state.config, self.config)
-        if key is not None:
-            raise ConfigError(f"checkpoint {checkpoint.path} belongs to another search ({key!r} differs); "
-                              f"delete it or pass another path")
         self._replay_trials.extend(state.trials)
         self._replay_agent.extend(state.agent_calls)
         self._elapsed_before = state.elapsed_s
         log.info("resuming from %s: %d evaluations, %d agent replies", checkpoint.path,
                  len(state.trials), len(state.agent_calls))
 
-    def _save(self) -> None:
-        if self.checkpoint is None:
-            return
-        self.checkpoint.save(CheckpointState(self.config, [t.to_dict() for t in self.trials],
-                                             list(self._agent_records), self.elapsed_s))
 
     @property
     def elapsed_s(self) -> float:
@@ -145,13 +142,14 @@ class SearchContext:
             ev = self.evaluator.evaluate(graph, self.search_questions[:nq], seed=self.eval_seed(graph))
             wall = time.perf_counter() - t0
             trial = self._trial(index, graph, ev, wall, phase, nq == n)
+            if self.checkpoint is not None:  # replayed trials are in the journal already
+                self.checkpoint.add_trial(trial.to_dict(), self.elapsed_s)
         self.trials.append(trial)
         self._cache[key] = trial
         self.cost.evaluations += 1
         self.cost.questions_scored += trial.n_questions
         self.cost.simulated_flops += trial.flops * trial.n_questions
         self.cost.evaluator_s += trial.wall_s
-        self._save()
         if self.progress is not None:
             self.progress(trial)
         return trial
@@ -196,6 +194,8 @@ class SearchContext:
             reply = ask()
             if reply.kind != kind:
                 raise RuntimeError(f"agent answered a {kind!r} request with a {reply.kind!r} reply")
+            if self.checkpoint is not None:
+                self.checkpoint.add_agent_call(reply.to_dict(), self.elapsed_s)
         self._agent_records.append(reply.to_dict())
         self.cost.agent_calls += 1
         self.cost.agent_prompt_tokens += reply.prompt_tokens
@@ -206,7 +206,6 @@ class SearchContext:
                                "after_evaluation": len(self.trials), "text": reply.text, "error": reply.error,
                                "prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
                                "tokens_estimated": reply.tokens_estimated})
-        self._save()
         return reply
 
     # ----- final ----------------------------------------------------------------------------

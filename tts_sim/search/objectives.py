@@ -250,8 +250,10 @@ def parse_budget(text: str | float, task: TaskSpec, rate: ComputeRate | None = N
     original code's reference graph of 8 LLaMA-1B nodes), ``0.5gpu-s`` (device-seconds per query on
     ``rate``), ``$0.002`` or ``0.002usd`` (dollars per query on ``rate``)."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return float(text)
-    m = _BUDGET.match(str(text).lower())
+        return _positive_units(float(text), text)
+    if not isinstance(text, str):
+        raise ConfigError(f"budget must be a number or text, got {type(text).__name__}")
+    m = _BUDGET.match(text.lower())
     if not m:
         raise ConfigError(f"cannot read budget {text!r} (expected e.g. 18, ref:8, 0.5gpu-s or $0.002)")
     ref, ref_b, dollars_a, number, unit = m.groups()
@@ -261,12 +263,18 @@ def parse_budget(text: str | float, task: TaskSpec, rate: ComputeRate | None = N
         return reference_budget_units(int(ref_b), task, catalog)
     value = _number(dollars_a if dollars_a is not None else number, str(text))
     if dollars_a is None and unit in (None, "unit", "units", "u"):
-        return value
+        return _positive_units(value, text)
     if rate is None:
         raise ConfigError(f"budget {text!r} is in GPU-seconds or dollars: it needs a cluster (compute rate)")
     if dollars_a is not None or unit in ("usd", "$"):
         return units_from_dollars(value, task, rate, catalog)
     return units_from_gpu_seconds(value, task, rate, catalog)
+
+
+def _positive_units(value: float, text: Any) -> float:
+    if not (math.isfinite(value) and value > 0):
+        raise BudgetError(f"budget {text!r} must be a positive, finite number of units")
+    return value
 
 
 def units_from_gpu_seconds(gpu_seconds: float, task: TaskSpec, rate: ComputeRate,
