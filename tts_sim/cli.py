@@ -285,6 +285,10 @@ def _register_models_prepare(msub: argparse._SubParsersAction) -> None:
     p.add_argument("name", help="smollm2-135m, gemma-3-270m, or a .gguf file / HF folder")
     p.add_argument("--quantization", "-q", choices=QUANTIZATIONS, default="fp32",
                    help="int8/int4: weight-only (MatMulNBits); int8-dynamic: quantize_dynamic (mixes batch rows)")
+    p.add_argument("--engine", choices=("onnx", "genai"), default="onnx",
+                   help="onnx: optimum export; genai: onnxruntime-genai model builder (fused attention, fastest; "
+                        "fp32/int8/int4)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="genai: build for this device")
     p.add_argument("--cache-dir", help="default: $TTS_SIM_CACHE or ~/.cache/tts-sim/models")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models_prepare)
@@ -295,7 +299,7 @@ def cmd_models_prepare(args: argparse.Namespace) -> None:
 
     progress = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
     path = prepare_model(args.name, args.quantization, Path(args.cache_dir) if args.cache_dir else None,
-                         progress=progress)
+                         progress=progress, engine=args.engine, execution_provider=args.device)
     emit(args, {"model_dir": str(path)}, f"ready: {path}")
 
 

@@ -367,7 +367,7 @@ def prepare_model(name_or_path: str, quantization: str = "fp32", cache_dir: Path
     if engine not in ENGINES:
         raise ConfigError(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})")
     if quantization not in ENGINE_QUANTIZATIONS[engine]:
-        raise ConfigError(f"the {engine} engine cannot prepare {quantization!r} "
+        raise ConfigError(f"unknown quantization {quantization!r} for the {engine} engine "
                           f"(choose from {', '.join(ENGINE_QUANTIZATIONS[engine])})")
     if execution_provider not in ("cpu", "cuda"):
         raise ConfigError(f"unknown execution provider {execution_provider!r} (cpu or cuda)")

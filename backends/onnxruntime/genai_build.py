@@ -30,7 +30,8 @@ BUILDER_TRANSFORMERS = "transformers==5.23.0"
 #: genai builder precision per quantisation name
 PRECISIONS = {"fp32": "fp32", "int8": "int8", "int4": "int4"}
 #: patch run inside the venv before the builder: Gemma 3 configs saved by transformers 4.x load under 5.x
-#: with nested ``rope_parameters`` that the 0.18 builder does not read; flatten them as 4.x had them.
+#: with nested ``rope_parameters`` that the 0.18 builder does not read; flatten them as 4.x had them for the
+#: builder's own config reads (transformers' model loading keeps the nested form).
 _DRIVER = r'''
 import runpy, sys
 import transformers
@@ -52,6 +53,8 @@ def _flatten(config):
 
 def _from_pretrained(cls, *args, **kwargs):
     out = _orig(cls, *args, **kwargs)
+    if sys._getframe(1).f_globals.get("__name__", "").startswith("transformers"):
+        return out  # transformers loading the weights wants its own (nested) layout
     if isinstance(out, tuple):
         return (_flatten(out[0]), *out[1:])
     return _flatten(out)

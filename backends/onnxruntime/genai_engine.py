@@ -78,8 +78,14 @@ class GenaiEngine:
                 config.append_provider("cuda")
             self.model = og.Model(config)
         except RuntimeError as exc:
+            if device == "cuda":
+                raise ConfigError(f"--device cuda: onnxruntime-genai cannot run it on CUDA "
+                                  f"({str(exc).splitlines()[0][:160]}; install onnxruntime-genai-cuda)") from None
             raise ConfigError(f"{self.model_dir}: onnxruntime-genai cannot load it "
                               f"({str(exc).splitlines()[0][:200]})") from None
+        if device == "cuda" and "cuda" not in str(self.model.device_type).lower():
+            raise ConfigError(f"--device cuda: onnxruntime-genai runs the model on {self.model.device_type} "
+                              "(install onnxruntime-genai-cuda with matching CUDA and cuDNN)")
         self.device, self.threads, self.spin, self.step_hook = device, threads, spin, step_hook
         self.provider = _PROVIDERS[device]
         self.eos_ids = frozenset(self.manifest.eos_token_ids)

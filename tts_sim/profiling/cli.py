@@ -20,6 +20,8 @@ def add_backend_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--backend", default="onnx", help="onnx (local ONNX Runtime) or openai (an OpenAI-compatible "
                                                      "server: vLLM, llama.cpp server, Ollama)")
     g.add_argument("--quantization", "-q", choices=["fp32", "int8", "int4"], default="fp32", help="onnx weights")
+    g.add_argument("--engine", choices=("onnx", "genai"), default="onnx",
+                   help="onnx: optimum export + numpy loop; genai: onnxruntime-genai (fused attention, fastest)")
     g.add_argument("--threads", type=positive_int, help="onnx: intra-op threads (default: onnxruntime's)")
     g.add_argument("--max-batch", type=positive_int, default=8, help="onnx: sequences decoded together")
     g.add_argument("--cache-dir", help="onnx: prepared models (default: $TTS_SIM_CACHE or ~/.cache/tts-sim/models)")
@@ -28,7 +30,8 @@ def add_backend_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--stream", action="store_true", help="openai: stream, to measure time to first token")
     g.add_argument("--timeout", type=positive_float, default=300.0, help="openai: seconds per request")
     g.add_argument("--device", help="device name for latency tables (a DEVICES name such as cpu or H100; "
-                                    "default: from the backend; required for openai)")
+                                    "default: from the backend; required for openai); onnx: 'cuda' runs on the "
+                                    "CUDA execution provider (an error if it would fall back to the CPU)")
 
 
 def _stderr(message: str) -> None:
@@ -48,6 +51,7 @@ def make_backend(args: argparse.Namespace) -> Backend:
     options: dict[str, Any] = {}
     if name == "onnx":
         options = {"quantization": args.quantization, "threads": args.threads, "max_batch": args.max_batch,
+                   "engine": getattr(args, "engine", "onnx"), "device": "cuda" if args.device == "cuda" else "cpu",
                    "cache_dir": Path(args.cache_dir) if args.cache_dir else None, "progress": _stderr}
     return BACKENDS.get(name)(**options)
 
@@ -103,7 +107,8 @@ def cmd_profile(args: argparse.Namespace) -> None:
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed,
         batch=args.batch, latency=not args.no_latency, banks=not args.no_banks, prompt_lengths=args.prompt_lengths,
         batch_sizes=args.batch_sizes, contexts=args.contexts, repeats=args.repeats, steps=args.steps,
-        max_batch_tokens=args.max_batch_tokens, device=args.device, label=args.label)
+        max_batch_tokens=args.max_batch_tokens, device=None if args.device == "cuda" else args.device,
+        label=args.label)
     backend = make_backend(args)
     run = run_profile(backend, config, progress=_stderr)
     out = Path(args.out or f"profile-{'-'.join(models)}-{args.task}.json.gz")
