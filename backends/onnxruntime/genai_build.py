@@ -28,7 +28,7 @@ from tts_sim.errors import ConfigError
 #: transformers release the builder venv installs (onnxruntime-genai 0.18's builder needs 5.x)
 BUILDER_TRANSFORMERS = "transformers==5.23.0"
 #: genai builder precision per quantisation name
-PRECISIONS = {"fp32": "fp32", "int8": "int8", "int4": "int4"}
+PRECISIONS = {"fp32": "fp32", "fp16": "fp16", "int8": "int8", "int4": "int4"}
 #: patch run inside the venv before the builder: Gemma 3 configs saved by transformers 4.x load under 5.x
 #: with nested ``rope_parameters`` that the 0.18 builder does not read; flatten them as 4.x had them for the
 #: builder's own config reads (transformers' model loading keeps the nested form).

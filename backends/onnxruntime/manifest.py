@@ -13,8 +13,8 @@ MANIFEST_FORMAT = "tts-sim/onnx-model"
 MANIFEST_VERSION = 1
 QUANTIZATIONS = ("fp32", "int8", "int4", "int8-dynamic")
 ENGINES = ("onnx", "genai")
-#: quantisations each engine can prepare (genai: its model builder's precisions on CPU)
-ENGINE_QUANTIZATIONS = {"onnx": QUANTIZATIONS, "genai": ("fp32", "int8", "int4")}
+#: quantisations each engine can prepare (genai: its model builder's precisions; fp16 is for CUDA)
+ENGINE_QUANTIZATIONS = {"onnx": QUANTIZATIONS, "genai": ("fp32", "int8", "int4", "fp16")}
 
 
 @dataclass(frozen=True)
