@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
                                           prompt_lengths=args.prompt_lengths, batch_sizes=args.batch_sizes,
                                           contexts=args.contexts, progress=print)
             tables.append(table)
-            spec, device = DEFAULT_CATALOG.get(model), get_device(device_name)
+            spec, device = DEFAULT_CATALOG[model], get_device(device_name)
             bytes_per_param = {"fp32": 4.0, "fp16": 2.0, "int8": 1.0, "int4": 0.5}.get(args.quantization)
             default = RooflinePredictor(bytes_per_param=bytes_per_param, kv_bytes_per_param=4.0
                                         if args.quantization == "fp32" else 2.0)
