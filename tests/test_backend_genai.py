@@ -179,3 +179,15 @@ def test_a_failing_build_leaves_nothing_in_the_cache(tmp_path):
     assert "\n" not in str(err.value)
     leftovers = [p for p in (tmp_path / "cache").rglob("*")]
     assert leftovers == [] or all(p.is_dir() and not any(p.iterdir()) for p in leftovers), leftovers
+
+
+@pytest.mark.slow
+def test_cuda_requested_without_cuda_is_a_loud_error(genai_tiny):
+    og = pytest.importorskip("onnxruntime_genai")
+    if DEVICE == "cuda" or og.is_cuda_available():
+        pytest.skip("this machine runs CUDA")
+    from backends.onnxruntime.genai_engine import GenaiEngine
+
+    with pytest.raises(ConfigError, match="--device cuda") as err:
+        GenaiEngine(genai_tiny["llama"][1].model_dir, device="cuda")
+    assert "\n" not in str(err.value)
