@@ -5,12 +5,14 @@ between steps; ``og.Generator`` runs prefill and decode. Tokenising stays with `
 tokenizer mis-encodes the GGUF-derived SmolLM2 ``tokenizer.json``), ids go in with ``append_tokens``.
 
 Sampling: an all-greedy batch uses genai's own argmax (``generate_next_token``); otherwise the logits of
-each step come back (``get_logits``) and every row draws with its own ``SamplingParams`` and seed, as
-``OnnxEngine`` does, and the chosen ids are fed back with ``append_tokens``.
+each step come back (``get_logits``), every row draws with its own ``SamplingParams`` and seed as
+``OnnxEngine`` does, and the draws go back as logits that are -inf except at the chosen ids
+(``set_logits``) for genai's greedy search to append (``append_tokens`` works only once per batch > 1).
 
-Batching: genai derives the attention mask of a padded batch from the pad id, and a prompt may contain that
-id (SmolLM2 pads with ``<|im_end|>``), so only prompts of equal length share a generator; a call with mixed
-lengths runs one generator per length (the profiler's batches of one prompt sampled k times are one group).
+Batching: only prompts of equal length share a generator; a call with mixed lengths runs one generator per
+length, one after the other (the profiler's batches of one prompt sampled k times are one group). Measured
+with onnxruntime-genai 0.18 on SmolLM2: a batch padded with an id absent from the prompts (left or right)
+changes the shorter prompt's greedy tokens, so padding is not used.
 """
 
 from __future__ import annotations
