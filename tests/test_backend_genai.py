@@ -191,3 +191,13 @@ def test_cuda_requested_without_cuda_is_a_loud_error(genai_tiny):
     with pytest.raises(ConfigError, match="--device cuda") as err:
         GenaiEngine(genai_tiny["llama"][1].model_dir, device="cuda")
     assert "\n" not in str(err.value)
+
+
+def test_cli_prepare_rejects_an_unsupported_quantisation_for_genai(tmp_path, capsys):
+    from tts_sim.cli import main
+
+    code = main(["models", "prepare", "smollm2-135m", "-q", "int8-dynamic", "--engine", "genai",
+                 "--cache-dir", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "int8-dynamic" in err and len(err.splitlines()) == 1
+    assert not any(tmp_path.iterdir())
