@@ -36,6 +36,14 @@ from pathlib import Path
 
 #: llama-cpp-python release whose vendored llama.cpp is built (newest on PyPI, 2026-10)
 DEFAULT_VERSION = "0.3.36"
+#: cmake flags of the build. AMX is compiled out: on this machine type the CPU reports AMX and
+#: -march=native enables it, but llama.cpp's AMX matmul (used for repacked weights) segfaults at the first
+#: forward pass (gdb: ggml_backend_amx_mul_mat); the AVX-512 paths remain. A cached binary built with other
+#: flags is rebuilt.
+CMAKE_FLAGS = ("-DCMAKE_BUILD_TYPE=Release", "-DGGML_NATIVE=ON", "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF",
+               "-DLLAMA_BUILD_EXAMPLES=OFF", "-DBUILD_SHARED_LIBS=OFF",
+               "-DCMAKE_C_FLAGS=-mno-amx-tile -mno-amx-int8 -mno-amx-bf16",
+               "-DCMAKE_CXX_FLAGS=-mno-amx-tile -mno-amx-int8 -mno-amx-bf16")
 
 
 class LlamaServerError(RuntimeError):
@@ -69,7 +77,7 @@ def ensure_llama_server(version: str = DEFAULT_VERSION, jobs: int = 2, progress=
     Cost here (2 shared cores): download ~40 s, build ~10-15 min. Needs cmake, a C++ compiler and pip."""
     target = cache_root() / version
     binary = target / "bin" / "llama-server"
-    if binary.is_file() and os.access(binary, os.X_OK):
+    if binary.is_file() and os.access(binary, os.X_OK) and _built_flags(target) == list(CMAKE_FLAGS):
         return binary
     if shutil.which("cmake") is None or shutil.which("c++") is None:
         raise LlamaServerError("building llama-server needs cmake and a C++ compiler on PATH")
@@ -93,9 +101,7 @@ def ensure_llama_server(version: str = DEFAULT_VERSION, jobs: int = 2, progress=
         build = work / "build"
         progress(f"llama-server {version}: cmake configure + build (Release, GGML_NATIVE=ON, -j{jobs}); "
                  "about 10-15 min on 2 cores")
-        _run(["cmake", "-S", str(source), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release", "-DGGML_NATIVE=ON",
-              "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF",
-              "-DBUILD_SHARED_LIBS=OFF"], log)
+        _run(["cmake", "-S", str(source), "-B", str(build), *CMAKE_FLAGS], log)
         _run(["cmake", "--build", str(build), "--config", "Release", "--target", "llama-server", f"-j{jobs}"], log)
         built = build / "bin" / "llama-server"
         if not built.is_file():
@@ -104,7 +110,7 @@ def ensure_llama_server(version: str = DEFAULT_VERSION, jobs: int = 2, progress=
         (staged / "bin").mkdir(parents=True)
         shutil.copy2(built, staged / "bin" / "llama-server")
         (staged / "BUILD_INFO.json").write_text(json.dumps({
-            "llama_cpp_python": version, "cmake_flags": ["Release", "GGML_NATIVE=ON", "static"],
+            "llama_cpp_python": version, "cmake_flags": list(CMAKE_FLAGS),
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=2) + "\n")
         if target.exists():
             shutil.rmtree(target)
@@ -113,6 +119,13 @@ def ensure_llama_server(version: str = DEFAULT_VERSION, jobs: int = 2, progress=
         shutil.rmtree(work, ignore_errors=True)
     progress(f"llama-server {version}: ready at {binary}")
     return binary
+
+
+def _built_flags(target: Path) -> list[str] | None:
+    try:
+        return json.loads((target / "BUILD_INFO.json").read_text()).get("cmake_flags")
+    except (OSError, ValueError):
+        return None
 
 
 def free_port() -> int:
@@ -133,13 +146,15 @@ class Completion:
 
 class LlamaServer:
     """A ``llama-server`` process on a free 127.0.0.1 port, started on ``__enter__``/``start`` and stopped on
-    ``__exit__``/``stop``. ``parallel`` is its ``-np`` (slots decoded together)."""
+    ``__exit__``/``stop``. ``parallel`` is its ``-np`` (slots decoded together). ``spin``: let OpenMP
+    workers busy-wait (default off, like ``OnnxEngine``/``GenaiEngine``)."""
 
     def __init__(self, binary: Path, gguf: Path, threads: int = 2, parallel: int = 1, ctx_size: int = 4096,
-                 port: int | None = None, extra_args: Sequence[str] = (), startup_timeout_s: float = 120.0) -> None:
+                 port: int | None = None, extra_args: Sequence[str] = (), startup_timeout_s: float = 120.0,
+                 spin: bool = False) -> None:
         self.binary, self.gguf, self.threads, self.parallel = Path(binary), Path(gguf), threads, parallel
         self.ctx_size, self.port, self.extra_args = ctx_size, port, list(extra_args)
-        self.startup_timeout_s = startup_timeout_s
+        self.startup_timeout_s, self.spin = startup_timeout_s, spin
         self.process: subprocess.Popen | None = None
         self.log_path: Path | None = None
 
@@ -158,7 +173,10 @@ class LlamaServer:
                "-t", str(self.threads), "-tb", str(self.threads), "-np", str(self.parallel),
                "-c", str(self.ctx_size * self.parallel), "--no-webui", *self.extra_args]
         with self.log_path.open("w") as log:
-            self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+            # OpenMP workers busy-wait by default; on a shared machine that is pathological (measured here at
+            # load 10 on 2 cores: SmolLM2 1.0 tok/s spinning, 27-36 passive). ONNX Runtime runs without spinning too.
+            env = dict(os.environ) if self.spin else {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+            self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.llama_server import (
+    CMAKE_FLAGS,
     LlamaServer,
     LlamaServerError,
     decode_tok_s,
@@ -20,7 +21,7 @@ from benchmarks.llama_server import (
 
 #: speaks the two endpoints the helper uses: /health and a streamed /completion ending with ``timings``
 FAKE_SERVER = r'''#!PYTHON
-import json, sys
+import json, os, sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 args = sys.argv[1:]
@@ -46,7 +47,7 @@ class Handler(BaseHTTPRequestHandler):
         for i in range(n):
             self.wfile.write(f"data: {json.dumps({'content': 'x', 'stop': False})}\n\n".encode())
         timings = {"prompt_n": 7, "predicted_n": n, "predicted_ms": n * 10.0,
-                   "predicted_per_second": 100.0 + n + int(threads)}
+                   "predicted_per_second": 100.0 + n + int(threads), "omp": os.environ.get("OMP_WAIT_POLICY")}
         self.wfile.write(f"data: {json.dumps({'content': '', 'stop': True, 'timings': timings})}\n\n".encode())
 
 
@@ -61,12 +62,20 @@ def fake_binary(tmp_path, monkeypatch) -> Path:
     binary.parent.mkdir(parents=True)
     binary.write_text(FAKE_SERVER.replace("PYTHON", sys.executable))
     binary.chmod(binary.stat().st_mode | stat.S_IXUSR)
+    (binary.parents[1] / "BUILD_INFO.json").write_text(json.dumps({"cmake_flags": list(CMAKE_FLAGS)}))
     return binary
 
 
 def test_a_cached_binary_is_reused_without_building(fake_binary, monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")  # no cmake: a build attempt would fail
     assert ensure_llama_server("9.9.9") == fake_binary
+
+
+def test_a_binary_built_with_other_flags_is_rebuilt(fake_binary, monkeypatch):
+    (fake_binary.parents[1] / "BUILD_INFO.json").write_text(json.dumps({"cmake_flags": ["-DGGML_NATIVE=ON"]}))
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(LlamaServerError, match="cmake"):
+        ensure_llama_server("9.9.9")
 
 
 def test_building_without_cmake_is_a_one_line_error(tmp_path, monkeypatch):
@@ -86,6 +95,7 @@ def test_server_streams_text_and_timings(fake_binary, tmp_path):
         out = server.complete("hello", max_tokens=5)
         assert out.text == "xxxxx"
         assert out.timings["predicted_n"] == 5 and out.decode_tok_s == 107.0
+        assert out.timings["omp"] == "PASSIVE"  # no OpenMP busy-waiting on a shared machine
         process = server.process
     assert process.poll() is not None  # stopped on exit
 
