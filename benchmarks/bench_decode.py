@@ -132,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=3, help="alternating llama-server / variant rounds")
     parser.add_argument("--no-llama", action="store_true", help="skip llama-server")
+    parser.add_argument("--llama-server", type=Path, help="a llama-server binary (default: build/find the cached one)")
+    parser.add_argument("--llama-args", nargs="*", default=[], help="extra llama-server arguments, e.g. --no-repack")
     parser.add_argument("--batches", type=int, nargs="*", default=[1, 4, 8, 16])
     parser.add_argument("--batch-new-tokens", type=int, default=64)
     parser.add_argument("--bandwidth-gbs", type=float, default=33.0,
@@ -158,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     binary = None
     if not args.no_llama:
         try:
-            binary = ensure_llama_server(progress=lambda m: print(f"  {m}", flush=True))
+            binary = args.llama_server or ensure_llama_server(progress=lambda m: print(f"  {m}", flush=True))
             meta["llama_server"] = str(binary)
         except LlamaServerError as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -173,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         for round_ in range(args.rounds):
             if binary is not None and gguf is not None:
                 ref = decode_tok_s(binary, gguf, threads=args.threads, new_tokens=args.new_tokens, repeats=1,
-                                   prompt=LLAMA_PROMPT)
+                                   prompt=LLAMA_PROMPT, extra_args=args.llama_args)
                 llama.append(ref["decode_tok_s"])
             for variant in variants:
                 tok_s = variant.measure(args)

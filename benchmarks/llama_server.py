@@ -235,10 +235,11 @@ class LlamaServer:
 
 
 def decode_tok_s(binary: Path, gguf: Path, threads: int = 2, new_tokens: int = 128, repeats: int = 3,
-                 prompt: str = "Write a long story about a robot who learns to paint.") -> dict:
+                 prompt: str = "Write a long story about a robot who learns to paint.",
+                 extra_args: Sequence[str] = ()) -> dict:
     """Median single-stream decode tok/s (llama-server's own ``timings.predicted_per_second``) over
     ``repeats`` greedy completions of ``new_tokens`` tokens (EOS ignored), after one warm-up."""
-    with LlamaServer(binary, gguf, threads=threads, parallel=1) as server:
+    with LlamaServer(binary, gguf, threads=threads, parallel=1, extra_args=extra_args) as server:
         server.complete(prompt, max_tokens=8)
         runs = [server.complete(prompt, max_tokens=new_tokens) for _ in range(repeats)]
     speeds = sorted(r.decode_tok_s for r in runs)
