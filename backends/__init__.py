@@ -26,6 +26,8 @@ class OnnxConfig:
     """ONNX Runtime on this machine (``tts_sim.backends.onnxruntime.OnnxRuntimeBackend``)."""
 
     quantization: str = "fp32"
+    engine: str = "onnx"  # "onnx" (optimum export + numpy loop) or "genai" (onnxruntime-genai)
+    device: str = "cpu"  # "cuda": the CUDA execution provider, an error if the session falls back to the CPU
     threads: int | None = None
     max_batch: int = 8
     cache_dir: str | None = None
@@ -35,7 +37,9 @@ class OnnxConfig:
     def build(self) -> Backend:
         from tts_sim.backends.onnxruntime import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(quantization=self.quantization, threads=self.threads, max_batch=self.max_batch,
+        return OnnxRuntimeBackend(quantization=self.quantization, engine=self.engine,
+                                  device="cuda" if self.device == "cuda" else "cpu", threads=self.threads,
+                                  max_batch=self.max_batch,
                                   cache_dir=Path(self.cache_dir) if self.cache_dir else None,
                                   providers=list(self.providers) if self.providers else None, progress=self.progress)
 

@@ -1,11 +1,16 @@
-"""Single-stream decode speed of the ONNX Runtime backend against the memory-bandwidth bound and llama.cpp.
+"""Decode speed of the ONNX Runtime backend beside the memory-bandwidth bound and llama.cpp, in one run.
 
-For each model and quantisation: prepare it (cached), then measure with ``threads`` intra-op threads
-  * step tok/s: 1 / median seconds of a decode step at ``--context`` cached tokens (``OnnxEngine.time_decode``)
+For each model (both real models by default) and each variant ``ENGINE:QUANT`` (default ``genai:int4``, the
+onnxruntime-genai model builder's int4 graph; ``onnx:int4`` is the optimum export + numpy loop):
+  * step tok/s: 1 / median seconds of a single-stream decode step at ``--context`` cached tokens
   * generate tok/s: greedy chat generation of up to ``--new-tokens`` tokens, (tokens - 1) / decode seconds
-and compare with the bound bandwidth / bytes read per token (every weight except embedding tables, which a
-step reads one row of, plus the KV cache at that context) and with llama.cpp's figures on the GGUF files
-(/work/shared/reference/environment.md, measured on this machine type).
+  * bound tok/s: bandwidth / bytes read per token (weights except embedding tables, plus the KV cache)
+  * llama.cpp tok/s: ``llama-server`` (built by ``benchmarks/llama_server.py``) serving the same GGUF with the
+    same threads, its own streamed ``timings.predicted_per_second`` over ``--new-tokens`` greedy tokens
+Rounds alternate llama-server and the variants so that load from other processes hits both; the ratio is
+taken per round. Then batched throughput per model and variant: generated tokens/s at ``--batches``, from
+the decode step time (batch / step seconds) and end to end (sampled generation, temperature 0.7, prefill
+included, tokens generated / wall seconds).
 
     python benchmarks/bench_decode.py --out /tmp/bench_decode   # writes .json and .md
 """
@@ -24,12 +29,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tts_sim.backends.onnxruntime import OnnxEngine, cpu_name, prepare_model  # noqa: E402
+from benchmarks.llama_server import LlamaServerError, decode_tok_s, ensure_llama_server  # noqa: E402
+from tts_sim.backends.onnxruntime import cpu_name, prepare_model  # noqa: E402
+from tts_sim.backends.onnxruntime.backend import open_engine  # noqa: E402
+from tts_sim.backends.onnxruntime.export import BUILTIN_MODELS, default_cache_dir  # noqa: E402
 
-#: llama.cpp single-stream decode on the GGUF files, 2 threads (environment.md, 2026-11-24)
-LLAMA_CPP_TOK_S = {"smollm2-135m": 91.0, "gemma-3-270m": 65.0}
-LLAMA_CPP_NOTE = "llama.cpp on the PyPI GGUF (SmolLM2 Q4_1, Gemma-3 Q4_K_M), environment.md"
 PROMPT = [{"role": "user", "content": "Write a long story about a robot who learns to paint. Use many details."}]
+LLAMA_PROMPT = "Write a long story about a robot who learns to paint. Use many details."
 
 
 def bytes_per_token(model_dir: Path, onnx_file: str) -> tuple[float, float]:
@@ -57,82 +63,169 @@ def bytes_per_token(model_dir: Path, onnx_file: str) -> tuple[float, float]:
     return read, total
 
 
-def kv_bytes(engine: OnnxEngine, context: int) -> float:
-    itemsize = np.dtype(engine.kv_dtype).itemsize
-    return len(engine.past_names) * engine.kv_heads * engine.head_dim * context * itemsize
+def kv_bytes(manifest, context: int) -> float:
+    """fp32 keys and values of every layer at ``context`` positions."""
+    return 2 * manifest.num_layers * manifest.num_kv_heads * manifest.head_dim * context * 4
 
 
-def measure(model: str, quantization: str, args: argparse.Namespace) -> dict:
-    folder = prepare_model(model, quantization, progress=lambda m: print(f"  {m}", flush=True))
-    engine = OnnxEngine(folder, threads=args.threads, spin=args.spin)
-    weights_read, weights_total = bytes_per_token(folder, engine.manifest.onnx_file)
-    per_token = weights_read + kv_bytes(engine, args.context)
-    step_s = engine.time_decode(args.context, batch=1, steps=args.steps)
-    prompt = engine.encode_chat(PROMPT)
-    engine.generate([prompt], max_new_tokens=8)  # warm-up
-    runs = [engine.generate([prompt], max_new_tokens=args.new_tokens)[0] for _ in range(args.repeats)]
-    gen_tok_s = statistics.median((r.completion_tokens - 1) / r.decode_s for r in runs if r.completion_tokens > 1)
-    bound = args.bandwidth_gbs * 1e9 / per_token
-    row = {
-        "model": model, "quantization": quantization, "provider": engine.provider, "threads": args.threads,
-        "spin": args.spin,
-        "file_mb": round(sum(f.stat().st_size for f in folder.glob("model.onnx*")) / 1e6, 1),
-        "weights_mb": round(weights_total / 1e6, 1), "read_per_token_mb": round(per_token / 1e6, 1),
-        "context": args.context, "step_ms": round(step_s * 1e3, 2), "step_tok_s": round(1 / step_s, 1),
-        "generate_tok_s": round(gen_tok_s, 1), "generated_tokens": [r.completion_tokens for r in runs],
-        "prompt_tokens": len(prompt), "prefill_ms": round(statistics.median(r.prefill_s for r in runs) * 1e3, 1),
-        "bandwidth_bound_tok_s": round(bound, 1), "fraction_of_bound": round((1 / step_s) / bound, 3),
-        "llama_cpp_tok_s": LLAMA_CPP_TOK_S.get(model), "sample": runs[0].text[:80],
-    }
-    print(f"  {model} {quantization}: step {row['step_tok_s']} tok/s, generate {row['generate_tok_s']} tok/s, "
-          f"bound {row['bandwidth_bound_tok_s']} tok/s, llama.cpp {row['llama_cpp_tok_s']}", flush=True)
-    return row
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def table(rows: list[dict]) -> str:
-    head = ("| model | quant | file MB | read/token MB | step tok/s | generate tok/s | bound tok/s | % of bound "
-            "| llama.cpp tok/s |\n|---|---|---|---|---|---|---|---|---|\n")
-    return head + "".join(
-        f"| {r['model']} | {r['quantization']} | {r['file_mb']:.0f} | {r['read_per_token_mb']:.0f} "
-        f"| {r['step_tok_s']:.1f} | {r['generate_tok_s']:.1f} | {r['bandwidth_bound_tok_s']:.0f} "
-        f"| {100 * r['fraction_of_bound']:.0f}% | {r['llama_cpp_tok_s'] or '-'} |\n" for r in rows)
+class Variant:
+    """One prepared model + engine, measured in every round."""
+
+    def __init__(self, model: str, spec: str, args: argparse.Namespace) -> None:
+        self.model, self.spec = model, spec
+        engine_name, quantization = spec.split(":")
+        progress = lambda m: print(f"  {m}", flush=True)  # noqa: E731
+        self.folder = prepare_model(model, quantization, progress=progress, engine=engine_name)
+        self.engine = open_engine(self.folder, threads=args.threads, spin=args.spin)
+        manifest = self.engine.manifest
+        weights_read, self.weights_total = bytes_per_token(self.folder, manifest.onnx_file)
+        self.per_token = weights_read + kv_bytes(manifest, args.context)
+        self.prompt = self.engine.encode_chat(PROMPT)
+        self.engine.generate([self.prompt], max_new_tokens=8)  # warm-up
+        self.steps: list[float] = []
+        self.generate: list[float] = []
+        self.tokens: list[int] = []
+        self.sample = ""
+
+    def measure(self, args: argparse.Namespace) -> float:
+        step_s = self.engine.time_decode(args.context, batch=1, steps=args.steps)
+        result = self.engine.generate([self.prompt], max_new_tokens=args.new_tokens)[0]
+        self.steps.append(1 / step_s)
+        if result.completion_tokens > 1:
+            self.generate.append((result.completion_tokens - 1) / result.decode_s)
+        self.tokens.append(result.completion_tokens)
+        self.sample = result.text[:80]
+        return 1 / step_s
+
+
+def batched(variant: Variant, args: argparse.Namespace) -> list[dict]:
+    rows = []
+    for batch in args.batches:
+        step_s = variant.engine.time_decode(args.context, batch=batch, steps=max(4, args.steps // 4))
+        start = time.perf_counter()
+        results = variant.engine.generate([variant.prompt] * batch, max_new_tokens=args.batch_new_tokens,
+                                          temperature=0.7, seed=0)
+        wall = time.perf_counter() - start
+        generated = sum(r.completion_tokens for r in results)
+        rows.append({"model": variant.model, "variant": variant.spec, "batch": batch,
+                     "step_ms": round(step_s * 1e3, 2), "decode_tok_s": round(batch / step_s, 1),
+                     "sampled_tokens": generated, "sampled_wall_s": round(wall, 2),
+                     "sampled_tok_s": round(generated / wall, 1), "load": load()})
+        print(f"  {variant.model} {variant.spec} batch {batch}: decode {rows[-1]['decode_tok_s']} tok/s, "
+              f"sampled end to end {rows[-1]['sampled_tok_s']} tok/s (load {load()})", flush=True)
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["smollm2-135m", "gemma-3-270m"])
-    parser.add_argument("--quantizations", nargs="+", default=["fp32", "int8", "int4"])
+    parser.add_argument("--variants", nargs="+", default=["genai:int4"],
+                        help="ENGINE:QUANT, engine onnx or genai (e.g. genai:int4 genai:fp32 onnx:int4)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--spin", action="store_true", help="let onnxruntime's idle threads busy-wait")
     parser.add_argument("--context", type=int, default=128, help="cached tokens for the decode-step timing")
     parser.add_argument("--steps", type=int, default=32, help="decode steps timed per measurement")
     parser.add_argument("--new-tokens", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating llama-server / variant rounds")
+    parser.add_argument("--no-llama", action="store_true", help="skip llama-server")
+    parser.add_argument("--llama-server", type=Path, help="a llama-server binary (default: build/find the cached one)")
+    parser.add_argument("--llama-args", nargs="*", default=[], help="extra llama-server arguments, e.g. --no-repack")
+    parser.add_argument("--batches", type=int, nargs="*", default=[1, 4, 8, 16])
+    parser.add_argument("--batch-new-tokens", type=int, default=64)
     parser.add_argument("--bandwidth-gbs", type=float, default=33.0,
                         help="memory bandwidth (environment.md: 2 threads)")
     parser.add_argument("--out", type=Path, default=Path("bench_decode"), help="output prefix (.json and .md)")
     args = parser.parse_args(argv)
+    for spec in args.variants:
+        if spec.count(":") != 1:
+            print(f"error: variant {spec!r} is not ENGINE:QUANT", file=sys.stderr)
+            return 2
 
     import onnxruntime
 
     started = time.time()
     meta = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "cpu": cpu_name(),
             "cores": os.cpu_count(), "onnxruntime": onnxruntime.__version__, "load_avg_start": os.getloadavg(),
-            "bandwidth_gbs": args.bandwidth_gbs, "llama_cpp_source": LLAMA_CPP_NOTE, "args": vars(args) | {
-                "out": str(args.out)}}
-    rows = []
+            "bandwidth_gbs": args.bandwidth_gbs, "args": vars(args) | {"out": str(args.out)}}
+    try:
+        import onnxruntime_genai
+
+        meta["onnxruntime_genai"] = onnxruntime_genai.__version__
+    except ImportError:
+        pass
+    binary = None
+    if not args.no_llama:
+        try:
+            binary = args.llama_server or ensure_llama_server(progress=lambda m: print(f"  {m}", flush=True))
+            meta["llama_server"] = str(binary)
+        except LlamaServerError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    single, batch_rows = [], []
     for model in args.models:
-        for quantization in args.quantizations:
-            print(f"{model} {quantization}", flush=True)
-            rows.append(measure(model, quantization, args))
+        print(f"{model}", flush=True)
+        variants = [Variant(model, spec, args) for spec in args.variants]
+        gguf = BUILTIN_MODELS[model].locate(default_cache_dir()) if model in BUILTIN_MODELS else None
+        llama: list[float] = []
+        ratios: dict[str, list[float]] = {v.spec: [] for v in variants}
+        for round_ in range(args.rounds):
+            if binary is not None and gguf is not None:
+                ref = decode_tok_s(binary, gguf, threads=args.threads, new_tokens=args.new_tokens, repeats=1,
+                                   prompt=LLAMA_PROMPT, extra_args=args.llama_args)
+                llama.append(ref["decode_tok_s"])
+            for variant in variants:
+                tok_s = variant.measure(args)
+                if llama:
+                    ratios[variant.spec].append(tok_s / llama[-1])
+            print(f"  round {round_ + 1}: llama-server {llama[-1] if llama else '-'} tok/s; "
+                  + "; ".join(f"{v.spec} step {v.steps[-1]:.1f} gen {v.generate[-1] if v.generate else 0:.1f}"
+                              for v in variants) + f" (load {load()})", flush=True)
+        for variant in variants:
+            bound = args.bandwidth_gbs * 1e9 / variant.per_token
+            step = statistics.median(variant.steps)
+            single.append({
+                "model": model, "variant": variant.spec, "provider": variant.engine.provider,
+                "threads": args.threads, "file_mb": round(sum(f.stat().st_size for f in
+                                                              variant.folder.glob("model.onnx*")) / 1e6, 1),
+                "read_per_token_mb": round(variant.per_token / 1e6, 1), "context": args.context,
+                "step_tok_s": round(step, 1), "step_tok_s_rounds": [round(x, 1) for x in variant.steps],
+                "generate_tok_s": round(statistics.median(variant.generate), 1) if variant.generate else None,
+                "generated_tokens": variant.tokens, "bandwidth_bound_tok_s": round(bound, 1),
+                "fraction_of_bound": round(step / bound, 3),
+                "llama_server_tok_s": round(statistics.median(llama), 1) if llama else None,
+                "llama_server_rounds": llama,
+                "ratio_vs_llama": round(statistics.median(ratios[variant.spec]), 2) if llama else None,
+                "sample": variant.sample})
+        for variant in variants:
+            batch_rows += batched(variant, args)
     meta["load_avg_end"] = os.getloadavg()
     meta["wall_s"] = round(time.time() - started, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
-    text = table(rows)
+    args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "single": single, "batched": batch_rows},
+                                                        indent=2) + "\n")
+    text = tables(single, batch_rows)
     args.out.with_suffix(".md").write_text(f"{text}\n{json.dumps(meta)}\n")
     print(text)
     return 0
+
+
+def tables(single: list[dict], batch_rows: list[dict]) -> str:
+    head = ("| model | variant | file MB | read/token MB | step tok/s | generate tok/s | bound tok/s | % of bound "
+            "| llama-server tok/s | ratio (per-round median) |\n|---|---|---|---|---|---|---|---|---|---|\n")
+    body = "".join(
+        f"| {r['model']} | {r['variant']} | {r['file_mb']:.0f} | {r['read_per_token_mb']:.0f} "
+        f"| {r['step_tok_s']:.1f} | {r['generate_tok_s'] or '-'} | {r['bandwidth_bound_tok_s']:.0f} "
+        f"| {100 * r['fraction_of_bound']:.0f}% | {r['llama_server_tok_s'] or '-'} | {r['ratio_vs_llama'] or '-'} |\n"
+        for r in single)
+    bhead = ("\n| model | variant | batch | step ms | decode tok/s | sampled end-to-end tok/s |\n"
+             "|---|---|---|---|---|---|\n")
+    bbody = "".join(f"| {r['model']} | {r['variant']} | {r['batch']} | {r['step_ms']} | {r['decode_tok_s']} "
+                    f"| {r['sampled_tok_s']} |\n" for r in batch_rows)
+    return head + body + (bhead + bbody if batch_rows else "")
 
 
 if __name__ == "__main__":

@@ -105,6 +105,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--quantization", default="fp32")
+    ap.add_argument("--engine", default="onnx", choices=("onnx", "genai"),
+                    help="genai: onnxruntime-genai model builder graph (fused attention)")
     ap.add_argument("--threads", type=int, default=1, help="1 is steadier on a shared 2-core machine")
     ap.add_argument("--questions", type=int, default=10)
     ap.add_argument("--offset", type=int, default=200, help="first question index of the held-out questions")
@@ -138,6 +140,7 @@ def main() -> None:
     load_before = os.getloadavg()
     t_start = time.perf_counter()
     backend = OnnxRuntimeBackend(quantization=args.quantization, threads=args.threads, max_batch=args.max_batch,
+                                 engine=args.engine,
                                  progress=print)
     engine = backend.engine(args.model)
     info = backend.info(args.model)

@@ -27,10 +27,9 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from tts_sim.tasks import sandbox
+from tts_sim.tasks import Question, load_questions, sandbox
 from tts_sim.tasks.humaneval import HumanEvalGrader, build_solution
 from tts_sim.tasks.humaneval_check import check_in_sandbox
-from tts_sim.tasks import Question, load_questions
 
 
 def time_calls(call: Callable[[], object], repeat: int) -> tuple[float, float]:

@@ -7,6 +7,7 @@ batching, quantised exports, chat templates, the Backend protocol) runs through 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -113,7 +114,9 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def engines(tiny):
-    return {arch: OnnxEngine(folder, threads=1) for arch, (_, folder, _, _) in tiny.items()}
+    """Engines on ``$TTS_SIM_TEST_DEVICE`` (default cpu; ``benchmarks/gpu_check.sh`` sets cuda)."""
+    device = os.environ.get("TTS_SIM_TEST_DEVICE", "cpu")
+    return {arch: OnnxEngine(folder, threads=1, device=device) for arch, (_, folder, _, _) in tiny.items()}
 
 
 def _reference(model, prompt: list[int], n: int, eos: tuple[int, ...]) -> list[int]:

@@ -63,6 +63,14 @@ def _pick_providers(providers: Sequence[str] | None) -> list[str]:
     return list(providers)
 
 
+def require_cuda(session_providers: Sequence[str]) -> None:
+    """Raise unless the session runs on CUDA (onnxruntime-gpu without CUDA/cuDNN falls back to the CPU)."""
+    if "CUDAExecutionProvider" not in session_providers:
+        raise ConfigError(f"--device cuda: onnxruntime fell back to {', '.join(session_providers)} "
+                          f"(onnxruntime {ort.__version__} provides {', '.join(ort.get_available_providers())}; "
+                          "install onnxruntime-gpu with matching CUDA and cuDNN)")
+
+
 class _Stream:
     """Book-keeping of one sequence while its batch decodes."""
 
@@ -78,9 +86,12 @@ class OnnxEngine:
     """Generate with one prepared model folder (see ``prepare_model``)."""
 
     def __init__(self, model_dir: Path, providers: list[str] | None = None, threads: int | None = None,
-                 step_hook: Callable[[StepTiming], None] | None = None, spin: bool = False) -> None:
-        """``threads``: intra-op threads (default: onnxruntime's choice, one per core). ``spin``: let idle pool
-        threads busy-wait; faster on a machine of one's own, but on a shared one it halves decode speed
+                 step_hook: Callable[[StepTiming], None] | None = None, spin: bool = False,
+                 device: str = "cpu") -> None:
+        """``device="cuda"``: the session must run on the CUDA execution provider (a ``ConfigError`` when
+        onnxruntime falls back to the CPU, which it otherwise does silently). ``threads``: intra-op threads
+        (default: onnxruntime's choice, one per core). ``spin``: let idle pool threads busy-wait; faster on a
+        machine of one's own, but on a shared one it halves decode speed
         (measured: SmolLM2 int4, 2 threads, another process on one of the 2 cores: 32.7 ms/step spinning,
         16.1 ms not)."""
         self.model_dir = Path(model_dir)
@@ -102,8 +113,12 @@ class OnnxEngine:
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         options.add_session_config_entry("session.inter_op.allow_spinning", "1" if spin else "0")
         self.threads, self.spin = threads, spin
+        if device == "cuda" and providers is None:
+            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
         self.session = ort.InferenceSession(str(onnx_path), options, providers=_pick_providers(providers))
         self.provider: str = self.session.get_providers()[0]
+        if device == "cuda":
+            require_cuda(self.session.get_providers())
         self._device = "cuda" if self.provider == "CUDAExecutionProvider" else "cpu"
         self.step_hook = step_hook
 

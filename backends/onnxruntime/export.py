@@ -28,7 +28,7 @@ from tts_sim.errors import ConfigError
 from .chat import END_OF_TURN_TOKENS, default_chat_template
 from .gguf_meta import read_gguf_fields
 from .graph_edit import keep_last_logits
-from .manifest import QUANTIZATIONS, ModelManifest, is_prepared
+from .manifest import ENGINE_QUANTIZATIONS, ENGINES, ModelManifest, is_prepared
 from .quantize import QUANTIZERS
 from .tokenizer_fix import write_spm_tokenizer
 
@@ -253,22 +253,26 @@ def _manifest(source: _Source, hf_dir: Path, folder: Path, fields: dict | None, 
         versions=_versions())
 
 
+def _hf_source(source: _Source, cache: Path, progress: Progress) -> tuple[Path, dict | None, bool]:
+    """(Hugging Face folder, GGUF fields or None, tokenizer rebuilt?): a GGUF is dequantised once into
+    ``<cache>/<key>/hf``."""
+    if source.gguf is None:
+        assert source.hf_dir is not None
+        return source.hf_dir, None, False
+    fields = read_gguf_fields(source.gguf)
+    fields.pop("tokenizer.ggml.merges", None)
+    hf_dir = cache / source.key / "hf"
+    if not (hf_dir / "config.json").is_file():
+        _gguf_to_hf(source.gguf, hf_dir, fields, progress)
+    else:
+        progress(f"reusing the dequantised Hugging Face folder {hf_dir}")
+    return hf_dir, fields, _is_spm_gemma(fields)
+
+
 def _export_fp32(source: _Source, cache: Path, out: Path, progress: Progress, validate: bool) -> None:
     from optimum.exporters.onnx import main_export
 
-    fields = None
-    rebuilt = False
-    hf_dir = source.hf_dir
-    if source.gguf is not None:
-        fields = read_gguf_fields(source.gguf)
-        fields.pop("tokenizer.ggml.merges", None)
-        hf_dir = cache / source.key / "hf"
-        if not (hf_dir / "config.json").is_file():
-            _gguf_to_hf(source.gguf, hf_dir, fields, progress)
-        else:
-            progress(f"reusing the dequantised Hugging Face folder {hf_dir}")
-        rebuilt = _is_spm_gemma(fields)
-    assert hf_dir is not None
+    hf_dir, fields, rebuilt = _hf_source(source, cache, progress)
     raw = out / "optimum"
     with _Timer(progress, "exporting to ONNX with optimum (text-generation-with-past, fp32)"):
         try:
@@ -297,6 +301,38 @@ def _quantize(fp32_dir: Path, out: Path, quantization: str, progress: Progress) 
     ModelManifest(**data).write(out)
 
 
+def _export_genai(source: _Source, cache: Path, out: Path, quantization: str, execution_provider: str,
+                  progress: Progress) -> None:
+    from .genai_build import finish_genai_folder, run_builder
+
+    hf_dir, fields, rebuilt = _hf_source(source, cache, progress)
+    with _Timer(progress, f"building with the onnxruntime-genai model builder ({quantization}, {execution_provider})"):
+        run_builder(hf_dir, out, quantization, execution_provider, progress)
+    _hf_tokenizer(hf_dir, out)  # the project's tokenizer replaces the builder's copy
+    manifest = _manifest(source, hf_dir, out, fields, quantization, rebuilt)
+    finish_genai_folder(out, list(manifest.eos_token_ids), manifest.pad_token_id)
+    config = _read_json(hf_dir / "config.json")
+    window = int(config.get("sliding_window") or 0) if str(config.get("model_type", "")).startswith("gemma") else 0
+    data = {**manifest.__dict__, "engine": "genai", "recipe": _genai_recipe(quantization, execution_provider),
+            "sliding_window": window}
+    data["versions"] = {**data["versions"], **_genai_versions()}
+    ModelManifest(**data).write(out)
+
+
+def _genai_versions() -> dict[str, str]:
+    from .genai_build import BUILDER_TRANSFORMERS
+
+    try:
+        return {"onnxruntime-genai": version("onnxruntime-genai"), "builder transformers": BUILDER_TRANSFORMERS}
+    except PackageNotFoundError:
+        return {}
+
+
+def _genai_recipe(quantization: str, execution_provider: str) -> str:
+    return (f"onnxruntime-genai model builder, {quantization}, {execution_provider}, GroupQueryAttention, "
+            "pruned LM head")
+
+
 def _recipe(quantization: str) -> str:
     return FP32_RECIPE if quantization == "fp32" else f"{FP32_RECIPE}; {QUANTIZERS[quantization][1]}"
 
@@ -317,28 +353,48 @@ def _build(target: Path, progress: Progress, make: Callable[[Path], None]) -> Pa
 
 
 def prepare_model(name_or_path: str, quantization: str = "fp32", cache_dir: Path | None = None,
-                  progress: Progress = print, validate: bool = False) -> Path:
+                  progress: Progress = print, validate: bool = False, engine: str = "onnx",
+                  execution_provider: str = "cpu") -> Path:
     """Convert a built-in model name, a ``.gguf`` file or a Hugging Face folder to ONNX; return its folder.
 
-    The folder holds ``model.onnx``, ``tokenizer.json`` and ``tts_sim_model.json``. ``quantization`` is
-    ``fp32``, ``int8``, ``int4`` or ``int8-dynamic`` (see ``quantize.py``; all derived from the fp32 export).
-    Already prepared folders are reused.
-    ``validate`` runs optimum's ONNX-vs-PyTorch output check during export.
+    The folder holds ``model.onnx``, ``tokenizer.json`` and ``tts_sim_model.json``. ``engine`` ``onnx``:
+    optimum export, ``quantization`` ``fp32``, ``int8``, ``int4`` or ``int8-dynamic`` (see ``quantize.py``;
+    all derived from the fp32 export); ``validate`` runs optimum's ONNX-vs-PyTorch output check.
+    ``engine`` ``genai``: the onnxruntime-genai model builder (``fp32``, ``int8``, ``int4``; fused attention,
+    for ``GenaiEngine``), built for ``execution_provider`` ``cpu`` or ``cuda``.
+    Already prepared folders are reused; every folder is built in a temporary sibling and renamed.
     """
-    if quantization not in QUANTIZATIONS:
-        raise ConfigError(f"unknown quantization {quantization!r} (choose from {', '.join(QUANTIZATIONS)})")
+    if engine not in ENGINES:
+        raise ConfigError(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})")
+    if quantization not in ENGINE_QUANTIZATIONS[engine]:
+        raise ConfigError(f"unknown quantization {quantization!r} for the {engine} engine "
+                          f"(choose from {', '.join(ENGINE_QUANTIZATIONS[engine])})")
+    if execution_provider not in ("cpu", "cuda"):
+        raise ConfigError(f"unknown execution provider {execution_provider!r} (cpu or cuda)")
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     source = _resolve(str(name_or_path), cache)
-    target = cache / source.key / quantization
-    if is_prepared(target, _recipe(quantization)):
-        progress(f"{source.key} ({quantization}): already prepared in {target}")
-        return target
-    fp32 = cache / source.key / "fp32"
-    if not is_prepared(fp32, FP32_RECIPE):
-        progress(f"{source.key}: preparing fp32 ONNX from {source.label}")
-        _build(fp32, progress, lambda out: _export_fp32(source, cache, out, progress, validate))
-    if quantization != "fp32":
-        _build(target, progress, lambda out: _quantize(fp32, out, quantization, progress))
+    if engine == "genai":
+        suffix = "" if execution_provider == "cpu" else f"-{execution_provider}"
+        target = cache / source.key / f"genai-{quantization}{suffix}"
+        label = f"genai {quantization}{suffix}"
+        if is_prepared(target, _genai_recipe(quantization, execution_provider)):
+            progress(f"{source.key} ({label}): already prepared in {target}")
+            return target
+        progress(f"{source.key}: preparing {label} from {source.label}")
+        _build(target, progress, lambda out: _export_genai(source, cache, out, quantization, execution_provider,
+                                                           progress))
+    else:
+        label = quantization
+        target = cache / source.key / quantization
+        if is_prepared(target, _recipe(quantization)):
+            progress(f"{source.key} ({quantization}): already prepared in {target}")
+            return target
+        fp32 = cache / source.key / "fp32"
+        if not is_prepared(fp32, FP32_RECIPE):
+            progress(f"{source.key}: preparing fp32 ONNX from {source.label}")
+            _build(fp32, progress, lambda out: _export_fp32(source, cache, out, progress, validate))
+        if quantization != "fp32":
+            _build(target, progress, lambda out: _quantize(fp32, out, quantization, progress))
     size = sum(f.stat().st_size for f in target.glob("model.onnx*")) / 1e6
-    progress(f"{source.key} ({quantization}): ready in {target} ({size:.0f} MB)")
+    progress(f"{source.key} ({label}): ready in {target} ({size:.0f} MB)")
     return target

@@ -12,6 +12,9 @@ MANIFEST_NAME = "tts_sim_model.json"
 MANIFEST_FORMAT = "tts-sim/onnx-model"
 MANIFEST_VERSION = 1
 QUANTIZATIONS = ("fp32", "int8", "int4", "int8-dynamic")
+ENGINES = ("onnx", "genai")
+#: quantisations each engine can prepare (genai: its model builder's precisions; fp16 is for CUDA)
+ENGINE_QUANTIZATIONS = {"onnx": QUANTIZATIONS, "genai": ("fp32", "int8", "int4", "fp16")}
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,8 @@ class ModelManifest:
     num_kv_heads: int = 0
     head_dim: int = 0
     vocab_size: int = 0
+    engine: str = "onnx"  # "onnx" (OnnxEngine over an optimum export) | "genai" (GenaiEngine, genai model builder)
+    sliding_window: int = 0  # local-attention window (Gemma 3), 0 when none
     versions: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -20,6 +20,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("name", help="smollm2-135m, gemma-3-270m, or a .gguf file / HF folder")
     q.add_argument("--quantization", "-q", choices=QUANTIZATIONS, default="fp32",
                    help="int8/int4: weight-only (MatMulNBits); int8-dynamic: quantize_dynamic (mixes batch rows)")
+    q.add_argument("--engine", choices=("onnx", "genai"), default="onnx",
+                   help="onnx: optimum export; genai: onnxruntime-genai model builder (fused attention, fastest; "
+                        "fp32/int8/int4)")
+    q.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="genai: build for this device")
     q.add_argument("--cache-dir", help="prepared models (default: $TTS_SIM_CACHE or ~/.cache/tts-sim/models)")
     q.add_argument("--json", action="store_true", help="print JSON instead of text")
     q.set_defaults(func=cmd_models_prepare)
@@ -41,5 +45,5 @@ def cmd_models_prepare(args: argparse.Namespace) -> None:
         print(msg, file=sys.stderr if args.json else sys.stdout)
 
     path = prepare_model(args.name, args.quantization, Path(args.cache_dir) if args.cache_dir else None,
-                         progress=progress)
+                         progress=progress, engine=args.engine, execution_provider=args.device)
     emit(args, {"model_dir": str(path)}, f"ready: {path}")

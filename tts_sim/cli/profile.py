@@ -24,7 +24,7 @@ from tts_sim.registry import parse_set_options
 #: config dataclass rejects options it does not have (``--backend-option KEY=VALUE`` reaches any option).
 _BACKEND_FLAGS = {"quantization": "quantization", "threads": "threads", "max_batch": "max_batch",
                   "cache_dir": "cache_dir", "base_url": "base_url", "api_key": "api_key", "stream": "stream",
-                  "timeout": "timeout_s", "device": "device"}
+                  "timeout": "timeout_s", "device": "device", "engine": "engine"}
 
 
 def add_backend_options(p: argparse.ArgumentParser) -> None:
@@ -36,6 +36,9 @@ def add_backend_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--backend-option", action="append", metavar="KEY=VALUE",
                    help="any option of the backend's config (repeatable)")
     g.add_argument("--quantization", "-q", choices=["fp32", "int8", "int4"], help="onnx weights (default fp32)")
+    g.add_argument("--engine", choices=("onnx", "genai"),
+                   help="onnx backend: optimum export + numpy loop (default), or genai: onnxruntime-genai (fused "
+                        "attention, fastest)")
     g.add_argument("--threads", type=positive_int, help="onnx: intra-op threads (default: onnxruntime's)")
     g.add_argument("--max-batch", type=positive_int, help="onnx: sequences decoded together (default 8)")
     g.add_argument("--cache-dir", help="onnx: prepared models (default: $TTS_SIM_CACHE or ~/.cache/tts-sim/models)")
@@ -45,7 +48,8 @@ def add_backend_options(p: argparse.ArgumentParser) -> None:
                                                                       "token")
     g.add_argument("--timeout", type=positive_float, help="openai: seconds per request (default 300)")
     g.add_argument("--device", help="device name for latency tables (a DEVICES name such as cpu or H100; "
-                                    "default: from the backend; required for openai)")
+                                    "default: from the backend; required for openai); onnx: 'cuda' runs on the "
+                                    "CUDA execution provider (an error if it would fall back to the CPU)")
 
 
 def _stderr(message: str) -> None:
@@ -117,7 +121,8 @@ def cmd_profile(args: argparse.Namespace) -> None:
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed,
         batch=args.batch, latency=not args.no_latency, banks=not args.no_banks, prompt_lengths=args.prompt_lengths,
         batch_sizes=args.batch_sizes, contexts=args.contexts, repeats=args.repeats, steps=args.steps,
-        max_batch_tokens=args.max_batch_tokens, device=args.device, label=args.label)
+        max_batch_tokens=args.max_batch_tokens, device=None if args.device == "cuda" else args.device,
+        label=args.label)
     backend = make_backend(args)
     if config.latency and not can_time_steps(backend):
         raise ConfigError(f"backend {args.backend!r} cannot time single prefill/decode steps: pass --no-latency")
