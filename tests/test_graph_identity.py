@@ -76,3 +76,15 @@ def test_dead_nodes_do_not_change_the_key() -> None:
 def test_symmetric_grids_are_fast_and_invariant() -> None:
     g = grid(4, 2, L1, L3)  # 4 parallel chains of 2: refinement alone cannot order the chains
     assert graph_key(renamed(g, random.Random(1))) == graph_key(g)
+
+
+def test_the_simulator_scores_a_renamed_graph_exactly_like_the_original() -> None:
+    from tts_sim.sim.evaluator import SimulatedEvaluator
+
+    g = grid(3, 2, L1, L3)
+    other = renamed(g, random.Random(7))
+    ev = SimulatedEvaluator("math")
+    qs = range(100)
+    assert ev.evaluate(other, qs, seed=3).accuracy == ev.evaluate(g, qs, seed=3).accuracy
+    assert ev.expected(other, qs).accuracy == ev.expected(g, qs).accuracy
+    assert len(ev.quality._plans) == 1  # one plan for both names

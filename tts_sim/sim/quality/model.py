@@ -18,6 +18,7 @@ from scipy import special
 from threadpoolctl import threadpool_limits
 
 from tts_sim.core.graph import Graph, Role
+from tts_sim.core.identity import canonical_order, graph_key
 from tts_sim.core.models import DEFAULT_CATALOG, ModelCatalog
 from tts_sim.core.profile import Profile
 from tts_sim.errors import ConfigError, ProfileError
@@ -83,7 +84,7 @@ class QualityModel:
         self.catalog = catalog
         self._cdf = np.cumsum(answers.probs, axis=2).astype(np.float32)
         self._cdf[:, :, -1] = 1.0
-        self._plans: OrderedDict[Graph, list[_NodePlan]] = OrderedDict()  # LRU, PLAN_CACHE_SIZE graphs
+        self._plans: OrderedDict[str, list[_NodePlan]] = OrderedDict()  # LRU by canonical graph key
 
     # ----- construction -------------------------------------------------------------------
     @classmethod
@@ -194,8 +195,8 @@ class QualityModel:
         """Answer ids (len(questions), replicates) of every executed node, by node id."""
         qs = self._questions(questions)
         plan = self._plan(graph)
-        ids = self._run(plan, qs, rng, replicates)
-        return {p.id: a for p, a in zip(plan, ids, strict=True)}
+        ids = self._run(plan, qs, rng, replicates)  # the plan may come from an isomorphic graph: use its order
+        return dict(zip(canonical_order(graph), ids, strict=True))
 
     # ----- internals ----------------------------------------------------------------------
     def _overwrite_chances(self, params: FusionParams) -> dict[str, float]:
@@ -228,17 +229,20 @@ class QualityModel:
                                f"{self.label!r} (it has: {', '.join(self.models)})") from None
 
     def _plan(self, graph: Graph) -> list[_NodePlan]:
-        plan = self._plans.get(graph)
+        """Nodes in canonical order (output last), so isomorphic graphs share one plan and one result."""
+        key = graph_key(graph)
+        plan = self._plans.get(key)
         if plan is not None:
-            self._plans.move_to_end(graph)
+            self._plans.move_to_end(key)
             return plan
-        pos = {n: i for i, n in enumerate(graph.executed)}
+        order = canonical_order(graph)
+        pos = {n: i for i, n in enumerate(order)}
         skills = self.answers.skill
         plan = []
-        for n in graph.executed:
+        for n in order:
             node = graph.node(n)
             m = self._model_index(node.model)
-            preds = tuple(pos[p] for p in graph.predecessors(n))
+            preds = tuple(sorted(pos[p] for p in graph.predecessors(n)))
             if not preds:
                 plan.append(_NodePlan(n, (), m, None, 0.0, 0.0))
                 continue
@@ -250,7 +254,7 @@ class QualityModel:
             log_own = np.where(self.answers.valid, float(self.params.tau(role)) * log_own, -np.inf).astype(np.float32)
             plan.append(_NodePlan(n, preds, m, log_own, lam * float(self.params.beta(role, s)),
                                   lam * float(self.params.rho(role, s))))
-        self._plans[graph] = plan
+        self._plans[key] = plan
         if len(self._plans) > PLAN_CACHE_SIZE:  # a plan is ~0.2 MB on 500 questions: keep memory bounded
             self._plans.popitem(last=False)
         return plan
