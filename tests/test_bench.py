@@ -253,3 +253,32 @@ def test_progress_bar_counts_jobs_on_stderr(tmp_path, capsys):
     run_bench(tiny(tmp_path, seeds=(0,)), progress=True)
     err = capsys.readouterr().err
     assert "bench" in err and "2/2" in err
+
+
+def test_searcher_options_reach_the_searcher_and_are_checked(tmp_path, capsys):
+    base = ["bench", "--searchers", "random", "--tasks", "math", "--budgets", "18", "--seeds", "1", "--evals", "3",
+            "--search-questions", "20", "--heldout-questions", "20", "--regret-budgets", "none",
+            "--executor", "inline", "--quiet", "--json"]
+    code = main([*base, "--searcher-options", "random.edge_p=0.9", "--out", str(tmp_path / "a")])
+    assert code == 0, capsys.readouterr().err
+    rows = [json.loads(line) for line in (tmp_path / "a" / "results.jsonl").read_text().splitlines()]
+    assert json.loads(capsys.readouterr().out)["config"]["searcher_options"] == ["random.edge_p=0.9"]
+    from tts_sim.bench.config import BenchConfig
+
+    with_options = BenchConfig(searchers=("random",), searcher_options=("random.edge_p=0.9",))
+    assert with_options.fingerprint() != BenchConfig(searchers=("random",)).fingerprint()  # a result setting
+    assert len(rows) == 1
+    assert with_options.options_for() == {"random": {"edge_p": "0.9"}}
+    for bad, words in (("random.colour=red", "has no option 'colour'"), ("random.edge_p=x", "expected a number"),
+                       ("tpe.n_initial=3", "which is not benched"), ("random", "not SEARCHER.KEY=VALUE")):
+        code = main([*base, "--searcher-options", bad, "--out", str(tmp_path / "b")])
+        err = capsys.readouterr().err
+        assert code == 2 and words in err and err.count("\n") == 1, (bad, err)
+
+
+def test_the_default_searchers_are_the_builtin_ones():
+    from tts_sim.bench.config import BenchConfig
+
+    searchers = BenchConfig().searchers
+    assert searchers[0] == "agent-reinforce" and set(searchers) == {
+        "agent-reinforce", "random", "bo-gp", "bo-forest", "tpe", "textgrad", "gptswarm", "hybrid"}

@@ -63,6 +63,11 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         return sorted(set(self._items) | set(self._declared()))
 
+    def builtin_names(self) -> list[str]:
+        """Names declared by tts-sim itself (not by third-party packages), sorted."""
+        return sorted(name for name, ep in self._declared().items()
+                      if ep.dist is not None and ep.dist.name.replace("_", "-").lower() == "tts-sim")
+
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and (name in self._items or name in self._declared())
 

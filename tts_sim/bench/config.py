@@ -19,7 +19,14 @@ from typing import Any
 from tts_sim.core.models import PAPER_POOL
 from tts_sim.errors import ConfigError
 
-DEFAULT_SEARCHERS = ("agent-reinforce", "random", "bo-gp", "bo-forest", "tpe", "textgrad", "gptswarm", "hybrid")
+
+def default_searchers() -> tuple[str, ...]:
+    """Every searcher tts-sim itself declares (entry points), Agent-REINFORCE first."""
+    from tts_sim.search.searcher import SEARCHERS
+
+    names = SEARCHERS.builtin_names()
+    return tuple(sorted(names, key=lambda n: (n != "agent-reinforce", n)))
+
 MAIN, SMALL = "main", "small"
 
 #: Settings every result row depends on: a bench folder refuses to resume under different ones.
@@ -35,8 +42,10 @@ def _opt(help: str) -> dict[str, Any]:
 class BenchConfig:
     """What a bench runs, where it writes, and how it hands out the work."""
 
-    searchers: tuple[str, ...] = field(default=DEFAULT_SEARCHERS, metadata=_opt(
-        "searchers to compare (names of the searcher registry)"))
+    searchers: tuple[str, ...] = field(default_factory=default_searchers, metadata=_opt(
+        "searchers to compare (names of the searcher registry; default: every built-in searcher)"))
+    searcher_options: tuple[str, ...] = field(default=(), metadata=_opt(
+        "searcher options as SEARCHER.KEY=VALUE (e.g. random.edge_p=0.5), checked against the searcher's config"))
     tasks: tuple[str, ...] = field(default=("math", "mmlu", "humaneval"), metadata=_opt("tasks"))
     budgets: tuple[float, ...] = field(default=(18.0, 42.0, 80.0), metadata=_opt(
         "FLOPs budgets in units (multiples of one direct LLaMA-1B call)"))
@@ -66,7 +75,8 @@ class BenchConfig:
     out: str = field(default="runs/bench", metadata=_opt("output folder (results.jsonl, report.md, PNGs)"))
 
     def __post_init__(self) -> None:
-        for name in ("searchers", "tasks", "budgets", "seeds", "pool", "regret_budgets", "regret_pool"):
+        for name in ("searchers", "searcher_options", "tasks", "budgets", "seeds", "pool", "regret_budgets",
+                     "regret_pool"):
             value = getattr(self, name)
             if isinstance(value, (str, int, float)):
                 value = (value,)
@@ -103,10 +113,28 @@ class BenchConfig:
             return {"max_nodes": self.regret_max_nodes, "pool": tuple(self.regret_pool)}
         raise ConfigError(f"bench: unknown space {space!r} (main or small)")
 
+    def options_for(self) -> dict[str, dict[str, str]]:
+        """``searcher_options`` as {searcher: {key: value}}; one-line error on a malformed item."""
+        from tts_sim.registry import parse_set_options
+
+        out: dict[str, dict[str, str]] = {}
+        for item in self.searcher_options:
+            name, dot, rest = item.partition(".")
+            if not dot or "=" not in rest:
+                raise ConfigError(f"bench: searcher option {item!r} is not SEARCHER.KEY=VALUE")
+            if name not in self.searchers:
+                raise ConfigError(f"bench: searcher option {item!r} names {name!r}, which is not benched")
+            out.setdefault(name, {}).update(parse_set_options([rest]))
+        return out
+
     def settings(self) -> dict[str, Any]:
-        """The settings every result depends on (see ``RESULT_SETTINGS``)."""
+        """The settings every result depends on (see ``RESULT_SETTINGS``); searcher options only when
+        given, so benches without them keep their fingerprint."""
         data = asdict(self)
-        return {k: (list(data[k]) if isinstance(data[k], tuple) else data[k]) for k in RESULT_SETTINGS}
+        out = {k: (list(data[k]) if isinstance(data[k], tuple) else data[k]) for k in RESULT_SETTINGS}
+        if self.searcher_options:
+            out["searcher_options"] = self.options_for()
+        return out
 
     def fingerprint(self) -> str:
         text = json.dumps(self.settings(), sort_keys=True)

@@ -109,7 +109,8 @@ def _search(job: Job, settings: dict[str, Any]) -> dict[str, Any]:
     space = space_for(job, settings)
     search_qs, heldout_qs = splits(ev.n_questions, settings)
     result = run_search(job.searcher, space, ev, int(settings["evals"]), job.seed, search_questions=search_qs,
-                        heldout_questions=heldout_qs, objective=settings.get("objective"))
+                        heldout_questions=heldout_qs, objective=settings.get("objective"),
+                        options=settings.get("searcher_options", {}).get(job.searcher))
     known = {graph_key(result.best): result.expected_accuracy} if result.expected_accuracy is not None else {}
     curve = anytime_curve(result.trials, ev, heldout_qs, int(settings["evals"]), known)
     final = result.expected_accuracy if result.expected_accuracy is not None else curve[-1]

@@ -62,8 +62,9 @@ def plan_jobs(config: BenchConfig) -> list[Job]:
     from tts_sim.sim.cluster import parse_cluster
     from tts_sim.tasks import get_task
 
+    options = config.options_for()
     for name in config.searchers:
-        SEARCHERS.get(name)  # ConfigError naming the unknown searcher
+        SEARCHERS.build(name, options.get(name, {}))  # ConfigError naming an unknown searcher or option
     if config.cluster:
         parse_cluster(config.cluster)  # ClusterError naming the bad item, before any job fails on it
     if parse_objective(config.objective).needs_latency and not config.cluster:

@@ -12,7 +12,7 @@ from tts_sim.bench.config import BenchConfig, parse_seeds
 from tts_sim.cli.options import add_quiet, emit, positive_int, table
 from tts_sim.errors import ConfigError
 
-_LISTS = {"searchers": str, "tasks": str, "budgets": float, "pool": str, "regret_budgets": float, "regret_pool": str}
+_LISTS = {"searchers": str, "searcher_options": str, "tasks": str, "budgets": float, "pool": str, "regret_budgets": float, "regret_pool": str}
 _INTS = {"evals", "search_questions", "heldout_questions", "split_seed", "max_nodes", "regret_max_nodes",
          "regret_limit", "workers"}
 
@@ -24,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "results stream to OUT/results.jsonl (resumable), then OUT/report.md "
                                           "and PNG plots.")
     for f in fields(BenchConfig):
-        default = f.default if f.default is not MISSING else None
+        default = f.default if f.default is not MISSING else (
+            f.default_factory() if f.default_factory is not MISSING else None)
         flag = "--" + f.name.replace("_", "-")
         shown = ",".join(str(v) if not isinstance(v, float) else f"{v:g}" for v in default) \
             if isinstance(default, tuple) else default
