@@ -12,7 +12,8 @@ from tts_sim.bench.config import BenchConfig, parse_seeds
 from tts_sim.cli.options import add_quiet, emit, positive_int, table
 from tts_sim.errors import ConfigError
 
-_LISTS = {"searchers": str, "searcher_options": str, "tasks": str, "budgets": float, "pool": str, "regret_budgets": float, "regret_pool": str}
+_LISTS = {"searchers": str, "searcher_options": str,
+          "tasks": str, "budgets": float, "pool": str, "regret_budgets": float, "regret_pool": str}
 _INTS = {"evals", "search_questions", "heldout_questions", "split_seed", "max_nodes", "regret_max_nodes",
          "regret_limit", "workers"}
 

@@ -2,6 +2,7 @@
 
 from tts_sim.core.devices import DEVICES, DeviceSpec, get_device
 from tts_sim.errors import ClusterError
+from tts_sim.sim.cluster.continuous import ContinuousConfig
 from tts_sim.sim.cluster.histogram import LogHistogram
 from tts_sim.sim.cluster.latency import (
     LATENCY_PREDICTORS,
@@ -12,7 +13,7 @@ from tts_sim.sim.cluster.latency import (
     predictor_for,
 )
 from tts_sim.sim.cluster.placement import ModelDemand, Placement, place
-from tts_sim.sim.cluster.schedulers import SCHEDULERS, ContinuousConfig, StaticConfig, build_scheduler
+from tts_sim.sim.cluster.schedulers import SCHEDULERS, build_scheduler
 from tts_sim.sim.cluster.simulator import (
     ArrivalTimes,
     ClosedLoop,
@@ -22,6 +23,7 @@ from tts_sim.sim.cluster.simulator import (
     TimelineEvent,
 )
 from tts_sim.sim.cluster.spec import ClusterSpec, parse_cluster
+from tts_sim.sim.cluster.static import StaticConfig
 from tts_sim.sim.cluster.tokens import LengthDistribution, TokenModel, token_model_from_profile
 
 __all__ = [

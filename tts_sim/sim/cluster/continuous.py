@@ -33,12 +33,14 @@ from __future__ import annotations
 import heapq
 import math
 from collections import OrderedDict, deque
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from simpy.events import Event, Timeout
 
+from tts_sim.errors import ConfigError
 from tts_sim.sim.cluster.entities import BatchRecord, Request
-from tts_sim.sim.cluster.schedulers import ContinuousConfig, kv_block_budget
+from tts_sim.sim.cluster.schedulers import kv_block_budget
 
 if TYPE_CHECKING:
     from tts_sim.sim.cluster.simulator import _Run
@@ -549,3 +551,31 @@ class ContinuousReplica:
             eng.shared -= eng.prefix[req.prefix][0]
         self._unref(eng, req)
         self.run.node_done(req.q, req.j, self.i, req.start, now, len(eng.running) + 1)
+
+
+@dataclass(frozen=True)
+class ContinuousConfig:
+    """Continuous (iteration-level) batching.
+
+    ``block_size``: KV-cache block in tokens. ``prefix_caching``: a query's nodes share the blocks
+    of the question prompt on a replica (prefilled once). ``chunked_prefill``: token budget per
+    step (decodes first, then prompt chunks), None: a prompt is prefilled in a step of its own
+    while the running batch waits (vLLM's default without chunked prefill).
+    """
+
+    block_size: int = 16
+    prefix_caching: bool = True
+    chunked_prefill: int | None = None
+    name: str = "continuous"
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.block_size, int) and not isinstance(self.block_size, bool) and self.block_size >= 1):
+            raise ConfigError(f"KV block size must be an integer >= 1 token, got {self.block_size!r}")
+        budget = self.chunked_prefill
+        if budget is not None and not (isinstance(budget, int) and not isinstance(budget, bool) and budget >= 1):
+            raise ConfigError(f"chunked-prefill token budget must be an integer >= 1, got {budget!r}")
+        if not isinstance(self.prefix_caching, bool):
+            raise ConfigError(f"prefix_caching must be true or false, got {self.prefix_caching!r}")
+
+    def build(self) -> ContinuousScheduler:
+        return ContinuousScheduler(self)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tts_sim.errors import ConfigError
@@ -54,50 +54,6 @@ class Scheduler(Protocol):
 
 
 SCHEDULERS: Registry[type] = Registry("schedulers")
-
-
-@dataclass(frozen=True)
-class StaticConfig:
-    """Static batching: today's behaviour, kept for engines that batch statically (the CPU engine)."""
-
-    name: str = "static"
-
-    def build(self) -> Scheduler:
-        from tts_sim.sim.cluster.static import StaticScheduler
-
-        return StaticScheduler()
-
-
-@dataclass(frozen=True)
-class ContinuousConfig:
-    """Continuous (iteration-level) batching.
-
-    ``block_size``: KV-cache block in tokens. ``prefix_caching``: a query's nodes share the blocks
-    of the question prompt on a replica (prefilled once). ``chunked_prefill``: token budget per
-    step (decodes first, then prompt chunks), None: a prompt is prefilled in a step of its own
-    while the running batch waits (vLLM's default without chunked prefill).
-    """
-
-    block_size: int = 16
-    prefix_caching: bool = True
-    chunked_prefill: int | None = None
-    name: str = "continuous"
-
-    def __post_init__(self) -> None:
-        if not (isinstance(self.block_size, int) and not isinstance(self.block_size, bool) and self.block_size >= 1):
-            raise ConfigError(f"KV block size must be an integer >= 1 token, got {self.block_size!r}")
-        budget = self.chunked_prefill
-        if budget is not None and not (isinstance(budget, int) and not isinstance(budget, bool) and budget >= 1):
-            raise ConfigError(f"chunked-prefill token budget must be an integer >= 1, got {budget!r}")
-        if not isinstance(self.prefix_caching, bool):
-            raise ConfigError(f"prefix_caching must be true or false, got {self.prefix_caching!r}")
-
-    def build(self) -> Scheduler:
-        from tts_sim.sim.cluster.continuous import ContinuousScheduler
-
-        return ContinuousScheduler(self)
-
-
 
 
 def build_scheduler(spec: str | Any | None = None, options: Mapping[str, Any] | None = None) -> Scheduler:

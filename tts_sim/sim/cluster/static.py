@@ -11,6 +11,7 @@ all scheduled earlier, and SimPy processes same-time, same-priority events first
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from simpy.events import Event, Timeout
@@ -114,3 +115,13 @@ class StaticReplica:
                 wake = Event(env)
                 wake.succeed()
                 yield wake
+
+
+@dataclass(frozen=True)
+class StaticConfig:
+    """Static batching: today's behaviour, kept for engines that batch statically (the CPU engine)."""
+
+    name: str = "static"
+
+    def build(self) -> StaticScheduler:
+        return StaticScheduler()

@@ -68,8 +68,6 @@ def prediction_interval(qm: QualityModel, graph: Graph, questions: Sequence[int]
                         seed: int = 0) -> PredictionInterval:
     """The ``level`` prediction interval of one evaluation of ``graph`` on ``questions`` (see the module
     docstring). Deterministic in ``seed``."""
-    from tts_sim.sim.quality.model import QualityModel
-
     if not 0 < level < 1:
         raise ConfigError(f"level must be in (0, 1), got {level}")
     if draws < 2:
@@ -88,7 +86,7 @@ def prediction_interval(qm: QualityModel, graph: Graph, questions: Sequence[int]
         includes = "run noise only (the fusion fit has no covariance: too few records, see the fit's warning)"
     else:
         base = qm.expected(graph, questions, replicates=replicates).mean()
-        values = np.array([QualityModel(qm.task, qm.answers, FusionParams.from_vector(v, skills=qm.params.skills),
+        values = np.array([type(qm)(qm.task, qm.answers, FusionParams.from_vector(v, skills=qm.params.skills),
                                         label=qm.label, catalog=qm.catalog)
                            .expected(graph, questions, replicates=replicates).mean() for v in x])
         deltas = values - base  # common random numbers: the Monte Carlo noise of ``expected`` cancels
