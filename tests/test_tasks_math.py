@@ -134,6 +134,7 @@ def test_normaliser_rules() -> None:
     assert normalize_answer("\\sqrt2") == "\\sqrt{2}"
     assert normalize_answer("5.00") == "5"
     assert normalize_answer("\\text{ Navin }") == "navin"
+    assert normalize_answer("\\frac\\") == "\\frac\\"  # a stray backslash is left as is (it used to crash)
 
 
 @settings(max_examples=40, deadline=None)

@@ -11,6 +11,7 @@ register a frozen spec. Built-ins and third parties alike are declared as entry 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import types
 import typing
 from collections.abc import Iterator, Mapping
@@ -78,7 +79,7 @@ class Registry(Generic[T]):
         """``config(**options).build()`` for the config dataclass registered as ``name``; options are
         checked against its fields (strings, as from ``--set key=value``, are converted to the field type)."""
         config_cls = self.get(name)
-        return make_config(config_cls, options or {}, f"{self._kind} {name!r}").build()  # type: ignore[attr-defined]
+        return make_config(config_cls, options or {}, f"{self._kind} {name!r}").build()
 
     def options(self, name: str) -> dict[str, tuple[str, Any]]:
         """Option name -> (type as text, default) of plug-in ``name``'s config dataclass."""
@@ -166,7 +167,7 @@ def convert(text: str, hint: Any, what: str) -> Any:
         if value != value or value in (float("inf"), float("-inf")):
             raise ConfigError(f"{what}: expected a finite number, got {text!r}")
         return value
-    if isinstance(hint, type) and hasattr(hint, "__members__"):  # Enum
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
         try:
             return hint(text)
         except ValueError:

@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 from scipy import stats as _st
 
 Z95 = 1.959963984540054
@@ -22,7 +23,7 @@ def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, fl
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def mean_ci(values: Sequence[float], z: float = Z95) -> tuple[float, float, float]:
+def mean_ci(values: Sequence[float] | npt.NDArray[np.float64], z: float = Z95) -> tuple[float, float, float]:
     """Mean and a normal-approximation (t for small n) 95% interval: (mean, low, high)."""
     arr = np.asarray(values, dtype=float)
     n = arr.size

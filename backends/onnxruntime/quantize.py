@@ -52,8 +52,9 @@ def quantize_nbits(src: Path, dst: Path, bits: int, block_size: int = BLOCK_SIZE
         try:
             from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
         except ModuleNotFoundError as exc:  # onnxruntime >= 1.22 needs onnx_ir for this quantizer
-            raise ConfigError(f"{bits}-bit quantisation needs the package {exc.name!r} "
-                              f"(pip install {exc.name.replace('_', '-')})") from None
+            missing = exc.name or "onnx_ir"  # the name is always set by a failed import
+            raise ConfigError(f"{bits}-bit quantisation needs the package {missing!r} "
+                              f"(pip install {missing.replace('_', '-')})") from None
         import onnx
 
         quantizer = MatMulNBitsQuantizer(onnx.load(str(src)), bits=bits, block_size=block_size, is_symmetric=True,

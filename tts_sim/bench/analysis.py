@@ -233,8 +233,8 @@ def _diagnose(analysis: Analysis, cell: Cell, opponents: list[str]) -> dict[str,
     """Facts about a cell where the reference does not beat every opponent."""
     ref = analysis.get(cell, analysis.reference or "")
     assert ref is not None
-    best = max((analysis.get(cell, s) for s in analysis.searchers if analysis.get(cell, s) is not None),
-               key=lambda st: st.final[0])
+    present = [st for s in analysis.searchers if (st := analysis.get(cell, s)) is not None]
+    best = max(present, key=lambda st: st.final[0])
     beaten_by = [o for o in opponents if (st := analysis.get(cell, o)) is not None and st.final[0] >= ref.final[0]]
     sig = [p.other for p in analysis.paired if p.cell == cell and p.other in beaten_by and p.verdict == "loss"]
     return {"cell": cell_name(cell), "beaten_by": beaten_by, "significant": sig,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
@@ -96,6 +96,7 @@ def make_executor(spec: str, workers: int) -> Executor:
         raise ConfigError(f"executor {spec!r}: module {module!r} has no {name!r}") from None
     if not callable(factory):
         raise ConfigError(f"executor {spec!r}: {name!r} is not callable")
+    params: Mapping[str, inspect.Parameter]
     try:
         params = inspect.signature(factory).parameters
     except (TypeError, ValueError):

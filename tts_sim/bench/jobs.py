@@ -87,9 +87,10 @@ def splits(n_pool: int, settings: dict[str, Any]) -> tuple[tuple[int, ...], tupl
 
 def space_for(job: Job, settings: dict[str, Any]) -> Any:
     from tts_sim.search import SearchSpace
+    from tts_sim.tasks import get_task
 
     opts = settings["spaces"][job.space]
-    return SearchSpace(job.task, job.budget, max_nodes=int(opts["max_nodes"]), pool=tuple(opts["pool"]))
+    return SearchSpace(get_task(job.task), job.budget, max_nodes=int(opts["max_nodes"]), pool=tuple(opts["pool"]))
 
 
 def execute(job: Job, settings: dict[str, Any]) -> dict[str, Any]:
@@ -114,6 +115,7 @@ def _search(job: Job, settings: dict[str, Any]) -> dict[str, Any]:
     known = {graph_key(result.best): result.expected_accuracy} if result.expected_accuracy is not None else {}
     curve = anytime_curve(result.trials, ev, heldout_qs, int(settings["evals"]), known)
     final = result.expected_accuracy if result.expected_accuracy is not None else curve[-1]
+    assert result.heldout is not None  # run_search always evaluates the best graph on the held-out questions
     return {
         "kind": "search", "searcher": job.searcher, "task": job.task, "budget": job.budget, "space": job.space,
         "seed": job.seed, "heldout_expected": float(final), "heldout_sampled": float(result.heldout.accuracy),

@@ -257,14 +257,14 @@ def _paired_section(analysis: Analysis) -> list[str]:
     others = [s for s in analysis.searchers if s != ref]
     rows = []
     for cell in analysis.cells:
-        row = [cell_name(cell)]
+        row: list[object] = [cell_name(cell)]
         for o in others:
             p = next((p for p in analysis.paired if p.cell == cell and p.other == o), None)
             row.append("–" if p is None else {"win": "win", "loss": "LOSS", "tie": "tie"}[p.verdict]
                        + (" (+)" if p.verdict == "tie" and p.mean_diff > 0 else
                           " (−)" if p.verdict == "tie" and p.mean_diff < 0 else ""))
         rows.append(row)
-    tally = ["**total W/T/L**"]
+    tally: list[object] = ["**total W/T/L**"]
     for o in others:
         ps = [p for p in analysis.paired if p.other == o]
         tally.append(f"{sum(p.verdict == 'win' for p in ps)}/{sum(p.verdict == 'tie' for p in ps)}/"
@@ -338,7 +338,8 @@ def _explain(analysis: Analysis, opponents: Sequence[str]) -> list[str]:
                f"mixes on fewer questions; after the pre-test it edits one chosen mix.")
     pairs = [(cell, st) for cell in cells
              if (st := analysis.get(cell, ref)) is not None and st.after_pretests is not None]
-    better = [(cell, st) for cell, st in pairs if st.after_pretests > st.final[0] + 0.005]
+    better = [(cell, st) for cell, st in pairs
+              if st.after_pretests is not None and st.after_pretests > st.final[0] + 0.005]
     if better:
         cases = ", ".join(f"{cell_name(cell)} {st.after_pretests:.3f} vs {st.final[0]:.3f}" for cell, st in better)
         out.append(f"- On {len(better)}/{len(pairs)} cells the best graph of {ref}'s pre-tests (scored on fewer "

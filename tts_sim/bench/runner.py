@@ -79,7 +79,7 @@ def plan_jobs(config: BenchConfig) -> list[Job]:
                               f"of {task}'s {n}")
     jobs: list[Job] = []
     for task, budget, space_name in config.cells():
-        space = SearchSpace(task, budget, **config.space_options(space_name))  # BudgetError if too small
+        space = SearchSpace(get_task(task), budget, **config.space_options(space_name))  # BudgetError if too small
         enumerable = raw_count(space) <= config.regret_limit
         if space_name != MAIN and not enumerable:
             raise ConfigError(f"bench: the small space ({config.regret_max_nodes} slots, "
@@ -194,7 +194,7 @@ def run_bench(config: BenchConfig, *, resume: bool = True, executor: Executor | 
     settings = settings_for(config)
     run = BenchRun(out, list(done.values()), ran=0, skipped=len(done), dropped_partial_line=dropped)
     own = executor is None
-    pool = make_executor(config.executor, config.workers) if own else executor
+    pool = make_executor(config.executor, config.workers) if executor is None else executor
     bar = _bar(len(jobs), len(done), progress)
     interrupted = False
     pending: dict[Future, Job] = {}

@@ -148,6 +148,7 @@ def cmd_search(args: argparse.Namespace) -> None:
             bar.close()
     result.save(out / "result.json")
     result.best.save(out / "best_graph.json")
+    assert result.heldout is not None  # run_search always evaluates the best graph on the held-out questions
     draw_graph(result.best, out / "best_graph.png",
                title=f"{result.searcher} on {task.name}, budget {budget:.1f} units: held-out accuracy "
                      f"{result.heldout.accuracy:.3f}", catalog=catalog)

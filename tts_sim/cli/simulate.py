@@ -80,6 +80,7 @@ def cmd_simulate(args: argparse.Namespace) -> None:
         if args.trace:
             from tts_sim.sim.cluster.trace import write_trace
 
+            assert ev.simulator is not None  # --trace needs --cluster (checked above)
             run = ev.simulator.simulate(g, ev.task, ev.arrival, args.queries, seed=args.seed or 0, record=True)
             rows.append(("trace", str(write_trace(run, args.trace))))
     data = result.to_dict()

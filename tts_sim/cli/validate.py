@@ -49,12 +49,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _task_from(paths: list[str]) -> str:
     data = read_json(paths[0], "candidate file")  # names a missing or corrupted file before asking for --task
     if isinstance(data, dict):
-        config, heldout = (data.get(k) if isinstance(data.get(k), dict) else {} for k in ("config", "heldout"))
-        space = config.get("space") if isinstance(config.get("space"), dict) else {}
+        config, heldout = _dict_at(data, "config"), _dict_at(data, "heldout")
+        space = _dict_at(config, "space")
         task = heldout.get("task") or config.get("task") or space.get("task")
         if isinstance(task, str) and task:
             return task
     raise ConfigError("pass --task (the first file does not name its task)")
+
+
+def _dict_at(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def cmd_validate(args: argparse.Namespace) -> None:

@@ -46,7 +46,7 @@ class Graph:
     nodes: tuple[Node, ...]
     edges: frozenset[tuple[str, str]]
     output: str
-    _index: dict[str, Node] = field(default=None, compare=False, hash=False, repr=False)  # type: ignore[assignment]
+    _index: dict[str, Node] = field(default=None, compare=False, hash=False, repr=False)  # type: ignore[arg-type]  # set in __post_init__
 
     # ----- construction -------------------------------------------------------------------
     @classmethod

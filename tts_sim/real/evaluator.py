@@ -149,6 +149,7 @@ def run_summary(runs: Sequence[GraphRun], catalog: ModelCatalog = DEFAULT_CATALO
     for t in calls:
         by_kind.setdefault(t.kind, []).append(t)
     flops = [node_call_flops(catalog, t.backend_model, t.prompt_tokens, t.completion_tokens) for t in calls]
+    known_flops = [f for f in flops if f is not None]
     return {
         "mean_prompt_tokens": float(np.mean([t.prompt_tokens for t in calls])),
         "mean_completion_tokens": float(np.mean([t.completion_tokens for t in calls])),
@@ -159,5 +160,5 @@ def run_summary(runs: Sequence[GraphRun], catalog: ModelCatalog = DEFAULT_CATALO
         "by_kind": {k: {"calls": len(v), "prompt_tokens": float(np.mean([t.prompt_tokens for t in v])),
                         "completion_tokens": float(np.mean([t.completion_tokens for t in v]))}
                     for k, v in sorted(by_kind.items())},
-        "measured_flops": (float(sum(flops)) / len(runs)) if all(f is not None for f in flops) else None,
+        "measured_flops": (float(sum(known_flops)) / len(runs)) if len(known_flops) == len(flops) else None,
     }

@@ -190,8 +190,8 @@ class ValidationReport:
 
     @property
     def spearman_latency(self) -> float | None:
-        rows = [r for r in self.rows if r.predicted.latency and r.measured.latency]
-        return _spearman([r.predicted.latency.mean_s for r in rows], [r.measured.latency.mean_s for r in rows])
+        pairs = [(p, m) for r in self.rows if (p := r.predicted.latency) and (m := r.measured.latency)]
+        return _spearman([p.mean_s for p, _ in pairs], [m.mean_s for _, m in pairs])
 
     def summary(self) -> dict[str, Any]:
         errs = [r.latency_errors() for r in self.rows]

@@ -85,7 +85,8 @@ class Checkpoint:
     def begin(self, config: dict[str, Any]) -> None:
         """Make the file a journal ready for appends (call after ``load``)."""
         if self._legacy is not None:  # convert, keeping every record, in one atomic replace
-            records = [{"trial": t} for t in self._legacy.trials] + [{"agent": a} for a in self._legacy.agent_calls]
+            records: list[dict[str, Any]] = [{"trial": t} for t in self._legacy.trials]
+            records += [{"agent": a} for a in self._legacy.agent_calls]
             if records:
                 records[-1]["elapsed_s"] = self._legacy.elapsed_s
             self._write_atomically([_header(self._legacy.config), *records])

@@ -93,13 +93,14 @@ def _canonical(perms: list[tuple[int, ...]], models: tuple[int, ...], roles: Seq
                edges: list[tuple[int, int]], outs: list[int]) -> tuple:
     best = None
     for perm in perms:
-        labels = [None] * len(perm)
+        labels: list[tuple[int, bool] | None] = [None] * len(perm)
         for old, new in enumerate(perm):
             labels[new] = (models[old], roles[old] is Role.FUSER)
         key = (tuple(labels), tuple(sorted((perm[i], perm[j]) for i, j in edges)), tuple(sorted(perm[i] for i in outs)))
         if best is None or key < best:
             best = key
-    return best  # type: ignore[return-value]
+    assert best is not None  # perms is never empty
+    return best
 
 
 def optimum(space: SearchSpace, scorer: ExpectedScorer, questions: Sequence[int] | None = None,

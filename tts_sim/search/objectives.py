@@ -36,8 +36,13 @@ METRICS = ("mean", "p50", "p95", "p99")
 
 @runtime_checkable
 class Objective(Protocol):
-    name: str
-    needs_latency: bool
+    """Read-only ``name`` and ``needs_latency``: frozen dataclasses and plain attributes both satisfy it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def needs_latency(self) -> bool: ...
 
     def score(self, evaluation: Evaluation) -> float: ...
 
@@ -184,8 +189,11 @@ def pareto_front(trials: SearchResult | Iterable[Trial], *, use_latency: bool | 
     _check_metric(metric)
 
     def point(t: Trial) -> tuple[float, ...]:
-        lat = (float(t.latency[f"{metric}_s"]),) if use_latency else ()
-        return (t.flops, *lat, -t.accuracy)
+        if not use_latency:
+            return (t.flops, -t.accuracy)
+        if t.latency is None:
+            raise ConfigError(f"pareto front over latency: trial {t.graph_key} has no latency")
+        return (t.flops, float(t.latency[f"{metric}_s"]), -t.accuracy)
 
     pts = [point(t) for t in items]
     front = [t for t, p in zip(items, pts, strict=True)

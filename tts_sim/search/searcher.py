@@ -28,7 +28,10 @@ from tts_sim.search.space import SearchSpace
 
 @runtime_checkable
 class Searcher(Protocol):
-    name: str
+    @property
+    def name(self) -> str:
+        """What results call the searcher (a class attribute or a field satisfies it)."""
+        ...
 
     def config(self) -> dict[str, Any]:
         """The options that, with the seed, determine the search (recorded in results)."""
@@ -147,6 +150,7 @@ def run_search(
         returned = searcher.run(ctx)
     except SearchExhausted:
         returned = None
+    best_index: int | None
     if returned is None:
         best_trial = ctx.best_trial()
         if best_trial is None:

@@ -199,7 +199,7 @@ class ProbabilisticGraph:
         """Constrained sample: models, then forward edges, then every sink feeds the output (no
         dead node), then roles under the rules (a fuser needs an assistant predecessor and never
         follows a fuser)."""
-        k = self.model_p.shape[0]
+        k: int = self.model_p.shape[0]
         pool = (None, *space.pool)
         models: list[str | None] = [pool[int(rng.choice(len(pool), p=self.model_p[i]))] for i in range(k)]
         active = [i for i in range(k) if models[i] is not None]

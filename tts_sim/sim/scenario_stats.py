@@ -10,13 +10,24 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import TypedDict
 
 import numpy as np
 
 from tts_sim.sim.scenario import QUESTIONS, ScenarioTask, scenario_task
 
+
+class RealStats(TypedDict):
+    greedy: dict[str, float]
+    same_wrong: dict[tuple[str, str], float]
+    in_between: tuple[float, float]
+    never: tuple[float, float]
+    correlation: float
+    vote3_minus_best: float
+
+
 #: Real figures (GSM8K test, 1,319 questions; ../shared/reference/real-answer-stats.md).
-REAL_GSM8K = {
+REAL_GSM8K: RealStats = {
     "greedy": {"llama-3.2-1b": 0.466, "llama-3.2-3b": 0.796, "llama-3.1-8b": 0.860},
     "same_wrong": {("llama-3.1-8b", "llama-3.2-1b"): 0.136, ("llama-3.1-8b", "llama-3.2-3b"): 0.344,
                    ("llama-3.2-1b", "llama-3.2-3b"): 0.173},

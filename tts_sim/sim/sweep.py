@@ -89,8 +89,9 @@ def width_depth_sweep(task: str, model: str, max_width: int, max_depth: int,
             g = grid(w, d, model, output_model, catalog)
             e = ev.expected(g)
             acc[i, j], units[i, j] = e.accuracy, e.budget_units
-            if lat is not None:
+            if lat is not None and over is not None:
                 stats = ev.latency(g)
+                assert stats is not None  # the evaluator has a cluster
                 lat[i, j], over[i, j] = stats.p50_s, stats.overloaded
                 load = f"{stats.load}, {stats.n_queries} queries simulated, {stats.scheduler} batching"
     result = SweepResult(ev.task.name, model, output_model, widths, depths, acc, units, lat, ev.profile.label,

@@ -113,7 +113,8 @@ def interpreter_view() -> tuple[str, ...]:
     links = {path: target for path, target in links.items() if not any(_under(path, b) for b in binds)}
     parents = sorted({str(p) for path in [*binds, *links] for p in Path(path).parents if str(p) != "/"
                       and not any(_under(str(p), b) for b in binds)}, key=lambda p: (p.count("/"), p))
-    bases = ({}, {"base": sys.base_prefix, "platbase": sys.base_exec_prefix})  # a venv's and its base's
+    # a venv's and its base's
+    bases: tuple[dict[str, str], ...] = ({}, {"base": sys.base_prefix, "platbase": sys.base_exec_prefix})
     hidden = sorted({os.path.realpath(sysconfig.get_path(key, vars=v)) for key in ("purelib", "platlib")
                      for v in bases})
     args: list[str] = []

@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from tts_sim.errors import ConfigError
 from tts_sim.tasks.question import Question, json_rows, require_file, required_field
@@ -166,6 +167,8 @@ def _fix_fracs(s: str) -> str:
                 k += len(content) + 2
             elif k < len(s) and s[k] == "\\":
                 m = re.match(r"\\[a-zA-Z]+", s[k:])
+                if m is None:  # a backslash not followed by a letter: malformed, left as it is
+                    break
                 args.append(m.group(0))
                 k += len(m.group(0))
             elif k < len(s):
@@ -562,5 +565,5 @@ def load_math(path: Path | None) -> Iterator[Question]:
             answer = last_boxed(str(required_field(row, file, n, "answer", "solution")))
             if answer is None:
                 raise ConfigError(f"{file}:{n}: no 'answer' and no \\boxed{{}} answer in 'solution'")
-        meta = {k: row[k] for k in ("subject", "level", "solution") if k in row}
+        meta: dict[str, Any] = {k: row[k] for k in ("subject", "level", "solution") if k in row}
         yield Question(str(row.get("unique_id", f"math/{n}")), "math", str(problem), str(answer), metadata=meta)

@@ -20,8 +20,8 @@ try:
     from _json import encode_basestring_ascii as _quote
     from _json import make_scanner as _make_scanner
 except ImportError:  # an interpreter without the C accelerator
-    from json.encoder import py_encode_basestring_ascii as _quote  # type: ignore[assignment]
-    from json.scanner import py_make_scanner as _make_scanner  # type: ignore[assignment]
+    from json.encoder import py_encode_basestring_ascii as _quote
+    from json.scanner import py_make_scanner as _make_scanner  # type: ignore[attr-defined, no-redef]  # not in typeshed
 
 MAX_DEPTH = 200  # nesting deeper than this is refused (both ways)
 MAX_MESSAGE_BYTES = 64 * 2**20  # one framed message
@@ -69,7 +69,8 @@ class _ScannerContext:
     parse_constant = staticmethod(_no_float)
 
 
-_SCANNER = _make_scanner(_ScannerContext())
+# typeshed types the context as a ``make_scanner`` itself (its own TODO: it is a duck type)
+_SCANNER = _make_scanner(_ScannerContext())  # type: ignore[arg-type]
 
 
 def _dump(raw: object, out: list[str]) -> None:
@@ -98,7 +99,7 @@ def _dump(raw: object, out: list[str]) -> None:
         out.append("}")
 
 
-_SEQUENCES = {tuple: "t", set: "s", frozenset: "z"}
+_SEQUENCES: dict[type, str] = {tuple: "t", set: "s", frozenset: "z"}
 
 
 def _tag(value: object, depth: int) -> object:
@@ -108,7 +109,7 @@ def _tag(value: object, depth: int) -> object:
     if value is None or kind is bool or kind is str:
         return value
     if kind is int:
-        return value if -(2**53) < value < 2**53 else {"i": hex(value)}  # type: ignore[operator]
+        return value if -(2**53) < value < 2**53 else {"i": hex(value)}  # type: ignore[operator, arg-type]
     if kind is float:
         return {"f": value.hex()}  # type: ignore[attr-defined]
     if kind is complex:

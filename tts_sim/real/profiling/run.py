@@ -141,9 +141,10 @@ def run_profile(backend: Backend, config: ProfileConfig, *, grader: Grader | Non
                                                  [q.id for q in qs])
         token_stats[config.task] = {**banks.token_stats(), **fusion_token_stats(calls, banks)}
 
-    models_meta = {m: {"backend_model": config.models[m], "backend": i.backend, "version": i.version,
-                       "provider": i.provider, "device": i.device, "quantization": i.quantization}
-                   for m, i in infos.items()}
+    models_meta: dict[str, dict[str, Any]] = {
+        m: {"backend_model": config.models[m], "backend": i.backend, "version": i.version,
+            "provider": i.provider, "device": i.device, "quantization": i.quantization}
+        for m, i in infos.items()}
     if run.banks is not None:
         for m in models_meta:
             models_meta[m]["bank_accuracy"] = run.banks.accuracy(m)

@@ -248,11 +248,12 @@ class ContinuousReplica:
     def _plan_chunked(self) -> None:
         if self.n_running:
             self._reserve(1)  # decodes first: they may preempt before new prompts are admitted
-        chunks = self.chunks
+        chunks, chunk = self.chunks, self.chunk
+        assert chunk is not None  # only planned with chunked prefill on
         seconds = 0.0
         for eng in self.engine_list:
             n_dec = len(eng.running)
-            budget = self.chunk - n_dec
+            budget = chunk - n_dec
             taken = n_chunks = 0
             for req in eng.prefilling:
                 if budget <= 0:
@@ -370,7 +371,7 @@ class ContinuousReplica:
         bound = 0.0  # sum of the engines' O(1) bounds, inlined: this runs after every iteration
         for e in engines:
             n = len(e.running)
-            blocks = e.prefix_total + e.pending - e.shared - e.evictable_blocks
+            blocks: float = e.prefix_total + e.pending - e.shared - e.evictable_blocks
             if n:
                 blocks += (e.base + n * step) / bs + n
             bound += blocks * e.kv_per_block

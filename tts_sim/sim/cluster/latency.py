@@ -36,7 +36,10 @@ PROFILE_TABLE = "profile-table"
 class LatencyPredictor(Protocol):
     """Predicts service times; ``source`` says which kind of prediction a pair gets."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """What reports call the predictor (a read-only attribute satisfies it)."""
+        ...
 
     def prefill_s(self, model: ModelSpec, device: DeviceSpec, prompt_tokens: float, batch: int) -> float:
         """Seconds to prefill ``batch`` prompts of ``prompt_tokens`` tokens each (whole batch)."""

@@ -398,6 +398,7 @@ class _Run:
         now = self.env.now
         latency = now - q[1]
         self.hist.add(latency)
+        assert self.trend is not None  # set by start()
         self.trend.add(q[0], latency)
         if self.queries is not None:
             self.queries[q[0]] = (q[1], now)
@@ -423,6 +424,7 @@ class _Run:
             realised = (n_queries - 1) / arrival_span if arrival_span > 0 else math.inf
         else:
             load, offered, realised = f"closed loop, {arrival.concurrency} in flight", None, None
+        assert self.trend is not None  # set by start()
         verdict = overload(throughput, realised, self.trend, hist.mean)
         stats = LatencyStats(
             mean_s=hist.mean, p50_s=hist.quantile(0.5), p95_s=hist.quantile(0.95), p99_s=hist.quantile(0.99),

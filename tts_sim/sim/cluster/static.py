@@ -11,6 +11,7 @@ all scheduled earlier, and SimPy processes same-time, same-priority events first
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -48,7 +49,7 @@ class StaticReplica:
             self.sleeping = None
             wake.succeed()
 
-    def _serve(self):
+    def _serve(self) -> Generator[Event, object, None]:
         run, i = self.run, self.i
         env, queues, max_batch = run.env, self.queues, run.sim.max_batch
         service = run.sim.service_s

@@ -94,7 +94,7 @@ class FusionParams:
             raise ProfileError(f"fusion parameters lack {', '.join(missing)}")
 
     @classmethod
-    def from_vector(cls, x: Sequence[float], **kw: object) -> FusionParams:
+    def from_vector(cls, x: Sequence[float] | np.ndarray, **kw: object) -> FusionParams:
         return cls(dict(zip(COEF_NAMES, (float(v) for v in x), strict=True)), **kw)  # type: ignore[arg-type]
 
     @property
@@ -136,7 +136,7 @@ class FusionParams:
                 f"{'overwrite':>9}")
         lines = [head, "-" * len(head)]
         for r in self.rows():
-            ow = "" if np.isnan(r["overwrite_correct"]) else f"{r['overwrite_correct']:.3f}"  # type: ignore[arg-type]
+            ow = "" if np.isnan(r["overwrite_correct"]) else f"{r['overwrite_correct']:.3f}"
             lines.append(f"{r['model']:<14} {r['role']:<9} {r['skill']:>6.2f} {r['tau']:>5.2f} {r['beta']:>6.2f} "
                          f"{r['rho']:>6.2f} {r['gamma']:>8.3f} {ow:>9}")
         lines.append("coefficients: " + ", ".join(

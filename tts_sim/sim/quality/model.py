@@ -190,8 +190,8 @@ class QualityModel:
         low, high = wilson_interval(float(correct.sum()), correct.size)
         return AccuracyEstimate(float(correct.mean()), low, high, int(correct.size))
 
-    def simulate(self, graph: Graph, questions: Sequence[int], rng: np.random.Generator, replicates: int = 1
-                 ) -> dict[str, np.ndarray]:
+    def simulate(self, graph: Graph, questions: Sequence[int] | np.ndarray, rng: np.random.Generator,
+                 replicates: int = 1) -> dict[str, np.ndarray]:
         """Answer ids (len(questions), replicates) of every executed node, by node id."""
         qs = self._questions(questions)
         plan = self._plan(graph)
@@ -211,7 +211,7 @@ class QualityModel:
             out[model] = float(1 - special.softmax(logits, axis=1)[:, 0].mean())
         return out
 
-    def _questions(self, questions: Sequence[int] | None) -> np.ndarray:
+    def _questions(self, questions: Sequence[int] | np.ndarray | None) -> np.ndarray:
         if questions is None:
             return np.arange(self.n_questions)
         qs = np.asarray(questions, dtype=np.intp).reshape(-1)
@@ -287,4 +287,4 @@ class QualityModel:
         counts = np.zeros((*first.shape, log_own.shape[2]), dtype=np.float32)
         for j in p.preds:
             counts += ids[j][:, :, None] == grid
-        return fusion_logits(log_own, counts, np.float32(p.pull), np.float32(p.bonus))
+        return fusion_logits(log_own, counts, np.array(p.pull, dtype=np.float32), np.array(p.bonus, dtype=np.float32))
