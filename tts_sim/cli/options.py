@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Parser", "UsageError", "add_cluster_options", "add_common", "add_quiet", "arrival_from", "catalog_from",
            "emit", "int_list", "non_negative_float", "non_negative_int", "number", "positive_float", "positive_int",
-           "probability", "profile_from", "sim_options", "load_text", "table"]
+           "probability", "profile_from", "progress_printer", "sim_options", "load_text", "table"]
 
 
 def number(kind: type = float, low: float | None = None, high: float | None = None,
@@ -108,7 +109,14 @@ def add_common(p: argparse.ArgumentParser, task: bool = True) -> None:
 
 
 def add_quiet(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or progress messages")
+
+
+def progress_printer(args: argparse.Namespace) -> Callable[[str], None]:
+    """Progress messages to stderr, or nowhere with ``--quiet``."""
+    if getattr(args, "quiet", False):
+        return lambda message: None
+    return lambda message: print(message, file=sys.stderr)
 
 
 def add_cluster_options(p: argparse.ArgumentParser, default_cluster: str | None = None) -> None:

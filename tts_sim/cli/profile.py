@@ -4,17 +4,18 @@ Profile file. Also the backend options and factory that ``validate`` shares."""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 from tts_sim.cli.options import (
+    add_quiet,
     int_list,
     non_negative_float,
     non_negative_int,
     positive_float,
     positive_int,
     probability,
+    progress_printer,
 )
 from tts_sim.core.backend import Backend
 from tts_sim.errors import ConfigError
@@ -50,10 +51,6 @@ def add_backend_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", help="device name for latency tables (a DEVICES name such as cpu or H100; "
                                     "default: from the backend; required for openai); onnx: 'cuda' runs on the "
                                     "CUDA execution provider (an error if it would fall back to the CPU)")
-
-
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr)
 
 
 def make_backend(args: argparse.Namespace) -> Backend:
@@ -104,6 +101,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="skip prefill rows whose batch holds more tokens (length x batch)")
     p.add_argument("--label", help="profile label (default: models, device and backend)")
     p.add_argument("-o", "--out", help="profile file (.json or .json.gz; default profile-MODEL-TASK.json.gz)")
+    add_quiet(p)
     add_backend_options(p)
     p.set_defaults(func=cmd_profile)
 
@@ -126,7 +124,7 @@ def cmd_profile(args: argparse.Namespace) -> None:
     backend = make_backend(args)
     if config.latency and not can_time_steps(backend):
         raise ConfigError(f"backend {args.backend!r} cannot time single prefill/decode steps: pass --no-latency")
-    run = run_profile(backend, config, progress=_stderr)
+    run = run_profile(backend, config, progress=progress_printer(args))
     out = Path(args.out or f"profile-{'-'.join(models)}-{args.task}.json.gz")
     run.profile.save(out)
     meta = run.profile.metadata

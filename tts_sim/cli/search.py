@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-nodes", type=positive_int, default=8, help="worker nodes, the output node excluded")
     p.add_argument("--output-model", help="model of the output node (default: llama-3.2-3b)")
     p.add_argument("--price-per-hour", type=float, default=0.0, help="dollars per device-hour, for $ budgets")
-    p.add_argument("--out", help="output folder (default: runs/search-TASK-BUDGET-SEARCHER-sSEED)")
+    p.add_argument("-o", "--out", help="output folder (default: runs/search-TASK-BUDGET-SEARCHER-sSEED)")
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_cluster_options(p)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
+from tts_sim.cli.options import add_quiet, progress_printer
 from tts_sim.errors import ConfigError
 from tts_sim.jsonio import read_json
 
@@ -41,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "request (default) or its means, with template overheads; or the paper's A + d*B and B. "
                         "Profiles without token statistics always give the paper's")
     p.add_argument("--report", metavar="FILE.md", help="write a Markdown report")
-    p.add_argument("--out", metavar="FILE.json", help="write the full JSON report")
+    p.add_argument("-o", "--out", metavar="FILE.json", help="write the full JSON report")
+    add_quiet(p)
     add_backend_options(p)
     p.set_defaults(func=cmd_validate)
 
@@ -105,7 +106,7 @@ def cmd_validate(args: argparse.Namespace) -> None:
     real = RealEvaluator(task, backend, spec=spec, questions=heldout, catalog=catalog,
                          model_map={m: served.get(r, r) for m, r in model_map.items()}, max_new_tokens=max_new,
                          temperature=temperature, seed=args.seed,
-                         progress=lambda msg: print(msg, file=sys.stderr))
+                         progress=progress_printer(args))
     tokens = None if args.tokens == "paper" else token_model_from_profile(profile, task, args.tokens == "sampled")
     # sampled reply lengths make latency a distribution: enough simulated queries to pin its p50 and p95
     n_sim = max(20, args.questions) if tokens is None or not tokens.sampled else max(500, args.questions)
@@ -119,7 +120,7 @@ def cmd_validate(args: argparse.Namespace) -> None:
                                               "lengths": "paper" if tokens is None else args.tokens},
                               "heldout_question_ids": [q.id for q in heldout], "served_names": served}
     report = validate_graphs(candidates, real, simulated, model_map=model_map, seed=args.seed, catalog=catalog,
-                             progress=lambda msg: print(msg, file=sys.stderr), config=config)
+                             progress=progress_printer(args), config=config)
     if args.report:
         Path(args.report).write_text(report.to_markdown())
     data = report.to_dict()
