@@ -286,6 +286,13 @@ def cases() -> dict[str, list[str]]:
         "validate-bad-candidate-items": ["validate", "{d}/candidates-items.json", "--task", "math"],
         "validate-garbage-result": ["validate", "{d}/result-garbage.json"],
         "validate-top-k-zero": ["validate", "{d}/graphs/good.json", "--top-k", "0"],
+        "preset-huge-grid": ["graph", "preset", "grid", "--width", "100000", "--depth", "100000"],
+        "sweep-huge": ["sweep", "width-depth", "--max-width", "100000", "--max-depth", "1000"],
+        "search-huge-space": ["search", "--max-nodes", "100000", "--evals", "2", "--quiet", "--out", "{d}/search"],
+        "bench-huge-space": ["bench", "--max-nodes", "100000", "--searchers", "random", "--tasks", "math",
+                             "--regret-budgets", "none", "--out", "{d}/bench", "--no-progress"],
+        "bench-huge-seed-count": ["bench", "--seeds", "9999999999", "--out", "{d}/bench", "--no-progress"],
+        "graph-check-budget-huge-ref": ["search", "--budget", "ref:99999999", "--quiet", "--out", "{d}/search"],
     }
     out.update(argv_cases)
     return out
