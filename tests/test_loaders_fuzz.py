@@ -216,3 +216,21 @@ def test_validate_candidate_file(tmp_path, data):
     path = tmp_path / "cand.json"
     path.write_text(json.dumps(data))
     _loads_or_own_error(load_candidates, [Path(path)], 3)
+
+
+# ----- agent replies (an LLM's text is untrusted input too) ------------------------------------------
+@FUZZ
+@given(texts | json_values.map(json.dumps) | mutated({"graph": _graph()}).map(lambda d: f"```json\n{json.dumps(d)}```")
+       | st.sampled_from(["```json\n" + "[" * 100_000 + "]" * 100_000 + "\n```",
+                          '{"graph": "' + "[" * 5000 + "]" * 5000 + '"}',
+                          '{"graph": ' + "[" * 5000 + "]" * 5000 + "}"]))
+def test_agent_reply_parsing(text):
+    from tts_sim.search import SearchSpace
+    from tts_sim.search.parsing import ReplyError, parse_graph
+
+    try:
+        graph, _, _ = parse_graph(text, SearchSpace("math", 18.0, max_nodes=4))
+    except ReplyError as exc:
+        assert str(exc).strip()
+    else:
+        assert graph.nodes

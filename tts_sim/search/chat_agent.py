@@ -19,7 +19,8 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from tts_sim.errors import ConfigError
+from tts_sim.errors import ConfigError, TtsSimError
+from tts_sim.jsonio import loads
 from tts_sim.search import prompts
 from tts_sim.search.agent_api import AgentReply, MixRequest, ProposeRequest, estimate_tokens
 from tts_sim.search.parsing import ReplyError, merge_table, parse_graph, parse_picks, strip_thinking
@@ -96,9 +97,9 @@ class ChatAgent:
         except (TimeoutError, ConnectionError, OSError) as exc:
             raise EndpointError(f"cannot reach {self.url}: {type(exc).__name__}: {exc}") from None
         try:
-            data = json.loads(raw)
+            data = loads(raw, "the endpoint's answer")
             text = data["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError):
+        except (TtsSimError, KeyError, IndexError, TypeError):
             raise ReplyError("the endpoint's answer is not an OpenAI chat completion") from None
         if not isinstance(text, str):
             raise ReplyError("the completion has no text content")
