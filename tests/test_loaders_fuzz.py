@@ -18,7 +18,7 @@ from tts_sim.bench.config import BenchConfig, parse_seeds
 from tts_sim.cluster import parse_cluster
 from tts_sim.errors import TtsSimError
 from tts_sim.graph import Graph
-from tts_sim.jsonio import loads
+from tts_sim.jsonio import loads, nesting_depth
 from tts_sim.models import load_models
 from tts_sim.profile import Profile, _checksum
 from tts_sim.search.checkpoint import Checkpoint
@@ -79,6 +79,30 @@ def mutated(draw, doc: Any, keep: tuple[str, ...] = ()) -> Any:
 @given(st.binary(max_size=200) | texts)
 def test_json_loader(raw):
     _loads_or_own_error(loads, raw, "input")
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+tricky = st.text(alphabet='[]{}"\\ab', max_size=6)
+tricky_json = st.recursive(st.none() | st.integers() | tricky, lambda inner: st.lists(inner, max_size=3)
+                           | st.dictionaries(tricky, inner, max_size=3), max_leaves=30)
+
+
+@FUZZ
+@given(tricky_json, st.integers(0, 6), st.booleans())
+def test_nesting_depth_counts_only_real_brackets(value, limit, as_bytes):
+    """Brackets, quotes and backslashes inside strings do not count; the depth is exact past the limit."""
+    text = json.dumps(value, ensure_ascii=False)
+    depth = nesting_depth(text.encode() if as_bytes else text, limit)
+    assert (depth > limit) == (_depth(value) > limit)
+    if depth > limit:
+        assert depth == limit + 1
 
 
 def test_json_loader_refuses_deep_nesting_but_reads_tts_sims_own_files():
