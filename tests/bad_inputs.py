@@ -292,6 +292,8 @@ def cases() -> dict[str, list[str]]:
         "bench-huge-space": ["bench", "--max-nodes", "100000", "--searchers", "random", "--tasks", "math",
                              "--regret-budgets", "none", "--out", "{d}/bench", "--no-progress"],
         "bench-huge-seed-count": ["bench", "--seeds", "9999999999", "--out", "{d}/bench", "--no-progress"],
+        "search-model-too-big-for-cluster": ["search", "--cluster", "cpu", "--pool", "llama-3.1-70b", "--budget",
+                                             "5000", "--evals", "2", "--out", "{d}/search70"],  # fails mid-search
         "graph-check-budget-huge-ref": ["search", "--budget", "ref:99999999", "--quiet", "--out", "{d}/search"],
     }
     out.update(argv_cases)

@@ -69,7 +69,11 @@ class Graph:
             if not node_id or not node_id.isprintable():
                 raise GraphError(f"node id {node_id!r}: must be non-empty printable text")
             built.append(Node(node_id, role, str(model)))
-        graph = cls(tuple(built), frozenset((str(u), str(v)) for u, v in edges), str(output))
+        pairs = frozenset((str(u), str(v)) for u, v in edges)
+        for pair in pairs:
+            if not all(end.isprintable() for end in pair):
+                raise GraphError(f"edge {pair[0]!r}->{pair[1]!r}: node ids must be printable text")
+        graph = cls(tuple(built), pairs, str(output))
         graph.validate(catalog)
         return graph
 
