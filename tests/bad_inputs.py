@@ -299,6 +299,12 @@ def cases() -> dict[str, list[str]]:
         "bench-huge-seed-count": ["bench", "--seeds", "9999999999", "--out", "{d}/bench", "--no-progress"],
         "search-model-too-big-for-cluster": ["search", "--cluster", "cpu", "--pool", "llama-3.1-70b", "--budget",
                                              "5000", "--evals", "2", "--out", "{d}/search70"],  # fails mid-search
+        "profile-unknown-task": ["profile", "--model", "smollm2-135m", "--task", "nope"],  # before any timing
+        "profile-missing-data": ["profile", "--model", "smollm2-135m", "--task", "math", "--data", "{d}/nope.jsonl"],
+        "profile-deep-data": ["profile", "--model", "smollm2-135m", "--task", "math", "--data",
+                              "{d}/graphs/deep-list.json"],
+        "profile-unknown-model": ["profile", "--model", "nope"],
+        "validate-bad-model-map": ["validate", "{d}/graphs/good.json", "--task", "math", "--model-map", "garbage"],
         "graph-check-budget-huge-ref": ["search", "--budget", "ref:99999999", "--quiet", "--out", "{d}/search"],
     }
     out.update(argv_cases)
