@@ -14,17 +14,12 @@ from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 
-from tts_sim.errors import GraphError
+from tts_sim.errors import GraphError, shown
 from tts_sim.models import DEFAULT_CATALOG, ModelCatalog
 
 SCHEMA = "tts-sim/graph"
 SCHEMA_VERSION = 1
 
-
-def _short(value: object) -> str:
-    """A one-line, bounded description of a JSON value for error messages."""
-    text = json.dumps(value) if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class Role(StrEnum):
@@ -288,15 +283,15 @@ class Graph:
                 raise GraphError(f"node #{i}: needs 'id', 'role' and 'model'")
             for key in ("id", "role", "model"):
                 if not isinstance(n[key], str):
-                    raise GraphError(f"node #{i}: {key!r} must be a string, got {_short(n[key])}")
+                    raise GraphError(f"node #{i}: {key!r} must be a string, got {shown(n[key])}")
             nodes.append((n["id"], n["role"], n["model"]))
         edges = []
         for i, e in enumerate(data["edges"]):
             if not isinstance(e, (list, tuple)) or len(e) != 2 or not all(isinstance(end, str) for end in e):
-                raise GraphError(f"edge #{i}: must be a pair of node ids [from, to], got {_short(e)}")
+                raise GraphError(f"edge #{i}: must be a pair of node ids [from, to], got {shown(e)}")
             edges.append((e[0], e[1]))
         if not isinstance(data["output"], str):
-            raise GraphError(f"'output' must be a node id (a string), got {_short(data['output'])}")
+            raise GraphError(f"'output' must be a node id (a string), got {shown(data['output'])}")
         return cls.build(nodes, edges, data["output"], catalog)
 
     @classmethod

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tts_sim.errors import ProfileError
+from tts_sim.errors import ProfileError, shown
 from tts_sim.jsonio import loads
 
 SCHEMA = "tts-sim/profile"
@@ -205,16 +205,16 @@ def _fusion_record(r: Any, where: str) -> FusionRecord:
 def _latency_row(row: Any, where: str) -> tuple[int, int, float]:
     """A ``[tokens, batch, seconds]`` row: positive integers and a finite non-negative time."""
     if not isinstance(row, list) or len(row) != 3:
-        raise ProfileError(f"{where}: a row must be [tokens, batch, seconds], got {row!r:.80}")
+        raise ProfileError(f"{where}: a row must be [tokens, batch, seconds], got {shown(row)}")
     tokens, batch, seconds = _int(row[0], where, low=1), _int(row[1], where, low=1), row[2]
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < math.inf:
-        raise ProfileError(f"{where}: seconds must be a finite number >= 0, got {seconds!r:.80}")
+        raise ProfileError(f"{where}: seconds must be a finite number >= 0, got {shown(seconds)}")
     return tokens, batch, float(seconds)
 
 
 def _int(value: Any, where: str, low: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ProfileError(f"{where}: expected an integer >= {low}, got {value!r:.80}")
+        raise ProfileError(f"{where}: expected an integer >= {low}, got {shown(value)}")
     return value
 
 

@@ -16,7 +16,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from tts_sim.errors import ConfigError
+from tts_sim.errors import ConfigError, shown
 from tts_sim.models import PAPER_POOL
 
 DEFAULT_SEARCHERS = ("agent-reinforce", "random", "bo-gp", "bo-forest", "tpe", "textgrad", "gptswarm", "hybrid")
@@ -74,12 +74,12 @@ class BenchConfig:
             if not isinstance(value, (list, tuple)):
                 raise ConfigError(f"bench: {name} must be a list, got {type(value).__name__}")
             if name in ("searchers", "tasks", "pool", "regret_pool") and not all(isinstance(v, str) for v in value):
-                raise ConfigError(f"bench: {name} must be names (text), got {_shown(value)}")
+                raise ConfigError(f"bench: {name} must be names (text), got {shown(value)}")
             object.__setattr__(self, name, tuple(value))
         for name in ("objective", "executor", "out", "profile", "cluster"):
             value = getattr(self, name)
             if not (isinstance(value, str) or (value is None and name in ("profile", "cluster"))):
-                raise ConfigError(f"bench: {name} must be text, got {_shown(value)}")
+                raise ConfigError(f"bench: {name} must be text, got {shown(value)}")
         object.__setattr__(self, "budgets", tuple(_budget(b) for b in self.budgets))
         object.__setattr__(self, "regret_budgets", tuple(_budget(b) for b in self.regret_budgets))
         object.__setattr__(self, "seeds", tuple(_seed(s) for s in self.seeds))
@@ -131,11 +131,6 @@ class BenchConfig:
         if unknown:
             raise ConfigError(f"bench config: unknown field {unknown[0]!r}")
         return cls(**data)
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _budget(value: Any) -> float:
