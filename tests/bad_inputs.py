@@ -134,6 +134,11 @@ PROFILES: dict[str, bytes] = {
     "latency-seconds-string.json": _resealed(lambda d: d["latency"][0].update(decode=[[16, 1, "fast"]])),
     "latency-missing-model.json": _resealed(lambda d: d["latency"][0].pop("model")),
     "metadata-string.json": _resealed(_set(("metadata",), "abc")),
+    "token-stats-string.json": _resealed(lambda d: d["metadata"].update(token_stats="x")),
+    "token-stats-task-list.json": _resealed(lambda d: d["metadata"].update(token_stats={"math": [1]})),
+    "fusion-output-negative.json": _resealed(lambda d: d["tasks"]["math"]["fusion_records"][0].__setitem__(4, -3)),
+    "latency-batch-zero.json": _resealed(lambda d: d["latency"][0].update(prefill=[[16, 0, 0.1]])),
+    "n-questions-negative.json": _resealed(_set((*_MATH, "n_questions"), -2)),
     "checksum-mismatch.json": json.dumps({**_tiny_profile(), "metadata": {"label": "edited"}}).encode(),
     "schema-other.json": _resealed(_set(("schema",), "tts-sim/graph")),
     "version-9.json": _resealed(_set(("version",), 9)),
@@ -286,6 +291,21 @@ def cases() -> dict[str, list[str]]:
         "validate-bad-candidate-items": ["validate", "{d}/candidates-items.json", "--task", "math"],
         "validate-garbage-result": ["validate", "{d}/result-garbage.json"],
         "validate-top-k-zero": ["validate", "{d}/graphs/good.json", "--top-k", "0"],
+        "preset-huge-grid": ["graph", "preset", "grid", "--width", "100000", "--depth", "100000"],
+        "sweep-huge": ["sweep", "width-depth", "--max-width", "100000", "--max-depth", "1000"],
+        "search-huge-space": ["search", "--max-nodes", "100000", "--evals", "2", "--quiet", "--out", "{d}/search"],
+        "bench-huge-space": ["bench", "--max-nodes", "100000", "--searchers", "random", "--tasks", "math",
+                             "--regret-budgets", "none", "--out", "{d}/bench", "--no-progress"],
+        "bench-huge-seed-count": ["bench", "--seeds", "9999999999", "--out", "{d}/bench", "--no-progress"],
+        "search-model-too-big-for-cluster": ["search", "--cluster", "cpu", "--pool", "llama-3.1-70b", "--budget",
+                                             "5000", "--evals", "2", "--out", "{d}/search70"],  # fails mid-search
+        "profile-unknown-task": ["profile", "--model", "smollm2-135m", "--task", "nope"],  # before any timing
+        "profile-missing-data": ["profile", "--model", "smollm2-135m", "--task", "math", "--data", "{d}/nope.jsonl"],
+        "profile-deep-data": ["profile", "--model", "smollm2-135m", "--task", "math", "--data",
+                              "{d}/graphs/deep-list.json"],
+        "profile-unknown-model": ["profile", "--model", "nope"],
+        "validate-bad-model-map": ["validate", "{d}/graphs/good.json", "--task", "math", "--model-map", "garbage"],
+        "graph-check-budget-huge-ref": ["search", "--budget", "ref:99999999", "--quiet", "--out", "{d}/search"],
     }
     out.update(argv_cases)
     return out

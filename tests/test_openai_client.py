@@ -71,7 +71,7 @@ def test_usage_is_optional_for_the_client(server):
 
 def test_not_json_is_a_malformed_reply(server):
     server.queue("/v1/chat/completions", (200, "<html>", {}))
-    with pytest.raises(MalformedReply, match="not JSON"):
+    with pytest.raises(MalformedReply, match="not valid JSON"):
         _client(server.url)[0].chat({"model": "m", "messages": []})
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 
 class TtsSimError(Exception):
     """Base for every error caused by bad input (graph, cluster spec, profile, argument)."""
@@ -33,4 +35,17 @@ def one_line(message: str, limit: int = 1000) -> str:
     parts = [p.strip() for p in str(message).splitlines() if p.strip()]
     text = " / ".join(parts)
     text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """A bounded one-line rendering of a (JSON) value for error messages: JSON spelling for
+    scalars (``null``, ``true``, ``"a\\nb"``), ``repr`` otherwise, cut at ``limit`` characters."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        try:
+            text = json.dumps(value)
+        except ValueError:
+            text = repr(value)
+    else:
+        text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

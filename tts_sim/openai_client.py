@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tts_sim.errors import ConfigError, TtsSimError
+from tts_sim.jsonio import loads
 
 CHAT_PATH = "chat/completions"
 _RETRY_ERRORS = (urllib.error.URLError, ConnectionError, TimeoutError, socket.timeout, http.client.HTTPException)
@@ -155,10 +156,7 @@ class OpenAIClient:
     def get_json(self, path: str) -> tuple[Any, Any]:
         """The decoded JSON reply of ``GET {base_url}/{path}`` and its headers."""
         (raw, headers), _ = self.call("GET", path, None, lambda r: (r.read(), r.headers))
-        try:
-            return json.loads(raw), headers
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise MalformedReply(f"GET {self.url(path)}: reply is not JSON: {raw[:80]!r}") from None
+        return loads(raw, f"GET {self.url(path)}: the reply", MalformedReply), headers
 
     def models(self) -> list[dict[str, Any]]:
         """The server's ``/models`` entries."""
@@ -174,10 +172,7 @@ class OpenAIClient:
         if body.get("stream"):
             return self._chat_stream({**body, "stream_options": {"include_usage": True}})
         (raw, end), start = self.call("POST", CHAT_PATH, body, lambda r: (r.read(), time.perf_counter()))
-        try:
-            reply = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise MalformedReply(f"chat completion is not JSON: {raw[:80]!r}") from None
+        reply = loads(raw, "the chat completion", MalformedReply)
         try:
             choice = reply["choices"][0]
             text = choice["message"].get("content") or ""
@@ -228,12 +223,12 @@ def _error_detail(exc: urllib.error.HTTPError) -> str:
     except (OSError, http.client.HTTPException):
         return str(exc.reason or "")
     try:
-        body = json.loads(raw)
-        err = body.get("error", body) if isinstance(body, dict) else body
-        message = err.get("message", err) if isinstance(err, dict) else err
-        return " ".join(str(message).split())[:200]
-    except json.JSONDecodeError:
+        body = loads(raw, "the error body")
+    except TtsSimError:
         return " ".join(raw.split())[:200]
+    err = body.get("error", body) if isinstance(body, dict) else body
+    message = err.get("message", err) if isinstance(err, dict) else err
+    return " ".join(str(message).split())[:200]
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -252,10 +247,7 @@ def _sse_events(response: Any) -> Iterator[dict[str, Any]]:
         payload = line[5:].strip()
         if payload == "[DONE]":
             return
-        try:
-            event = json.loads(payload)
-        except json.JSONDecodeError:
-            raise MalformedReply(f"malformed stream event: {payload[:80]!r}") from None
+        event = loads(payload, "a stream event", MalformedReply)
         if isinstance(event, dict):
             if "error" in event:
                 raise MalformedReply(f"server error in stream: {str(event['error'])[:160]}")

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from tts_sim.core.models import PAPER_POOL
-from tts_sim.errors import ConfigError
+from tts_sim.errors import ConfigError, shown
 
 
 def default_searchers() -> tuple[str, ...]:
@@ -28,6 +28,7 @@ def default_searchers() -> tuple[str, ...]:
     return tuple(sorted(names, key=lambda n: (n != "agent-reinforce", n)))
 
 MAIN, SMALL = "main", "small"
+MAX_SEEDS = 100_000
 
 #: Settings every result row depends on: a bench folder refuses to resume under different ones.
 RESULT_SETTINGS = ("evals", "search_questions", "heldout_questions", "split_seed", "max_nodes", "pool",
@@ -80,7 +81,15 @@ class BenchConfig:
             value = getattr(self, name)
             if isinstance(value, (str, int, float)):
                 value = (value,)
+            if not isinstance(value, (list, tuple)):
+                raise ConfigError(f"bench: {name} must be a list, got {type(value).__name__}")
+            if name in ("searchers", "tasks", "pool", "regret_pool") and not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"bench: {name} must be names (text), got {shown(value)}")
             object.__setattr__(self, name, tuple(value))
+        for name in ("objective", "executor", "out", "profile", "cluster"):
+            value = getattr(self, name)
+            if not (isinstance(value, str) or (value is None and name in ("profile", "cluster"))):
+                raise ConfigError(f"bench: {name} must be text, got {shown(value)}")
         object.__setattr__(self, "budgets", tuple(_budget(b) for b in self.budgets))
         object.__setattr__(self, "regret_budgets", tuple(_budget(b) for b in self.regret_budgets))
         object.__setattr__(self, "seeds", tuple(_seed(s) for s in self.seeds))
@@ -188,10 +197,12 @@ def parse_seeds(text: str) -> tuple[int, ...]:
             lo, hi = int(a), int(b)
             if hi < lo:
                 raise ConfigError(f"bench: seed range {text!r} is empty")
+            if hi - lo >= MAX_SEEDS:
+                raise ConfigError(f"bench: seed range {text!r} holds more than {MAX_SEEDS} seeds")
             return tuple(range(lo, hi + 1))
         n = int(t)
     except ValueError:
         raise ConfigError(f"bench: cannot read seeds {text!r} (a count, A-B, or a list 0,3,7)") from None
-    if n < 1:
-        raise ConfigError(f"bench: seed count must be positive, got {text!r}")
+    if not 1 <= n <= MAX_SEEDS:
+        raise ConfigError(f"bench: seed count must be 1 to {MAX_SEEDS}, got {text!r}")
     return tuple(range(n))

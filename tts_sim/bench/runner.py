@@ -22,6 +22,7 @@ from tts_sim.bench.config import MAIN, BenchConfig
 from tts_sim.bench.executors import make_executor
 from tts_sim.bench.jobs import Job, execute, profile_for
 from tts_sim.errors import ConfigError, TtsSimError
+from tts_sim.jsonio import loads, read_json
 
 log = logging.getLogger("tts_sim.bench")
 
@@ -107,10 +108,10 @@ def read_rows(path: Path, repair: bool = False) -> tuple[list[dict[str, Any]], b
             good_end += len(line) + (0 if last else 1)
             continue
         try:
-            row = json.loads(line)
+            row = loads(line, f"{path} line {i + 1}")
             if not isinstance(row, dict) or "key" not in row:
                 raise ValueError("not a result row")
-        except ValueError:
+        except (ValueError, TtsSimError):
             if last or all(not rest.strip() for rest in lines[i + 1:]):
                 dropped = True
                 break
@@ -150,8 +151,10 @@ def verify_settings(out: Path, config: BenchConfig) -> None:
     if not (cfg.exists() and (out / RESULTS).exists()):
         return
     try:
-        old = json.loads(cfg.read_text())["settings"]
-    except (ValueError, KeyError, TypeError):
+        old = read_json(cfg, "bench settings")["settings"]
+        if not isinstance(old, dict):
+            raise TypeError("settings is not an object")
+    except (TtsSimError, KeyError, TypeError, IndexError):
         raise ConfigError(f"{cfg} is corrupted; delete it or use another --out") from None
     new = config.settings()
     diff = [k for k in new if old.get(k) != new[k]]
@@ -261,10 +264,10 @@ def _bar(total: int, initial: int, progress: bool | None) -> Any:
 def last_wall(out: Path) -> float | None:
     """Wall time of the last bench invocation logged in ``out/runs.jsonl`` (None if none)."""
     try:
-        entries = [json.loads(x) for x in (out / RUNS).read_text().splitlines() if x.strip()]
-    except (OSError, ValueError):
+        entries = [loads(x, "runs log") for x in (out / RUNS).read_text().splitlines() if x.strip()]
+        return float(entries[-1]["wall_s"]) if entries and "wall_s" in entries[-1] else None
+    except (OSError, ValueError, TypeError, TtsSimError):
         return None
-    return float(entries[-1]["wall_s"]) if entries and "wall_s" in entries[-1] else None
 
 
 def _log_run(path: Path, run: BenchRun, total: int, interrupted: bool) -> None:

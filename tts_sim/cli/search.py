@@ -132,7 +132,7 @@ def cmd_search(args: argparse.Namespace) -> None:
         from tqdm import tqdm
 
         bar = tqdm(total=args.evals, desc=f"{args.searcher} on {task.name}", unit="eval", file=sys.stderr,
-                   leave=False)
+                   leave=False, disable=None)  # None: a bar on a terminal only (stderr stays clean)
 
     def progress(trial: Any) -> None:
         if bar is not None:

@@ -15,16 +15,11 @@ from functools import cached_property
 from pathlib import Path
 
 from tts_sim.core.models import DEFAULT_CATALOG, ModelCatalog
-from tts_sim.errors import GraphError
+from tts_sim.errors import GraphError, shown
 
 SCHEMA = "tts-sim/graph"
 SCHEMA_VERSION = 1
 
-
-def _short(value: object) -> str:
-    """A one-line, bounded description of a JSON value for error messages."""
-    text = json.dumps(value) if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class Role(StrEnum):
@@ -69,7 +64,11 @@ class Graph:
             if not node_id or not node_id.isprintable():
                 raise GraphError(f"node id {node_id!r}: must be non-empty printable text")
             built.append(Node(node_id, role, str(model)))
-        graph = cls(tuple(built), frozenset((str(u), str(v)) for u, v in edges), str(output))
+        pairs = frozenset((str(u), str(v)) for u, v in edges)
+        for pair in pairs:
+            if not all(end.isprintable() for end in pair):
+                raise GraphError(f"edge {pair[0]!r}->{pair[1]!r}: node ids must be printable text")
+        graph = cls(tuple(built), pairs, str(output))
         graph.validate(catalog)
         return graph
 
@@ -285,15 +284,15 @@ class Graph:
                 raise GraphError(f"node #{i}: needs 'id', 'role' and 'model'")
             for key in ("id", "role", "model"):
                 if not isinstance(n[key], str):
-                    raise GraphError(f"node #{i}: {key!r} must be a string, got {_short(n[key])}")
+                    raise GraphError(f"node #{i}: {key!r} must be a string, got {shown(n[key])}")
             nodes.append((n["id"], n["role"], n["model"]))
         edges = []
         for i, e in enumerate(data["edges"]):
             if not isinstance(e, (list, tuple)) or len(e) != 2 or not all(isinstance(end, str) for end in e):
-                raise GraphError(f"edge #{i}: must be a pair of node ids [from, to], got {_short(e)}")
+                raise GraphError(f"edge #{i}: must be a pair of node ids [from, to], got {shown(e)}")
             edges.append((e[0], e[1]))
         if not isinstance(data["output"], str):
-            raise GraphError(f"'output' must be a node id (a string), got {_short(data['output'])}")
+            raise GraphError(f"'output' must be a node id (a string), got {shown(data['output'])}")
         return cls.build(nodes, edges, data["output"], catalog)
 
     @classmethod

@@ -11,16 +11,11 @@ import tomllib
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
-from tts_sim.errors import ConfigError
+from tts_sim.errors import ConfigError, shown
 from tts_sim.jsonio import loads
 
 _INTEGER_FIELDS = frozenset({"layers", "hidden", "heads", "kv_heads", "head_dim", "vocab"})
 
-
-def _shown(value: object) -> str:
-    """A bounded one-line repr for error messages."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass(frozen=True)
@@ -45,8 +40,8 @@ class ModelSpec:
         for name in ("name", "family", "source"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value.isprintable() or (name == "name" and not value):
-                raise ConfigError(f"model {_shown(self.name)}: {name} must be {'non-empty ' * (name == 'name')}"
-                                  f"printable text, got {_shown(value)}")
+                raise ConfigError(f"model {shown(self.name)}: {name} must be {'non-empty ' * (name == 'name')}"
+                                  f"printable text, got {shown(value)}")
         for name in ("params", "layers", "hidden", "heads", "kv_heads", "head_dim", "vocab", "bytes_per_param",
                      "flops_params"):
             value = getattr(self, name)
@@ -56,7 +51,7 @@ class ModelSpec:
             kind = "positive (a whole number)" if integer else "positive (a finite number)"
             if (isinstance(value, bool) or not isinstance(value, int if integer else (int, float))
                     or not 0 < value < math.inf):
-                raise ConfigError(f"model {self.name!r}: {name} must be {kind}, got {_shown(value)}")
+                raise ConfigError(f"model {self.name!r}: {name} must be {kind}, got {shown(value)}")
         if self.heads % self.kv_heads:
             raise ConfigError(f"model {self.name!r}: heads ({self.heads}) not a multiple of kv_heads ({self.kv_heads})")
 
@@ -154,10 +149,10 @@ def load_models(path: str | Path, catalog: ModelCatalog | None = None) -> ModelC
     for i, entry in enumerate(data if isinstance(data, list) else [data]):
         if not isinstance(entry, dict) or "name" not in entry:
             raise ConfigError(f"{path}: model entry {i} needs a 'name'")
-        name = _shown(entry["name"])
+        name = shown(entry["name"])
         unknown = set(entry) - allowed
         if unknown:
-            raise ConfigError(f"{path}: model {name} has unknown field(s) {', '.join(map(_shown, sorted(unknown)))}")
+            raise ConfigError(f"{path}: model {name} has unknown field(s) {', '.join(map(shown, sorted(unknown)))}")
         missing = required - set(entry)
         if missing:
             raise ConfigError(f"{path}: model {name} lacks field(s) {', '.join(sorted(missing))}")

@@ -11,6 +11,9 @@ from tts_sim.core.graph import Graph, Node, Role
 from tts_sim.core.models import DEFAULT_CATALOG, DEFAULT_OUTPUT_MODEL, ModelCatalog
 from tts_sim.errors import GraphError
 
+#: Largest preset graph (worker nodes).
+MAX_PRESET_NODES = 10_000
+
 
 def grid(width: int, depth: int, model: str, output_model: str = DEFAULT_OUTPUT_MODEL,
          catalog: ModelCatalog = DEFAULT_CATALOG) -> Graph:
@@ -19,6 +22,8 @@ def grid(width: int, depth: int, model: str, output_model: str = DEFAULT_OUTPUT_
     ``width == depth == 0`` gives a lone output node (a single direct call)."""
     if width < 0 or depth < 0 or (width == 0) != (depth == 0):
         raise GraphError(f"grid needs width >= 1 and depth >= 1 (or both 0), got width={width}, depth={depth}")
+    if width * depth > MAX_PRESET_NODES:
+        raise GraphError(f"grid of {width} x {depth} nodes is larger than {MAX_PRESET_NODES} nodes")
     nodes = [Node(f"c{c}d{d}", Role.ASSISTANT, model) for c in range(width) for d in range(depth)]
     edges = [(f"c{c}d{d}", f"c{c}d{d + 1}") for c in range(width) for d in range(depth - 1)]
     edges += [(f"c{c}d{depth - 1}", "out") for c in range(width)]

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tts_sim.errors import ProfileError
+from tts_sim.errors import ProfileError, shown
 from tts_sim.jsonio import loads
 
 SCHEMA = "tts-sim/profile"
@@ -139,7 +139,7 @@ class Profile:
         try:
             tasks = {}
             for name, t in data["tasks"].items():
-                n = int(t["n_questions"])
+                n = _int(t["n_questions"], f"{origin}: task {name!r}: n_questions")
                 banks = {m: [[int(c) for c in row] for row in rows] for m, rows in t["answer_banks"].items()}
                 for m, rows in banks.items():
                     if len(rows) != n:
@@ -163,7 +163,13 @@ class Profile:
                 )
                 for i, t in enumerate(data["latency"])
             ]
-            metadata = dict(data.get("metadata", {}))
+            metadata = data.get("metadata", {})
+            if not isinstance(metadata, dict):
+                raise ProfileError(f"{origin}: metadata must be an object, got {type(metadata).__name__}")
+            stats = metadata.get("token_stats", {})
+            if not isinstance(stats, dict) or not all(isinstance(v, dict) for v in stats.values()):
+                raise ProfileError(f"{origin}: metadata.token_stats must map each task to an object")
+            metadata = dict(metadata)
         except ProfileError:
             raise
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
@@ -193,22 +199,22 @@ def _fusion_record(r: Any, where: str) -> FusionRecord:
         raise ProfileError(f"{where}: expected [model, role, question, [inputs], output, prompt_tokens], "
                            f"got {len(r) if isinstance(r, list) else type(r).__name__} fields")
     return FusionRecord(str(r[0]), str(r[1]), _int(r[2], where), tuple(_int(x, where) for x in r[3]),
-                        _int(r[4], where), _int(r[5], where))
+                        _int(r[4], where), _int(r[5], where))  # answer ids and token counts are >= 0
 
 
 def _latency_row(row: Any, where: str) -> tuple[int, int, float]:
     """A ``[tokens, batch, seconds]`` row: positive integers and a finite non-negative time."""
     if not isinstance(row, list) or len(row) != 3:
-        raise ProfileError(f"{where}: a row must be [tokens, batch, seconds], got {row!r:.80}")
-    tokens, batch, seconds = _int(row[0], where), _int(row[1], where), row[2]
+        raise ProfileError(f"{where}: a row must be [tokens, batch, seconds], got {shown(row)}")
+    tokens, batch, seconds = _int(row[0], where, low=1), _int(row[1], where, low=1), row[2]
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < math.inf:
-        raise ProfileError(f"{where}: seconds must be a finite number >= 0, got {seconds!r:.80}")
+        raise ProfileError(f"{where}: seconds must be a finite number >= 0, got {shown(seconds)}")
     return tokens, batch, float(seconds)
 
 
-def _int(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ProfileError(f"{where}: expected an integer, got {value!r:.80}")
+def _int(value: Any, where: str, low: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ProfileError(f"{where}: expected an integer >= {low}, got {shown(value)}")
     return value
 
 

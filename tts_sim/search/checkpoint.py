@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tts_sim.errors import ConfigError
+from tts_sim.errors import ConfigError, shown
 from tts_sim.jsonio import loads
 
 SCHEMA = "tts-sim/search-journal"
@@ -63,7 +63,7 @@ class Checkpoint:
         if not isinstance(header, dict) or header.get("schema") != SCHEMA:
             raise ConfigError(f"{self.path} is not a tts-sim search checkpoint")
         if header.get("version") != SCHEMA_VERSION:
-            raise ConfigError(f"checkpoint {self.path}: version {_short(header.get('version'))} unsupported")
+            raise ConfigError(f"checkpoint {self.path}: version {shown(header.get('version'))} unsupported")
         if not isinstance(header.get("config"), dict):
             raise ConfigError(f"checkpoint {self.path} is malformed (its header has no config)")
         state = CheckpointState(dict(header["config"]))
@@ -154,7 +154,7 @@ def _add_record(state: CheckpointState, record: Any, where: str) -> None:
 
 def _legacy_state(data: dict[str, Any], path: Path) -> CheckpointState:
     if data.get("version") != 1:
-        raise ConfigError(f"checkpoint {path}: version {_short(data.get('version'))} unsupported")
+        raise ConfigError(f"checkpoint {path}: version {shown(data.get('version'))} unsupported")
     config, trials, calls = data.get("config"), data.get("trials"), data.get("agent_calls")
     if not (isinstance(config, dict) and isinstance(trials, list) and isinstance(calls, list)
             and all(isinstance(x, dict) for x in trials + calls)):
@@ -176,10 +176,6 @@ def _fsync_dir(folder: Path) -> None:
     finally:
         os.close(fd)
 
-
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def config_mismatch(saved: dict[str, Any], current: dict[str, Any]) -> str | None:

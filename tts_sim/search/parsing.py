@@ -7,13 +7,13 @@ failure raises ``ReplyError`` with one line that is sent back to the model on re
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tts_sim.core.graph import Graph, Role
 from tts_sim.errors import TtsSimError
+from tts_sim.jsonio import loads
 from tts_sim.search.space import OUTPUT_ID, SearchSpace
 
 
@@ -68,9 +68,9 @@ def json_objects(text: str) -> list[Any]:
     for span in spans:
         for attempt in (span, _TRAILING_COMMA.sub(r"\1", span)):
             try:
-                out.append(json.loads(attempt))
+                out.append(loads(attempt, "reply"))  # jsonio: deep nesting is refused, not a RecursionError
                 break
-            except json.JSONDecodeError:
+            except TtsSimError:
                 continue
     return out
 
@@ -123,8 +123,8 @@ def graph_from_obj(obj: Mapping[str, Any], space: SearchSpace) -> Graph:
     body = obj.get("graph", obj)
     if isinstance(body, str):  # a graph given as JSON text inside JSON
         try:
-            body = json.loads(body)
-        except json.JSONDecodeError:
+            body = loads(body, "'graph' string")
+        except TtsSimError:
             raise ReplyError("'graph' is a string that is not JSON") from None
     if not isinstance(body, Mapping) or not isinstance(body.get("nodes"), list):
         raise ReplyError("no graph with a 'nodes' list")

@@ -31,6 +31,11 @@ def slot_id(i: int) -> str:
     return f"n{i}"
 
 
+#: Most worker slots a space may have (encodings are K x K; the paper searched 8).
+MAX_SLOTS = 64
+
+
+
 @dataclass(frozen=True, eq=False)
 class SearchSpace:
     """What a searcher may build. ``budget`` is in budget units (multiples of one direct
@@ -53,8 +58,10 @@ class SearchSpace:
             raise ConfigError(f"search space: the model pool lists a model twice: {', '.join(self.pool)}")
         for m in (*self.pool, self.output_model):
             self.catalog[m]  # ConfigError naming the unknown model
-        if not isinstance(self.max_nodes, int) or isinstance(self.max_nodes, bool) or self.max_nodes < 1:
-            raise ConfigError(f"search space: max_nodes must be a positive integer, got {self.max_nodes!r}")
+        if (not isinstance(self.max_nodes, int) or isinstance(self.max_nodes, bool)
+                or not 1 <= self.max_nodes <= MAX_SLOTS):
+            raise ConfigError(f"search space: max_nodes must be an integer from 1 to {MAX_SLOTS}, "
+                              f"got {self.max_nodes!r}")
         try:
             budget = float(self.budget)
         except (TypeError, ValueError):

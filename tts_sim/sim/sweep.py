@@ -12,6 +12,7 @@ import numpy as np
 from tts_sim.core.models import DEFAULT_CATALOG, DEFAULT_OUTPUT_MODEL, ModelCatalog
 from tts_sim.core.presets import grid
 from tts_sim.core.profile import Profile
+from tts_sim.errors import ConfigError
 from tts_sim.sim.evaluator import SimulatedEvaluator
 
 
@@ -70,12 +71,18 @@ class SweepResult:
         return "\n\n".join(parts)
 
 
+#: Largest width or depth of a sweep (each cell is a full evaluation).
+MAX_SWEEP = 32
+
+
 def width_depth_sweep(task: str, model: str, max_width: int, max_depth: int,
                       output_model: str = DEFAULT_OUTPUT_MODEL, cluster: Any = None, arrival: Any = None,
                       n_queries: int = 300, profile: Profile | None = None, catalog: ModelCatalog = DEFAULT_CATALOG,
                       out_dir: Path | None = None, **sim_options: Any) -> SweepResult:
     """Score every ``width x depth`` grid of ``model`` feeding an ``output_model`` output node.
     ``sim_options``: SimulatedEvaluator keywords (scheduler, scheduler_options, predictor)."""
+    if not (1 <= max_width <= MAX_SWEEP and 1 <= max_depth <= MAX_SWEEP):
+        raise ConfigError(f"sweep: max width and depth must lie in 1..{MAX_SWEEP}, got {max_width} x {max_depth}")
     ev = SimulatedEvaluator(task, profile=profile, cluster=cluster, arrival=arrival, n_queries=n_queries,
                             catalog=catalog, **sim_options)
     widths, depths = list(range(1, max_width + 1)), list(range(1, max_depth + 1))

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tts_sim.errors import ConfigError
+from tts_sim.jsonio import loads
 
 
 @dataclass(frozen=True)
@@ -43,10 +43,7 @@ def json_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             for n, line in enumerate(f, 1):
                 if not line.strip():
                     continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ConfigError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+                row = loads(line, f"{path}:{n}")  # ConfigError: "PATH:N is not valid JSON (...)"
                 if not isinstance(row, dict):
                     raise ConfigError(f"{path}:{n}: expected a JSON object per line")
                 yield n, row

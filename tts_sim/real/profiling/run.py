@@ -99,6 +99,9 @@ def run_profile(backend: Backend, config: ProfileConfig, *, grader: Grader | Non
                 progress: Callable[[str], None] | None = None) -> ProfileRun:
     """Measure what ``config`` asks for on ``backend`` and assemble the ``Profile``."""
     say = progress or (lambda _msg: None)
+    if config.banks:  # an unknown task or a missing data file fails before minutes of latency timing
+        grader = grader if grader is not None else get_grader(config.task)
+        qs = list(questions) if questions is not None else profile_questions(config)
     infos = {m: backend.info(b) for m, b in config.models.items()}
     timings: dict[str, float] = {}
     profile = Profile(metadata={})
@@ -118,8 +121,7 @@ def run_profile(backend: Backend, config: ProfileConfig, *, grader: Grader | Non
 
     token_stats: dict[str, Any] = {}
     if config.banks:
-        grader = grader if grader is not None else get_grader(config.task)
-        qs = list(questions) if questions is not None else profile_questions(config)
+        assert grader is not None  # set above, before the latency tables
         t0 = time.perf_counter()
         banks = collect_answer_banks(backend, config.models, qs, grader, config.samples,
                                      max_new_tokens=config.max_new_tokens, temperature=config.temperature,

@@ -54,7 +54,8 @@ from scipy import optimize
 
 from tts_sim.cache import cache_root
 from tts_sim.core.profile import FusionRecord
-from tts_sim.errors import ProfileError
+from tts_sim.errors import ProfileError, TtsSimError
+from tts_sim.jsonio import loads
 from tts_sim.sim.quality.answers import AnswerTables
 from tts_sim.tasks import TaskSpec
 
@@ -380,10 +381,10 @@ def cached_fit(profile_checksum: str, task: str, fit: Callable[[], FusionParams]
     code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
     path = cache_root() / "fits" / f"{profile_checksum.removeprefix('sha256:')[:24]}-{task}-{code}.json"
     try:
-        data = json.loads(path.read_text())
+        data = loads(path.read_bytes(), "cached fit")
         return FusionParams(data["coef"], data["log_likelihood"], data["n_records"], data["skills"], data["stderr"],
                             covariance=tuple(tuple(float(v) for v in row) for row in data["covariance"]))
-    except (OSError, ValueError, KeyError, TypeError, ProfileError):
+    except (OSError, ValueError, KeyError, TypeError, TtsSimError):
         pass
     params = fit()
     try:
