@@ -125,3 +125,25 @@ def test_an_unknown_model_lists_the_known_ones(capsys, tmp_path):
                              "output": "out"}))
     code, _, err = run(capsys, "graph", "check", str(g))
     assert code == 2 and "unknown model 'llama-9b'" in err and "llama-3.2-1b" in err and err.count("\n") == 1
+
+
+def test_a_resumed_progress_bar_starts_at_the_recorded_evaluations(capsys, tmp_path, monkeypatch):
+    import tqdm
+
+    starts: list[int] = []
+    real_init = tqdm.tqdm.__init__
+
+    def spy(self, *args, **kwargs):
+        starts.append(kwargs.get("initial", 0))
+        kwargs["disable"] = False
+        return real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(tqdm.tqdm, "__init__", spy)
+    argv = ["search", "--task", "math", "--budget", "18", "--evals", "5", "--out", str(tmp_path / "s")]
+    assert run(capsys, *argv)[0] == 0
+    journal = tmp_path / "s" / "checkpoint.jsonl"
+    lines = journal.read_text().splitlines()
+    trial_lines = [i for i, line in enumerate(lines) if '"trial"' in line]
+    journal.write_text("\n".join(lines[: trial_lines[2] + 1]) + "\n")  # as if killed after 3 evaluations
+    assert run(capsys, *argv)[0] == 0
+    assert starts == [0, 3]

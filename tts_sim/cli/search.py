@@ -131,12 +131,16 @@ def cmd_search(args: argparse.Namespace) -> None:
     if not args.quiet and not args.json:
         from tqdm import tqdm
 
-        bar = tqdm(total=args.evals, desc=f"{args.searcher} on {task.name}", unit="eval", file=sys.stderr,
-                   leave=False, disable=None)  # None: a bar on a terminal only (stderr stays clean)
+        from tts_sim.search.checkpoint import Checkpoint
+
+        state = Checkpoint(checkpoint).load() if checkpoint.exists() else None
+        recorded = min(len(state.trials), args.evals) if state is not None else 0  # a resume starts where it was
+        bar = tqdm(total=args.evals, initial=recorded, desc=f"{args.searcher} on {task.name}", unit="eval",
+                   file=sys.stderr, leave=False, disable=None)  # None: a bar on a terminal only (stderr stays clean)
 
     def progress(trial: Any) -> None:
         if bar is not None:
-            bar.n = trial.index + 1
+            bar.n = max(bar.n, trial.index + 1)  # replayed trials never move it back
             bar.set_postfix(score=f"{trial.score:.3f}", units=f"{trial.units:.1f}", refresh=False)
             bar.refresh()
 
