@@ -99,7 +99,20 @@ DEVICES: Registry[DeviceSpec] = Registry("devices")
 #: in tts_sim/data/device_calibration.json; ``python benchmarks/device_calibration.py --fit`` refits
 #: them and tests/test_calibration.py checks these values against a refit). Devices absent here
 #: (H200, A100-40GB, L4, cpu) have no published measurement in that file: the predictor's defaults.
-CALIBRATIONS: dict[str, Calibration] = {}
+_TRTLLM = "TensorRT-LLM performance.md, A100 FP16 Llama-2-7b first-token latency " \
+    "<https://github.com/NVIDIA/TensorRT-LLM/blob/v0.6.1/docs/source/performance.md>"
+_NEMO = "NeMo Framework Llama 2 inference performance, 128 in / 20 out, batch 1-8 " \
+    "<https://docs.nvidia.com/nemo-framework/user-guide/latest/performance/llama.html>"
+_VLLM_A100_40 = "vLLM Llama-3.1-8B BF16 decode on A100 40GB, about 75 tokens/s " \
+    "<https://johnmusgrave.com/p/vllm-throughput-latency-sweep-on>"
+_DEFAULT = "no published figure in tts_sim/data/device_calibration.json fixes it: roofline default"
+CALIBRATIONS: dict[str, Calibration] = {
+    "A100-80GB": Calibration(0.6685, 1.0, 0.005873, f"fitted to {_TRTLLM} and {_NEMO}",
+                             f"fitted to {_TRTLLM} and {_NEMO} (at its bound 1.0)", f"fitted to {_TRTLLM} and {_NEMO}"),
+    "H100": Calibration(0.5, 1.0, 0.003999, f"{_DEFAULT} (the TensorRT-LLM H100 first-token figures are FP8)",
+                        f"fitted to {_NEMO} (at its bound 1.0)", f"fitted to {_NEMO}"),
+    "A100-40GB": Calibration(0.5, 0.8119, 5e-4, _DEFAULT, f"fitted to {_VLLM_A100_40}", _DEFAULT),
+}
 
 # The built-in devices, declared as entry points (group ``tts_sim.devices``) in pyproject.toml.
 _NVLINK4 = "NVLink 4: 900 GB/s bidirectional per GPU (H100/H200 SXM datasheet) -> 450 GB/s per direction; " \

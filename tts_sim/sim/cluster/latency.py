@@ -315,44 +315,32 @@ def fit_roofline(tables: Iterable[LatencyTable], catalog: ModelCatalog = DEFAULT
                              use_catalogue=True)
 
 
-def fit_factors(rows: Sequence[tuple[float, float, float]], fit_overhead: bool = True,
-                fixed: Mapping[str, float] | None = None) -> tuple[float, float, float]:
-    """(compute_eff, bandwidth_eff, overhead_s) minimising the log errors of ``rows``.
-
-    A row is (seconds at 100% compute, seconds at 100% bandwidth, measured seconds); ``fixed``
-    holds factors kept at a given value instead of fitted (``compute_eff`` where no measurement
-    is compute-bound, say)."""
-    fixed = dict(fixed or {})
-    if not fit_overhead:
-        fixed.setdefault("overhead_s", 0.0)
-    names = [n for n in ("compute_eff", "bandwidth_eff", "overhead_s") if n not in fixed]
+def fit_factors(rows: Sequence[tuple[float, float, float]], fit_overhead: bool = True) -> tuple[float, float, float]:
+    """(compute_eff, bandwidth_eff, overhead_s) minimising the log errors of ``rows``, each row being
+    (seconds at 100% compute, seconds at 100% bandwidth, measured seconds)."""
     t_compute = np.asarray([r[0] for r in rows])
     t_memory = np.asarray([r[1] for r in rows])
     seconds = np.asarray([r[2] for r in rows])
     log_meas = np.log(seconds)
 
-    def unpack(theta: np.ndarray) -> tuple[float, float, float]:
-        values = {**fixed, **dict(zip(names, (float(x) for x in theta), strict=True))}
-        return values["compute_eff"], values["bandwidth_eff"], values["overhead_s"]
-
     def residuals(theta: np.ndarray) -> np.ndarray:
-        c, b, o = unpack(theta)
-        return np.log(np.maximum(t_compute / c, t_memory / b) + o) - log_meas
+        overhead = theta[2] if fit_overhead else 0.0
+        return np.log(np.maximum(t_compute / theta[0], t_memory / theta[1]) + overhead) - log_meas
 
     upper_overhead = float(np.min(seconds))
-    bounds = {"compute_eff": (1e-5, 10.0), "bandwidth_eff": (1e-5, 10.0), "overhead_s": (0.0, upper_overhead)}
-    lower = [bounds[n][0] for n in names]
-    upper = [bounds[n][1] for n in names]
-    starts = {"compute_eff": (0.05, 0.3, 0.9), "bandwidth_eff": (0.05, 0.3, 0.9),
-              "overhead_s": (0.0, 0.5 * upper_overhead)}
+    n_params = 3 if fit_overhead else 2
+    lower = [1e-5, 1e-5, 0.0][:n_params]
+    upper = [10.0, 10.0, upper_overhead][:n_params]
     best = None
-    for x0 in itertools.product(*(starts[n] for n in names)):
-        fit = least_squares(residuals, list(x0), bounds=(lower, upper), x_scale="jac", method="trf",
+    overheads = (0.0, 0.5 * upper_overhead) if fit_overhead else (None,)
+    for ce, be, oh in itertools.product((0.05, 0.3, 0.9), (0.05, 0.3, 0.9), overheads):
+        x0 = [ce, be] + ([] if oh is None else [oh])
+        fit = least_squares(residuals, x0, bounds=(lower, upper), x_scale="jac", method="trf",
                             xtol=1e-12, ftol=1e-12, gtol=1e-12)
         if best is None or fit.cost < best.cost:
             best = fit
     assert best is not None
-    return unpack(best.x)
+    return float(best.x[0]), float(best.x[1]), float(best.x[2]) if fit_overhead else 0.0
 
 
 def _device_lookup(devices: Mapping[str, DeviceSpec] | Iterable[DeviceSpec] | None) -> Callable[[str], DeviceSpec]:
@@ -376,14 +364,15 @@ def _device_lookup(devices: Mapping[str, DeviceSpec] | Iterable[DeviceSpec] | No
 # ----- the registry: a name -> a config dataclass whose build() makes the predictor ---------------
 @dataclass
 class RooflineConfig:
-    """The roofline, calibrated on the profile's latency tables when it has any (defaults otherwise)."""
+    """The roofline, calibrated per device: on the profile's latency tables where it has them, else
+    on the device catalogue's published-measurement calibration, else the defaults."""
 
     profile: Any = field(default=None, metadata={"runtime": True})
     catalog: ModelCatalog = field(default=DEFAULT_CATALOG, metadata={"runtime": True})
 
     def build(self) -> RooflinePredictor:
         tables = getattr(self.profile, "latency", None)
-        return fit_roofline(tables, self.catalog) if tables else RooflinePredictor()
+        return fit_roofline(tables, self.catalog) if tables else RooflinePredictor(use_catalogue=True)
 
 
 @dataclass

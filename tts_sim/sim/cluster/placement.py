@@ -11,6 +11,7 @@ runtime, fragmentation), like vLLM's ``gpu_memory_utilization``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NoReturn
 
 from tts_sim.core.models import ModelSpec
 from tts_sim.errors import ClusterError
@@ -84,7 +85,7 @@ def place(demands: list[ModelDemand], cluster: ClusterSpec, mem_fraction: float 
                      tuple(c - f for c, f in zip(capacity, free, strict=True)), cluster.labels)
 
 
-def _raise_no_fit(demand: ModelDemand, cluster: ClusterSpec, capacity: list[float], free: list[float]) -> None:
+def _raise_no_fit(demand: ModelDemand, cluster: ClusterSpec, capacity: list[float], free: list[float]) -> NoReturn:
     gb = 1e9
     need = (f"model {demand.model.name} needs {demand.bytes / gb:.1f} GB (weights {demand.model.weight_bytes / gb:.1f}"
             f" GB + KV cache {demand.kv_bytes / gb:.1f} GB for {demand.batch} x {demand.context_tokens} tokens)")

@@ -38,6 +38,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import count
+from typing import cast
 
 import numpy as np
 import simpy
@@ -145,7 +146,8 @@ class ClusterSimulator:
         self.tp = parse_tp(tp)
         # the devices a run schedules on: TP groups for a fixed degree (checked here), else per graph
         self.serving = tp_cluster(self.cluster, self.tp) if isinstance(self.tp, int) else self.cluster
-        self.predictor: LatencyPredictor = predictor if predictor is not None else RooflinePredictor()
+        self.predictor: LatencyPredictor = predictor if predictor is not None else cast(LatencyPredictor,
+                                                                                         RooflinePredictor())
         self.catalog = catalog
         if not (isinstance(max_batch, int) and max_batch >= 1):
             raise ConfigError(f"max_batch must be an integer >= 1, got {max_batch!r}")
@@ -318,7 +320,7 @@ class _Run:
         self.n_calls = 0
         self.on_done: Callable[[], None] | None = None
         self.used: set[tuple[str, int]] = set()  # (model, device index) pairs that served a batch
-        self.trend: LatencyTrend | None = None
+        self.trend = LatencyTrend(1)  # sized by start()
         self.adders: list = []
 
     # ----- arrivals --------------------------------------------------------------------------
