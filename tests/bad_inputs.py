@@ -246,6 +246,11 @@ def cases() -> dict[str, list[str]]:
     for i, spec in enumerate(CLUSTERS):
         out[f"cluster-{i}-{spec.strip() or 'blank'}"] = ["simulate", "{d}/graphs/good.json", "--cluster", spec,
                                                          "--questions", "2", "--queries", "5"]
+    for i, (cluster, tp) in enumerate([("2xH100", "4"), ("2xH100", "0"), ("2xH100", "1.5"), ("2xH100", "x"),
+                                        ("3xH100", "2"), ("2xcpu", "2")]):
+        out[f"tp-{i}-{cluster}-{tp}"] = ["simulate", "{d}/graphs/good.json", "--cluster", cluster, "--tp", tp,
+                                         "--questions", "2", "--queries", "5"]
+    out["tp-without-cluster"] = ["simulate", "{d}/graphs/good.json", "--tp", "2", "--questions", "2"]
     out["bench-cluster-2x"] = ["bench", "--cluster", "2x", "--searchers", "random", "--tasks", "math", "--budgets",
                                "18", "--seeds", "1", "--evals", "2", "--regret-budgets", "none", "--out",
                                "{d}/bench", "--quiet"]

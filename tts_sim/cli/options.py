@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Parser", "UsageError", "add_cluster_options", "add_common", "add_quiet", "arrival_from", "catalog_from",
            "emit", "int_list", "non_negative_float", "non_negative_int", "number", "positive_float", "positive_int",
-           "probability", "profile_from", "progress_printer", "sim_options", "load_text", "table"]
+           "probability", "profile_from", "progress_printer", "sim_options", "load_text", "table", "tp_degree"]
 
 
 def number(kind: type = float, low: float | None = None, high: float | None = None,
@@ -51,6 +51,17 @@ non_negative_int = number(int, 0)
 positive_float = number(float, 0, low_open=True)
 non_negative_float = number(float, 0)
 probability = number(float, 0, 1, low_open=True)
+
+
+def tp_degree(text: str) -> int | str:
+    """``auto`` or a positive integer: a tensor-parallel degree."""
+    from tts_sim.errors import ClusterError
+    from tts_sim.sim.cluster.tensor_parallel import parse_tp
+
+    try:
+        return parse_tp(text)
+    except ClusterError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def int_list(text: str) -> tuple[int, ...]:
@@ -136,6 +147,10 @@ def add_cluster_options(p: argparse.ArgumentParser, default_cluster: str | None 
                    help="continuous: prefill the question prompt again for every node of a query")
     p.add_argument("--chunked-prefill", type=int, metavar="TOKENS",
                    help="continuous: token budget per step, prompts prefilled in chunks alongside decodes")
+    p.add_argument("--tp", type=tp_degree, default=1, metavar="auto|K",
+                   help="tensor parallelism: each replica spans K GPUs of a node (weights, KV cache and compute "
+                        "split K ways, an all-reduce per layer over NVLink/PCIe); auto: the smallest K whose GPUs "
+                        "hold each model")
     p.add_argument("--latency-predictor", metavar="NAME",
                    help="a registered latency predictor, e.g. roofline or profile-table (default: the profile's "
                         "tables where it has them)")
@@ -157,7 +172,15 @@ def sim_options(args: argparse.Namespace) -> dict[str, Any]:
             raise ConfigError(f"{flag} does not apply to --scheduler {args.scheduler}")
     options = {key: value for key, (_, value) in flags.items()}
     build_scheduler(args.scheduler, options)  # bad names and values fail here, before any work
-    return {"scheduler": args.scheduler, "scheduler_options": options, "predictor": args.latency_predictor}
+    if args.tp != 1:
+        if not args.cluster:
+            raise ConfigError("--tp needs --cluster (tensor parallelism splits a model over a node's GPUs)")
+        if isinstance(args.tp, int):  # a degree the cluster cannot take fails here too
+            from tts_sim.sim.cluster import parse_cluster, tp_cluster
+
+            tp_cluster(parse_cluster(args.cluster), args.tp)
+    return {"scheduler": args.scheduler, "scheduler_options": options, "predictor": args.latency_predictor,
+            "tp": args.tp}
 
 
 def load_text(lat: Any) -> str:

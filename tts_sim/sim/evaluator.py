@@ -26,6 +26,7 @@ class SimulatedEvaluator:
     name from ``LATENCY_PREDICTORS`` (default: the profile's measured tables where they cover a
     (model, device) and the roofline calibrated on them otherwise; the roofline without tables).
     ``scheduler``: a name from ``SCHEDULERS`` (default ``static``) with ``scheduler_options``.
+    ``tp``: tensor-parallel degree of every replica (a positive integer or ``"auto"``).
     ``tokens``: the simulator's ``TokenModel``; None builds one from the profile's token statistics
     for the task (sampled reply lengths, template overheads) when it has them, else the paper's counts.
     ``intervals``: also put each result's 95% prediction interval (the fusion fit's coefficient
@@ -48,6 +49,7 @@ class SimulatedEvaluator:
         scheduler: Any = None,
         scheduler_options: dict[str, Any] | None = None,
         predictor: str | None = None,
+        tp: int | str | None = 1,
     ) -> None:
         from tts_sim.sim.quality import QualityModel
         from tts_sim.sim.scenario import load_default_profile
@@ -69,7 +71,7 @@ class SimulatedEvaluator:
                 tokens = token_model_from_profile(self.profile, self.task.name)
             self.simulator = ClusterSimulator(spec, predictor=self._predictor(predictor), catalog=catalog,
                                               max_batch=max_batch, tokens=tokens, scheduler=scheduler,
-                                              scheduler_options=scheduler_options)
+                                              scheduler_options=scheduler_options, tp=tp)
             self.arrival = arrival if arrival is not None else OpenLoop(1.0)
         self._latency_cache: dict[tuple[str, int], LatencyStats] = {}  # by (canonical graph key, seed)
 

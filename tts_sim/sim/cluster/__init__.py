@@ -24,6 +24,7 @@ from tts_sim.sim.cluster.simulator import (
 )
 from tts_sim.sim.cluster.spec import ClusterSpec, parse_cluster
 from tts_sim.sim.cluster.static import StaticConfig
+from tts_sim.sim.cluster.tensor_parallel import allreduce_s, auto_tp, parse_tp, tp_cluster
 from tts_sim.sim.cluster.tokens import LengthDistribution, TokenModel, token_model_from_profile
 
 __all__ = [
@@ -31,5 +32,6 @@ __all__ = [
     "build_scheduler", "predictor_for", "ClosedLoop", "ClusterError", "ClusterSimulator", "ClusterSpec", "DeviceSpec",
     "LatencyPredictor", "LengthDistribution", "LogHistogram", "ModelDemand", "OpenLoop", "Placement",
     "RooflinePredictor", "SimulationResult", "TablePredictor", "TimelineEvent", "TokenModel", "fit_roofline",
-    "get_device", "parse_cluster", "place", "token_model_from_profile",
+    "get_device", "parse_cluster", "place", "token_model_from_profile", "allreduce_s", "auto_tp", "parse_tp",
+    "tp_cluster",
 ]

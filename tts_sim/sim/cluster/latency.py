@@ -8,12 +8,20 @@ a prefill of Np tokens costs 2*M*Np + 2*L*D*Np*(Np+1), the decode step at contex
 the weights once per pass plus the KV cache (written by prefill, read by each decode step).
 So prefill is compute-bound and decode bandwidth-bound for any realistic batch.
 
+Factors per device: a predictor's own ``compute_eff``/``bandwidth_eff``/``overhead_s`` apply unless
+``per_device`` names the device (factors fitted to its measured tables by ``fit_roofline``) or
+``use_catalogue`` is on and the device's catalogue entry carries a ``Calibration`` (fitted to
+published measurements, tts_sim/sim/cluster/calibration.py). On a tensor-parallel group
+(``DeviceSpec.tp`` > 1) FLOPs and bytes are split over the group and the all-reduces of
+tts_sim/sim/cluster/tensor_parallel.py are added.
+
 ``TablePredictor``: measured ``LatencyTable`` rows where (model, device) was profiled, else a
 fallback roofline; ``fit_roofline`` calibrates the roofline's factors on measured tables.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +35,7 @@ from tts_sim.core.models import DEFAULT_CATALOG, ModelCatalog, ModelSpec
 from tts_sim.core.profile import LatencyTable
 from tts_sim.errors import ConfigError, ProfileError
 from tts_sim.registry import Registry
+from tts_sim.sim.cluster.tensor_parallel import allreduce_s
 
 ROOFLINE = "roofline"
 PROFILE_TABLE = "profile-table"
@@ -90,6 +99,10 @@ class RooflinePredictor:
     bytes_per_param: float | None = None
     kv_bytes_per_param: float | None = None
     name: str = ROOFLINE
+    #: (device name in lower case, compute_eff, bandwidth_eff, overhead_s): fitted per device
+    per_device: tuple[tuple[str, float, float, float], ...] = ()
+    #: apply the device catalogue's calibration where a device has one (and ``per_device`` does not)
+    use_catalogue: bool = False
 
     def __post_init__(self) -> None:
         for attr in ("compute_eff", "bandwidth_eff"):
@@ -102,6 +115,9 @@ class RooflinePredictor:
             value = getattr(self, attr)
             if value is not None and not value > 0:
                 raise ConfigError(f"roofline {attr} must be positive, got {value!r}")
+        for name, ce, be, oh in self.per_device:
+            if not (ce > 0 and be > 0 and oh >= 0 and math.isfinite(ce + be + oh)):
+                raise ConfigError(f"roofline factors for device {name!r} must be positive, got {(ce, be, oh)!r}")
 
     def weight_bytes(self, model: ModelSpec) -> float:
         bpp = self.bytes_per_param if self.bytes_per_param is not None else model.bytes_per_param
@@ -112,20 +128,37 @@ class RooflinePredictor:
             return model.kv_bytes_per_token
         return model.kv_bytes_per_token / model.bytes_per_param * self.kv_bytes_per_param
 
+    def factors(self, device: DeviceSpec) -> tuple[float, float, float]:
+        """(compute_eff, bandwidth_eff, overhead_s) used on ``device``."""
+        key = device.name.lower()
+        for name, ce, be, oh in self.per_device:
+            if name == key:
+                return ce, be, oh
+        cal = device.calibration
+        if self.use_catalogue and cal is not None:
+            return cal.compute_eff, cal.bandwidth_eff, cal.overhead_s
+        return self.compute_eff, self.bandwidth_eff, self.overhead_s
+
     def _time(self, device: DeviceSpec, flops: float, nbytes: float) -> float:
-        compute = flops / (device.peak_flops * self.compute_eff)
-        memory = nbytes / (device.mem_bw * self.bandwidth_eff)
-        return (compute if compute > memory else memory) + self.overhead_s
+        if self.per_device or self.use_catalogue:
+            ce, be, oh = self.factors(device)
+        else:
+            ce, be, oh = self.compute_eff, self.bandwidth_eff, self.overhead_s
+        compute = flops / (device.peak_flops * ce)
+        memory = nbytes / (device.mem_bw * be)
+        return (compute if compute > memory else memory) + oh
 
     def prefill_s(self, model: ModelSpec, device: DeviceSpec, prompt_tokens: float, batch: int) -> float:
         _check(prompt_tokens, batch, "prompt")
-        return self._time(device, *prefill_work(model, prompt_tokens, batch, self.weight_bytes(model),
-                                                self.kv_bytes_per_token(model)))
+        seconds = self._time(device, *prefill_work(model, prompt_tokens, batch, self.weight_bytes(model),
+                                                   self.kv_bytes_per_token(model)))
+        return seconds if device.tp == 1 else seconds + allreduce_s(model, device, batch * prompt_tokens)
 
     def decode_step_s(self, model: ModelSpec, device: DeviceSpec, context_tokens: float, batch: int) -> float:
         _check(context_tokens, batch, "context")
-        return self._time(device, *decode_work(model, context_tokens, batch, self.weight_bytes(model),
-                                               self.kv_bytes_per_token(model)))
+        seconds = self._time(device, *decode_work(model, context_tokens, batch, self.weight_bytes(model),
+                                                  self.kv_bytes_per_token(model)))
+        return seconds if device.tp == 1 else seconds + allreduce_s(model, device, batch)
 
     def source(self, model: ModelSpec, device: DeviceSpec) -> str:
         return ROOFLINE
@@ -213,6 +246,8 @@ class TablePredictor:
         self._models: dict[tuple[str, str], tuple[ModelSpec, DeviceSpec]] = {}
 
     def _surfaces(self, model: ModelSpec, device: DeviceSpec) -> tuple[_Surface, _Surface] | None:
+        if device.tp != 1:  # tables measure one GPU: a tensor-parallel group gets the roofline
+            return None
         key = (model.name, device.name.lower())
         table = self._tables.get(key)
         if table is None:
@@ -241,7 +276,7 @@ class TablePredictor:
         return surfaces[1](context_tokens, batch)
 
     def source(self, model: ModelSpec, device: DeviceSpec) -> str:
-        if (model.name, device.name.lower()) in self._tables:
+        if device.tp == 1 and (model.name, device.name.lower()) in self._tables:
             return PROFILE_TABLE
         return self.fallback.source(model, device)
 
@@ -259,50 +294,56 @@ def fit_roofline(tables: Iterable[LatencyTable], catalog: ModelCatalog = DEFAULT
     """
     lookup = _device_lookup(devices)
     proto = RooflinePredictor(bytes_per_param=bytes_per_param, kv_bytes_per_param=kv_bytes_per_param)
-    flops, nbytes, peak, bw, seconds = [], [], [], [], []
+    rows: dict[str, list[tuple[float, float, float]]] = {}  # device -> (compute s, memory s, measured s)
     for table in tables:
         if table.model not in catalog:
             raise ProfileError(f"latency table for unknown model {table.model!r}")
         model, device = catalog[table.model], lookup(table.device)
         wb, kvb = proto.weight_bytes(model), proto.kv_bytes_per_token(model)
-        for work, rows in ((prefill_work, table.prefill), (decode_work, table.decode)):
-            for tokens, batch, secs in rows:
+        for work, measured in ((prefill_work, table.prefill), (decode_work, table.decode)):
+            for tokens, batch, secs in measured:
                 if not (tokens >= 1 and batch >= 1 and secs > 0):
                     raise ProfileError(f"latency table {table.model} on {table.device}: bad row "
                                        f"({tokens}, {batch}, {secs})")
                 f, b = work(model, tokens, batch, wb, kvb)
-                flops.append(f)
-                nbytes.append(b)
-                peak.append(device.peak_flops)
-                bw.append(device.mem_bw)
-                seconds.append(secs)
+                rows.setdefault(device.name.lower(), []).append((f / device.peak_flops, b / device.mem_bw, secs))
     n_params = 3 if fit_overhead else 2
-    if len(seconds) < n_params:
-        raise ProfileError(f"fit_roofline needs at least {n_params} measured rows, got {len(seconds)}")
-    t_compute = np.asarray(flops) / np.asarray(peak)  # seconds at 100% compute efficiency
-    t_memory = np.asarray(nbytes) / np.asarray(bw)
-    log_meas = np.log(np.asarray(seconds))
+    pooled = [r for device_rows in rows.values() for r in device_rows]
+    if len(pooled) < n_params:
+        raise ProfileError(f"fit_roofline needs at least {n_params} measured rows, got {len(pooled)}")
+    ce, be, overhead = fit_factors(pooled, fit_overhead)
+    per_device = tuple((name, *fit_factors(device_rows, fit_overhead)) for name, device_rows in sorted(rows.items())
+                       if len(device_rows) >= n_params)
+    return RooflinePredictor(ce, be, overhead, bytes_per_param, kv_bytes_per_param, per_device=per_device,
+                             use_catalogue=True)
+
+
+def fit_factors(rows: Sequence[tuple[float, float, float]], fit_overhead: bool = True) -> tuple[float, float, float]:
+    """(compute_eff, bandwidth_eff, overhead_s) minimising the log errors of ``rows``, each row being
+    (seconds at 100% compute, seconds at 100% bandwidth, measured seconds)."""
+    t_compute = np.asarray([r[0] for r in rows])
+    t_memory = np.asarray([r[1] for r in rows])
+    seconds = np.asarray([r[2] for r in rows])
+    log_meas = np.log(seconds)
 
     def residuals(theta: np.ndarray) -> np.ndarray:
         overhead = theta[2] if fit_overhead else 0.0
         return np.log(np.maximum(t_compute / theta[0], t_memory / theta[1]) + overhead) - log_meas
 
     upper_overhead = float(np.min(seconds))
+    n_params = 3 if fit_overhead else 2
     lower = [1e-5, 1e-5, 0.0][:n_params]
     upper = [10.0, 10.0, upper_overhead][:n_params]
     best = None
-    for ce in (0.05, 0.3, 0.9):
-        for be in (0.05, 0.3, 0.9):
-            for frac in ((0.0, 0.5) if fit_overhead else (None,)):
-                x0 = [ce, be] + ([] if frac is None else [frac * upper_overhead])
-                fit = least_squares(residuals, x0, bounds=(lower, upper), x_scale="jac", method="trf",
-                                    xtol=1e-12, ftol=1e-12, gtol=1e-12)
-                if best is None or fit.cost < best.cost:
-                    best = fit
+    overheads = (0.0, 0.5 * upper_overhead) if fit_overhead else (None,)
+    for ce, be, oh in itertools.product((0.05, 0.3, 0.9), (0.05, 0.3, 0.9), overheads):
+        x0 = [ce, be] + ([] if oh is None else [oh])
+        fit = least_squares(residuals, x0, bounds=(lower, upper), x_scale="jac", method="trf",
+                            xtol=1e-12, ftol=1e-12, gtol=1e-12)
+        if best is None or fit.cost < best.cost:
+            best = fit
     assert best is not None
-    ce, be = float(best.x[0]), float(best.x[1])
-    overhead = float(best.x[2]) if fit_overhead else 0.0
-    return RooflinePredictor(ce, be, overhead, bytes_per_param, kv_bytes_per_param)
+    return float(best.x[0]), float(best.x[1]), float(best.x[2]) if fit_overhead else 0.0
 
 
 def _device_lookup(devices: Mapping[str, DeviceSpec] | Iterable[DeviceSpec] | None) -> Callable[[str], DeviceSpec]:
@@ -326,14 +367,15 @@ def _device_lookup(devices: Mapping[str, DeviceSpec] | Iterable[DeviceSpec] | No
 # ----- the registry: a name -> a config dataclass whose build() makes the predictor ---------------
 @dataclass
 class RooflineConfig:
-    """The roofline, calibrated on the profile's latency tables when it has any (defaults otherwise)."""
+    """The roofline, calibrated per device: on the profile's latency tables where it has them, else
+    on the device catalogue's published-measurement calibration, else the defaults."""
 
     profile: Any = field(default=None, metadata={"runtime": True})
     catalog: ModelCatalog = field(default=DEFAULT_CATALOG, metadata={"runtime": True})
 
     def build(self) -> RooflinePredictor:
         tables = getattr(self.profile, "latency", None)
-        return fit_roofline(tables, self.catalog) if tables else RooflinePredictor()
+        return fit_roofline(tables, self.catalog) if tables else RooflinePredictor(use_catalogue=True)
 
 
 @dataclass

@@ -89,8 +89,11 @@ def _raise_no_fit(demand: ModelDemand, cluster: ClusterSpec, capacity: list[floa
     gb = 1e9
     need = (f"model {demand.model.name} needs {demand.bytes / gb:.1f} GB (weights {demand.model.weight_bytes / gb:.1f}"
             f" GB + KV cache {demand.kv_bytes / gb:.1f} GB for {demand.batch} x {demand.context_tokens} tokens)")
+    unit = "device" if cluster.tp == 1 else f"tensor-parallel group ({cluster.tp} GPUs)"
     if max(capacity) >= demand.bytes:
-        raise ClusterError(f"{need} but no device of cluster {cluster} has that much left after placing the "
+        raise ClusterError(f"{need} but no {unit} of cluster {cluster} has that much left after placing the "
                            f"larger models (most free: {max(free) / gb:.1f} GB)")
-    raise ClusterError(f"{need} but the largest device of cluster {cluster} offers {max(capacity) / gb:.1f} GB "
-                       f"(usable fraction applied)")
+    hint = "; try --tp" if cluster.tp == 1 and all(d.link_bw for d in cluster.devices) and len(cluster.devices) > 1 \
+        else ""
+    raise ClusterError(f"{need} but the largest {unit} of cluster {cluster} offers {max(capacity) / gb:.1f} GB "
+                       f"(usable fraction applied){hint}")

@@ -13,8 +13,8 @@ through ``run.node_done``. Built-ins:
   at every decode step, KV-cache memory in blocks limits admission, preemption by recompute,
   prefix caching of the question prompt shared by a query's nodes, optional chunked prefill.
 
-A replica today is one device; the protocol names devices by index only, so a replica spanning
-k devices (tensor parallelism) can slot in behind the same ``replica`` call.
+A replica is one device of the run: a GPU, or with tensor parallelism (``--tp``,
+tts_sim/sim/cluster/tensor_parallel.py) a group of k GPUs that the run sees as one device.
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import count
+from typing import cast
 
 import numpy as np
 import simpy
@@ -55,6 +56,7 @@ from tts_sim.sim.cluster.overload import LatencyTrend, overload
 from tts_sim.sim.cluster.placement import ModelDemand, Placement, place
 from tts_sim.sim.cluster.schedulers import Scheduler, build_scheduler
 from tts_sim.sim.cluster.spec import ClusterSpec, parse_cluster
+from tts_sim.sim.cluster.tensor_parallel import AUTO, auto_tp, parse_tp, tp_cluster
 from tts_sim.sim.cluster.tokens import LengthDistribution, TokenModel
 from tts_sim.tasks import TaskSpec
 
@@ -131,15 +133,21 @@ class ClusterSimulator:
     ``tokens``: the prompt and reply lengths service times use (default: the paper's A + d*B and B).
     ``scheduler``: a name from ``SCHEDULERS`` (``static``, ``continuous``), a config or a built
     scheduler; ``scheduler_options`` configure a named one (e.g. ``block_size``).
+    ``tp``: tensor-parallel degree, a positive integer or ``"auto"`` (tts_sim/cluster/tensor_parallel.py):
+    each replica then spans ``tp`` GPUs of a node and the run's devices are those groups.
     """
 
     def __init__(self, cluster: ClusterSpec | str, predictor: LatencyPredictor | None = None,
                  catalog: ModelCatalog = DEFAULT_CATALOG, max_batch: int = 8, mem_fraction: float = 0.9,
                  tokens: TokenModel | None = None, scheduler: str | Scheduler | None = None,
-                 scheduler_options: dict | None = None) -> None:
+                 scheduler_options: dict | None = None, tp: int | str | None = 1) -> None:
         self.scheduler: Scheduler = build_scheduler(scheduler, scheduler_options)
         self.cluster = parse_cluster(cluster) if isinstance(cluster, str) else cluster
-        self.predictor: LatencyPredictor = predictor if predictor is not None else RooflinePredictor()
+        self.tp = parse_tp(tp)
+        # the devices a run schedules on: TP groups for a fixed degree (checked here), else per graph
+        self.serving = tp_cluster(self.cluster, self.tp) if isinstance(self.tp, int) else self.cluster
+        self.predictor: LatencyPredictor = predictor if predictor is not None else cast(LatencyPredictor,
+                                                                                         RooflinePredictor())
         self.catalog = catalog
         if not (isinstance(max_batch, int) and max_batch >= 1):
             raise ConfigError(f"max_batch must be an integer >= 1, got {max_batch!r}")
@@ -148,13 +156,17 @@ class ClusterSimulator:
         if tokens is not None and not isinstance(tokens, TokenModel):
             raise ConfigError(f"tokens must be a TokenModel, got {type(tokens).__name__}")
         self.tokens = tokens if tokens is not None else TokenModel()
-        self._service_cache: dict[tuple[str, str, int, int, int], float] = {}
+        self._service_cache: dict[tuple[str, str, int, int, int, int], float] = {}
         self._sources: dict[tuple[str, str], str] = {}
 
     # ----- static analysis -------------------------------------------------------------------
     def placement(self, graph: Graph, task: TaskSpec) -> Placement:
-        """Where each model of the graph's executed nodes runs (``ClusterError`` if one fits nowhere)."""
-        return place(self.demands(graph, task), self.cluster, self.mem_fraction)
+        """Where each model of the graph's executed nodes runs (``ClusterError`` if one fits nowhere);
+        sets the run's devices (``serving``: TP groups of the degree ``tp`` resolves to)."""
+        demands = self.demands(graph, task)
+        if self.tp == AUTO:
+            self.serving = tp_cluster(self.cluster, auto_tp(demands, self.cluster, self.mem_fraction))
+        return place(demands, self.serving, self.mem_fraction)
 
     def demands(self, graph: Graph, task: TaskSpec) -> list[ModelDemand]:
         """What one replica of each model needs: weights + KV cache of ``max_batch`` longest contexts
@@ -173,8 +185,8 @@ class ClusterSimulator:
 
     def service_s(self, model: str, device: int, prompt_tokens: int, decode_tokens: int, batch: int) -> float:
         """Seconds a batch of ``batch`` requests of ``model`` occupies device ``device`` (index)."""
-        dev = self.cluster.devices[device]
-        key = (model, dev.name, prompt_tokens, decode_tokens, batch)
+        dev = self.serving.devices[device]
+        key = (model, dev.name, dev.tp, prompt_tokens, decode_tokens, batch)
         cached = self._service_cache.get(key)
         if cached is not None:
             return cached
@@ -191,7 +203,7 @@ class ClusterSimulator:
     def step_s(self, model: str, device: int, kind: str, tokens: float, batch: int) -> float:
         """One forward pass: a ``"prefill"`` of ``batch`` prompts of ``tokens`` tokens, or a
         ``"decode"`` step of ``batch`` sequences at context ``tokens`` (continuous batching)."""
-        dev = self.cluster.devices[device]
+        dev = self.serving.devices[device]
         spec, pred = self.catalog[model], self.predictor
         if kind == "prefill":
             seconds = pred.prefill_s(spec, dev, tokens, batch)
@@ -278,7 +290,7 @@ class _Run:
         self.output = index[graph.output]
         self.replicas = [placement.replicas[m] for m in self.model_names]
         # memory: KV bytes per token and reserved KV per model; per device, what weights leave
-        catalog, devices = sim.catalog, sim.cluster.devices
+        catalog, devices = sim.catalog, sim.serving.devices
         self.kv_bytes_per_token = [catalog[m].kv_bytes_per_token for m in self.model_names]
         demand = {d.model.name: d.kv_bytes for d in sim.demands(graph, task)}
         self.kv_demand = [demand[m] for m in self.model_names]
@@ -291,7 +303,7 @@ class _Run:
         self.preemptions = 0
         self.prefill_tokens = 0  # prompt tokens prefilled (static: padded)
         self.prefill_saved = 0  # prompt tokens not prefilled thanks to prefix caching
-        self.labels = sim.cluster.labels
+        self.labels = sim.serving.labels
         self.load = [0] * n_dev
         self.busy = [0.0] * n_dev
         self.seq = count()
@@ -308,7 +320,7 @@ class _Run:
         self.n_calls = 0
         self.on_done: Callable[[], None] | None = None
         self.used: set[tuple[str, int]] = set()  # (model, device index) pairs that served a batch
-        self.trend: LatencyTrend | None = None
+        self.trend = LatencyTrend(1)  # sized by start()
         self.adders: list = []
 
     # ----- arrivals --------------------------------------------------------------------------
@@ -413,7 +425,7 @@ class _Run:
             raise RuntimeError(f"simulation ended with {self.completed} of {n_queries} queries answered")
         span = self.last_done - self.first_arrival
         hist = self.hist
-        devices = self.sim.cluster.devices
+        devices = self.sim.serving.devices
         sources = {self.sim._sources[(m, devices[i].name)] for m, i in self.used}
         predictor = sources.pop() if len(sources) == 1 else ("mixed" if sources else "")
         throughput = n_queries / span if span > 0 else math.inf
@@ -431,7 +443,7 @@ class _Run:
             throughput_qps=throughput, n_queries=n_queries,
             utilisation={label: (busy / span if span > 0 else 0.0) for label, busy in zip(self.labels, self.busy,
                                                                                         strict=True)},
-            predictor=predictor, cluster=str(self.sim.cluster),
+            predictor=predictor, cluster=self.sim.serving.describe(),
             load=load, offered_qps=offered, overloaded=verdict.overloaded, overload_reason=verdict.reason,
             latency_growth=verdict.growth, scheduler=self.sim.scheduler.name,
             kv_peak=dict(zip(self.labels, (round(x, 4) for x in self.kv_peak), strict=True)),

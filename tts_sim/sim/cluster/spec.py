@@ -19,30 +19,41 @@ _COUNTED = re.compile(r"^([+-]?\d*\.?\d+)\s*[xX×*]\s*(.*)$")
 
 @dataclass(frozen=True)
 class ClusterSpec:
-    """The devices of a hypothetical cluster, in order; ``text`` is what the user wrote."""
+    """The devices of a hypothetical cluster, in order; ``text`` is what the user wrote.
+
+    ``tp`` > 1: each entry of ``devices`` is a tensor-parallel group of ``tp`` GPUs
+    (``DeviceSpec.group``, see tts_sim/sim/cluster/tensor_parallel.py); labels then name the GPUs a
+    group spans (``H100:0-1``) and ``str`` counts GPUs, not groups."""
 
     devices: tuple[DeviceSpec, ...]
     text: str = ""
+    tp: int = 1
 
     @property
     def labels(self) -> tuple[str, ...]:
-        """One label per device instance: ``NAME:i`` with i counting devices of that name."""
+        """One label per device instance: ``NAME:i`` with i counting devices of that name
+        (``NAME:i-j`` for a tensor-parallel group of GPUs i..j)."""
         seen: dict[str, int] = {}
         out = []
+        k = self.tp
         for dev in self.devices:
             i = seen.get(dev.name, 0)
-            seen[dev.name] = i + 1
-            out.append(f"{dev.name}:{i}")
+            seen[dev.name] = i + k
+            out.append(f"{dev.name}:{i}" if k == 1 else f"{dev.name}:{i}-{i + k - 1}")
         return tuple(out)
 
     def __str__(self) -> str:
         groups: list[list] = []
         for dev in self.devices:
             if groups and groups[-1][1] == dev.name:
-                groups[-1][0] += 1
+                groups[-1][0] += self.tp
             else:
-                groups.append([1, dev.name])
+                groups.append([self.tp, dev.name])
         return ",".join(f"{n}x{name}" for n, name in groups)
+
+    def describe(self) -> str:
+        """``str`` plus the tensor-parallel degree when there is one."""
+        return str(self) if self.tp == 1 else f"{self} (tensor parallel {self.tp})"
 
 
 def parse_cluster(text: str) -> ClusterSpec:
