@@ -62,6 +62,10 @@ def plan_jobs(config: BenchConfig) -> list[Job]:
     from tts_sim.sim.cluster import parse_cluster
     from tts_sim.tasks import get_task
 
+    from tts_sim.core.models import DEFAULT_CATALOG
+    from tts_sim.search.breakeven import agent_cost_spec
+
+    agent_cost_spec(config.agent_cost_model, DEFAULT_CATALOG)  # one-line error naming an unknown model
     options = config.options_for()
     for name in config.searchers:
         SEARCHERS.build(name, options.get(name, {}))  # ConfigError naming an unknown searcher or option
@@ -86,7 +90,8 @@ def plan_jobs(config: BenchConfig) -> list[Job]:
                               f"{len(config.regret_pool)} models) is too large to enumerate for regret")
         if enumerable:
             jobs.append(Job("optimum", task, budget, space_name))
-        jobs += [Job("search", task, budget, space_name, s, seed) for s in config.searchers for seed in config.seeds]
+        jobs += [Job("search", task, budget, space_name, name, seed, prior, label)
+                 for label, name, prior in config.runs() for seed in config.seeds]
     return sorted(jobs, key=lambda j: (j.kind != "optimum", -_COST.get(j.searcher, 1.0) * j.budget ** -0.5))
 
 
