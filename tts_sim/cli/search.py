@@ -23,7 +23,7 @@ from tts_sim.cli.options import (
 )
 from tts_sim.errors import ConfigError
 from tts_sim.registry import parse_set_options
-from tts_sim.search.breakeven import DEFAULT_AGENT_COST_MODEL
+from tts_sim.search.breakeven import DEFAULT_AGENT_COST_MODEL, agent_cost_spec
 from tts_sim.search.constraints import ConstraintReport, constraint_report
 from tts_sim.search.objectives import parse_objective
 from tts_sim.search.prior import DEFAULT_PRIOR_SETTING, PRIOR_SETTINGS, check_setting
@@ -110,6 +110,7 @@ def cmd_search(args: argparse.Namespace) -> None:
     from tts_sim.tasks import get_task
 
     catalog = catalog_from(args)
+    agent_cost_spec(args.agent_cost_model, catalog)  # an unknown model fails before any work starts
     task = get_task(args.task)
     cluster = parse_cluster(args.cluster) if args.cluster else None
     rate = ComputeRate.from_cluster(cluster, args.price_per_hour) if cluster else None

@@ -91,7 +91,7 @@ def mix_weights(prior: Prior, mixes: Sequence[Sequence[str]], temperature: float
                 ) -> np.ndarray | None:
     """Probabilities of drawing each mix: uniform (None) without prior accuracies; otherwise
     proportional to ``exp((acc - max_acc) / temperature)`` with ``acc`` the mix's ``mix_accuracy``
-    (mixes without a known model get the lowest known accuracy)."""
+    (a mix without a known model gets the lowest accuracy of the other mixes)."""
     if not prior.accuracies or not mixes:
         return None
     if not temperature > 0:
