@@ -17,8 +17,7 @@ from tests.search_fakes import FakeEvaluator
 from tts_sim.baselines.random_search import prior_weights, random_graph
 from tts_sim.core.graph import Graph
 from tts_sim.errors import ConfigError
-from tts_sim.search import SEARCHERS, SearchSpace, run_search
-from tts_sim.search import prompts
+from tts_sim.search import SEARCHERS, SearchSpace, prompts, run_search
 from tts_sim.search.agent_api import MixRequest
 from tts_sim.search.agents import DEFAULT_PRIOR, PRIORS, InsightAgent, prior_for
 from tts_sim.search.mixes import available_units, enumerate_mixes, unit_costs

@@ -217,7 +217,7 @@ def _stats(key: tuple[Cell, str], rs: list[dict[str, Any]], opt: dict[str, Any] 
     curves = np.array([r["curve"] for r in rs], dtype=float)
     low, high = [], []
     for k in range(curves.shape[1]):
-        _, lo, hi = mean_ci(curves[:, k])
+        _, lo, hi = mean_ci(curves[:, k].tolist())
         low.append(lo)
         high.append(hi)
     regret = found = None
@@ -298,8 +298,8 @@ def _diagnose(analysis: Analysis, cell: Cell, opponents: list[str], reference: s
     """Facts about a cell where the reference does not beat every opponent."""
     ref = analysis.get(cell, reference)
     assert ref is not None
-    best = max((analysis.get(cell, s) for s in analysis.searchers if analysis.get(cell, s) is not None),
-               key=lambda st: st.final[0])
+    present = [st for s in analysis.searchers if (st := analysis.get(cell, s)) is not None]
+    best = max(present, key=lambda st: st.final[0])
     beaten_by = [o for o in opponents if (st := analysis.get(cell, o)) is not None and st.final[0] >= ref.final[0]]
     sig = [p.other for p in analysis.paired if p.cell == cell and p.reference == reference and p.other in beaten_by
            and p.verdict == "loss"]

@@ -96,9 +96,10 @@ def splits(n_pool: int, settings: dict[str, Any]) -> tuple[tuple[int, ...], tupl
 
 def space_for(job: Job, settings: dict[str, Any]) -> Any:
     from tts_sim.search import SearchSpace
+    from tts_sim.tasks import get_task
 
     opts = settings["spaces"][job.space]
-    return SearchSpace(job.task, job.budget, max_nodes=int(opts["max_nodes"]), pool=tuple(opts["pool"]))
+    return SearchSpace(get_task(job.task), job.budget, max_nodes=int(opts["max_nodes"]), pool=tuple(opts["pool"]))
 
 
 def execute(job: Job, settings: dict[str, Any]) -> dict[str, Any]:
@@ -120,11 +121,13 @@ def _search(job: Job, settings: dict[str, Any]) -> dict[str, Any]:
     result = run_search(job.searcher, space, ev, int(settings["evals"]), job.seed, search_questions=search_qs,
                         heldout_questions=heldout_qs, objective=settings.get("objective"),
                         options=settings.get("searcher_options", {}).get(job.searcher), prior=job.prior or None)
+    assert result.heldout is not None  # run_search always scores the returned graph on the held-out split
     known = {graph_key(result.best): result.expected_accuracy} if result.expected_accuracy is not None else {}
     curve = anytime_curve(result.trials, ev, heldout_qs, int(settings["evals"]), known)
     final = result.expected_accuracy if result.expected_accuracy is not None else curve[-1]
     return {
-        "kind": "search", "searcher": job.name, "searcher_name": job.searcher, "prior": job.prior or None, "task": job.task, "budget": job.budget, "space": job.space,
+        "kind": "search", "searcher": job.name, "searcher_name": job.searcher, "prior": job.prior or None,
+        "task": job.task, "budget": job.budget, "space": job.space,
         "seed": job.seed, "heldout_expected": float(final), "heldout_sampled": float(result.heldout.accuracy),
         "heldout_n": len(heldout_qs), "search_n": len(search_qs), "curve": curve,
         "evaluations": result.cost.evaluations, "best_index": result.best_index,

@@ -200,10 +200,11 @@ def render_markdown(analysis: Analysis, config: BenchConfig, *, wall_s: float | 
     parts += ["## Final held-out expected accuracy per cell", "",
               _md_table(["cell", *analysis.searchers], summary_rows(analysis)), ""]
     parts += _regret_section(analysis)
-    for r in analysis.references if ref is not None else []:
-        parts += _paired_section(analysis, r)
-    for r in analysis.references or [None]:
-        parts += _check_section(analysis, r)
+    for name in analysis.references if ref is not None else []:
+        parts += _paired_section(analysis, name)
+    checked: list[str | None] = list(analysis.references) or [None]
+    for checked_ref in checked:
+        parts += _check_section(analysis, checked_ref)
     parts += _breakeven_section(analysis, config)
     if analysis.cost:
         rows = [[s, int(c["searches"]), f"{c['wall_s']:.2f}", f"{c['search_wall_s']:.2f}", f"{c['evaluations']:.1f}",
@@ -260,7 +261,7 @@ def _paired_section(analysis: Analysis, ref: str) -> list[str]:
              f"{p.p_value:.3g}", f"{p.wins}/{p.losses}/{p.ties}", p.verdict] for p in mine]
     out += [_md_table(["cell", "vs", "n", "mean diff", "95% CI", "p", "W/L/T", "verdict"], rows), ""]
     others = list(dict.fromkeys(p.other for p in mine))
-    rows = []
+    table_rows: list[list[str]] = []
     for cell in analysis.cells:
         row = [cell_name(cell)]
         for o in others:
@@ -268,16 +269,19 @@ def _paired_section(analysis: Analysis, ref: str) -> list[str]:
             row.append("–" if p is None else {"win": "win", "loss": "LOSS", "tie": "tie"}[p.verdict]
                        + (" (+)" if p.verdict == "tie" and p.mean_diff > 0 else
                           " (−)" if p.verdict == "tie" and p.mean_diff < 0 else ""))
-        rows.append(row)
+        table_rows.append(row)
     tally = ["**total W/T/L**"]
     for o in others:
         ps = [p for p in mine if p.other == o]
         tally.append(f"{sum(p.verdict == 'win' for p in ps)}/{sum(p.verdict == 'tie' for p in ps)}/"
                      f"{sum(p.verdict == 'loss' for p in ps)}")
-    rows.append(tally)
+    table_rows.append(tally)
     out += [f"### Win/loss table ({ref} vs ...)", "",
             "win / LOSS: significant (p < 0.05); tie (+)/(−): not significant, sign of the mean difference.", "",
-            _md_table(["cell", *others], rows), ""]
+            _md_table(["cell", *others], table_rows), ""]
+    if max((p.n for p in mine), default=0) < 6:
+        out += ["With 5 or fewer seeds the smallest two-sided Wilcoxon p-value is 0.0625: no difference can be "
+                "significant at 0.05; read the W/L/T counts and the CIs.", ""]
     return out
 
 
@@ -306,7 +310,8 @@ def _check_section(analysis: Analysis, ref: str | None) -> list[str]:
         out += [f"Cells where {who}'s mean best-so-far curve is above the opponent's after k evaluations:",
                 "", _md_table(["opponent", *[f"k={k}" for k in ks]], rows), ""]
     if weak or not c["holds"]:
-        out += ["Facts behind this (computed from the rows):", ""] + _explain(analysis, weak or c["opponents"], c) + [""]
+        facts = _explain(analysis, weak or c["opponents"], c)
+        out += ["Facts behind this (computed from the rows):", "", *facts, ""]
     if c["lost_cells"]:
         out += ["Cells where it does not beat every opponent (facts for the explanation):", ""]
         rows = [[d["cell"], ", ".join(d["beaten_by"]) or "–", ", ".join(d["significant"]) or "none",
@@ -343,7 +348,7 @@ def _explain(analysis: Analysis, opponents: Sequence[str], c: dict[str, Any]) ->
                f"mixes on fewer questions; after the pre-test it edits one chosen mix.")
     pairs = [(cell, st) for cell in cells
              if (st := analysis.get(cell, ref)) is not None and st.after_pretests is not None]
-    better = [(cell, st) for cell, st in pairs if st.after_pretests > st.final[0] + 0.005]
+    better = [(cell, st) for cell, st in pairs if (st.after_pretests or 0.0) > st.final[0] + 0.005]
     if better:
         cases = ", ".join(f"{cell_name(cell)} {st.after_pretests:.3f} vs {st.final[0]:.3f}" for cell, st in better)
         out.append(f"- On {len(better)}/{len(pairs)} cells the best graph of {ref}'s pre-tests (scored on fewer "

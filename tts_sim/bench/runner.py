@@ -57,13 +57,12 @@ def settings_for(config: BenchConfig) -> dict[str, Any]:
 def plan_jobs(config: BenchConfig) -> list[Job]:
     """Every job of the bench, slowest first. Checks names, budgets and enumerability up front, so a
     bad option fails in one line before any work starts."""
+    from tts_sim.core.models import DEFAULT_CATALOG
     from tts_sim.search import SEARCHERS, SearchSpace, parse_objective
+    from tts_sim.search.breakeven import agent_cost_spec
     from tts_sim.search.enumerate import raw_count
     from tts_sim.sim.cluster import parse_cluster
     from tts_sim.tasks import get_task
-
-    from tts_sim.core.models import DEFAULT_CATALOG
-    from tts_sim.search.breakeven import agent_cost_spec
 
     agent_cost_spec(config.agent_cost_model, DEFAULT_CATALOG)  # one-line error naming an unknown model
     options = config.options_for()
@@ -83,7 +82,7 @@ def plan_jobs(config: BenchConfig) -> list[Job]:
                               f"of {task}'s {n}")
     jobs: list[Job] = []
     for task, budget, space_name in config.cells():
-        space = SearchSpace(task, budget, **config.space_options(space_name))  # BudgetError if too small
+        space = SearchSpace(get_task(task), budget, **config.space_options(space_name))  # BudgetError if too small
         enumerable = raw_count(space) <= config.regret_limit
         if space_name != MAIN and not enumerable:
             raise ConfigError(f"bench: the small space ({config.regret_max_nodes} slots, "
@@ -199,7 +198,7 @@ def run_bench(config: BenchConfig, *, resume: bool = True, executor: Executor | 
     settings = settings_for(config)
     run = BenchRun(out, list(done.values()), ran=0, skipped=len(done), dropped_partial_line=dropped)
     own = executor is None
-    pool = make_executor(config.executor, config.workers) if own else executor
+    pool: Executor = make_executor(config.executor, config.workers) if executor is None else executor
     bar = _bar(len(jobs), len(done), progress)
     interrupted = False
     pending: dict[Future, Job] = {}

@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         flag = "--" + f.name.replace("_", "-")
         shown = ",".join(str(v) if not isinstance(v, float) else f"{v:g}" for v in default) \
             if isinstance(default, tuple) else default
-        if f.name == "seeds":
+        if f.name == "seeds" and isinstance(default, tuple):
             shown = f"{len(default)}"
         help_text = f.metadata.get("help", "") + (f" (default: {shown})" if default is not None else "")
         if f.name in _LISTS or f.name == "seeds":

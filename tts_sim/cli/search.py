@@ -157,6 +157,7 @@ def cmd_search(args: argparse.Namespace) -> None:
     finally:
         if bar is not None:
             bar.close()
+    assert result.heldout is not None  # run_search always scores the returned graph on the held-out split
     result.save(out / "result.json")
     result.best.save(out / "best_graph.json")
     draw_graph(result.best, out / "best_graph.png",

@@ -190,7 +190,8 @@ class BreakEven:
         if self.verdict == "never":
             m = self.reference.match
             assert m is not None
-            return f"never: {m.name} reaches {m.accuracy:.3f} for {m.flops:.3g} FLOPs/query (found graph {self.found_flops:.3g})"
+            return (f"never: {m.name} reaches {m.accuracy:.3f} for {m.flops:.3g} FLOPs/query "
+                    f"(found graph {self.found_flops:.3g})")
         b = self.reference.best
         return (f"none (no preset reaches {self.found_accuracy:.3f}; best {b.name} {b.accuracy:.3f}): "
                 f"{self.gain_per_eflop:+.4f} accuracy per EFLOP of search")

@@ -18,9 +18,6 @@ from tts_sim.core.graph import Graph
 from tts_sim.core.identity import graph_key
 from tts_sim.errors import ConfigError
 from tts_sim.registry import Registry
-from tts_sim.search.checkpoint import Checkpoint
-from tts_sim.search.context import SearchContext, SearchExhausted
-from tts_sim.search.enumerate import ExpectedScorer
 from tts_sim.search.breakeven import (
     DEFAULT_AGENT_COST_MODEL,
     agent_cost_spec,
@@ -28,6 +25,9 @@ from tts_sim.search.breakeven import (
     preset_reference,
     search_cost,
 )
+from tts_sim.search.checkpoint import Checkpoint
+from tts_sim.search.context import SearchContext, SearchExhausted
+from tts_sim.search.enumerate import ExpectedScorer
 from tts_sim.search.objectives import Objective, parse_objective
 from tts_sim.search.prior import Prior, make_prior
 from tts_sim.search.result import SearchResult, Trial, package_versions
@@ -70,7 +70,8 @@ class BaseSearcher:
 
     def search(self, space: SearchSpace, evaluator: Evaluator, max_evals: int, seed: int = 0,
                **kwargs: Any) -> SearchResult:
-        return run_search(self, space, evaluator, max_evals, seed, **kwargs)
+        searcher: Searcher = self  # type: ignore[assignment]  # name is a ClassVar here, an attribute in the protocol
+        return run_search(searcher, space, evaluator, max_evals, seed, **kwargs)
 
 
 #: Searcher config dataclasses by name (entry-point group ``tts_sim.searchers``): a searcher's dataclass
@@ -165,6 +166,7 @@ def run_search(
         returned = searcher.run(ctx)
     except SearchExhausted:
         returned = None
+    best_index: int | None
     if returned is None:
         best_trial = ctx.best_trial()
         if best_trial is None:
