@@ -293,3 +293,24 @@ def test_the_default_searchers_are_the_builtin_ones():
     released = {"agent-reinforce", "random", "bo-gp", "bo-forest", "tpe", "textgrad", "gptswarm", "hybrid"}
     # informed-random is declared in pyproject.toml; it is a default searcher once the package is reinstalled
     assert searchers[0] == "agent-reinforce" and released <= set(searchers) <= released | {"informed-random"}
+
+
+def test_a_bench_adds_a_prior_setting_without_rerunning_the_other(tmp_path, capsys):
+    first = Counter()
+    run_bench(tiny(tmp_path, seeds=(0,)), progress=False, job_fn=first)
+    assert sorted(first.keys) == ["search|agent-reinforce|math|18|main|0|prior=none",
+                                  "search|random|math|18|main|0|prior=none"]
+    both = tiny(tmp_path, seeds=(0,), priors=("none", "published"), searchers=("agent-reinforce", "gptswarm"))
+    second = Counter()
+    run_bench(both, progress=False, job_fn=second)
+    assert sorted(second.keys) == ["search|agent-reinforce|math|18|main|0|prior=published",
+                                   "search|gptswarm|math|18|main|0"]  # gptswarm uses no prior: one run
+    # the report labels the reused row by this bench's settings
+    assert main(["bench", "--report-only", "--searchers", "agent-reinforce", "gptswarm", "--tasks", "math",
+                 "--budgets", "18", "--seeds", "1", "--evals", "4", "--search-questions", "20",
+                 "--heldout-questions", "20", "--regret-budgets", "none", "--out", both.out, "--json"]) == 0
+    cells = json.loads(capsys.readouterr().out)["cells"]
+    assert sorted(c["searcher"] for c in cells) == ["agent-reinforce[prior=none]", "agent-reinforce[prior=published]",
+                                                    "gptswarm"]
+    report = (Path(both.out) / "report.md").read_text()
+    assert "| math @ 18 | agent-reinforce[prior=published] | 1 |" in report  # AR compared across priors

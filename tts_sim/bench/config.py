@@ -157,8 +157,11 @@ class BenchConfig:
     def settings(self) -> dict[str, Any]:
         """The settings every result depends on (see ``RESULT_SETTINGS``); searcher options only when
         given, so benches without them keep their fingerprint."""
+        from tts_sim.bench.jobs import ROW_VERSION
+
         data = asdict(self)
         out = {k: (list(data[k]) if isinstance(data[k], tuple) else data[k]) for k in RESULT_SETTINGS}
+        out["row_version"] = ROW_VERSION  # rows of an older meaning are not mixed with new ones
         if self.searcher_options:
             out["searcher_options"] = self.options_for()
         return out

@@ -19,7 +19,9 @@ from typing import Any
 
 from tts_sim.errors import ConfigError
 
-ROW_VERSION = 1
+#: Version of a result row's meaning: 2 = search jobs run under a prior setting (key suffix
+#: ``|prior=SETTING`` for searchers that use one) and carry the break-even.
+ROW_VERSION = 2
 _EVALUATORS: dict[tuple, Any] = {}  # per worker process: building one fits the quality model
 _PROFILES: dict[str | None, Any] = {}  # loaded before the pool forks, so workers inherit them
 
