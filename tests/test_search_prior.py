@@ -15,7 +15,6 @@ import pytest
 
 from tests.search_fakes import FakeEvaluator
 from tts_sim.baselines.random_search import prior_weights, random_graph
-from tts_sim.core.graph import Graph
 from tts_sim.errors import ConfigError
 from tts_sim.search import SEARCHERS, SearchSpace, prompts, run_search
 from tts_sim.search.agent_api import MixRequest
@@ -208,8 +207,3 @@ def test_the_scenario_import_check_can_fail(tmp_path):
     bad.write_text("from tts_sim.sim.scenario import TRUE_FUSION\nimport tts_sim.sim.scenario\n")
     assert {"tts_sim.sim.scenario", "tts_sim.sim.scenario.TRUE_FUSION"} <= _imports(bad)
 
-
-def test_graph_models_helper_sanity():
-    g = Graph.from_dict({"nodes": [{"id": "out", "role": "assistant", "model": "llama-3.2-3b"}], "edges": [],
-                         "output": "out"})
-    assert _submultiset((), ("a",)) and not _submultiset(("a", "a"), ("a",)) and g.output == "out"
