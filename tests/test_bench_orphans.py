@@ -29,8 +29,8 @@ def job(job, settings):
     time.sleep(float(os.environ["SLEEP"]))
     return {"key": job.key}
 
-config = BenchConfig(searchers=("random",), tasks=("math",), budgets=(18.0,), seeds=tuple(range(8)),
-                     regret_budgets=(), evals=2, workers=2, executor="process", out=sys.argv[1])
+config = BenchConfig(searchers=("random",), priors=("none",), tasks=("math",), budgets=(18.0,),
+                     seeds=tuple(range(8)), regret_budgets=(), evals=2, workers=2, executor="process", out=sys.argv[1])
 run = run_bench(config, progress=False, job_fn=job)
 print(run.ran, run.skipped, len(run.failed))
 """
