@@ -5,7 +5,8 @@
 ask/tell through ``skopt.Optimizer`` so that every point goes through the shared driver:
 repeated proposals are answered from its cache (free), infeasible points (over budget) are
 penalised (``-1 - overshoot``, never dropped), numpy scalars are cast to int. The initial design is
-``n_initial`` feasible random budget-spending graphs (the random baseline's sampler).
+``n_initial`` feasible random budget-spending graphs (the random baseline's sampler, mixes weighted
+by the search's prior under ``--prior published``).
 scikit-optimize's upstream is archived; this module is the only place that touches it.
 
 Speed (each ``tell`` refits the surrogate and re-scores ``n_points`` random candidates, and an
@@ -63,6 +64,8 @@ def _numpy_onehot() -> Any:
 
 @dataclass
 class _SkoptSearch(BaseSearcher):
+    uses_prior: ClassVar[bool] = True  # initial design and fresh graphs weighted by the prior
+
     n_initial: int = 5
     acq_func: str = "gp_hedge"
     n_points: int = 300  # random candidates scored by the acquisition function per proposal
@@ -169,10 +172,12 @@ class FreshGraphs:
     what a model-based searcher evaluates instead of a proposal it has already paid for."""
 
     def __init__(self, ctx: SearchContext, stream: str, tries: int = 50) -> None:
+        from tts_sim.baselines.random_search import prior_weights
         from tts_sim.search.mixes import enumerate_mixes
 
         self.ctx, self.stream, self.tries = ctx, stream, tries
         self.mixes = enumerate_mixes(ctx.space)
+        self.weights = prior_weights(ctx.prior, self.mixes)
         self.draws = 0
 
     def next(self) -> Graph | None:
@@ -182,7 +187,8 @@ class FreshGraphs:
 
         seen = {t.graph_key for t in self.ctx.trials}
         for _ in range(self.tries):
-            graph = random_graph(self.ctx.space, self.ctx.rng(self.stream, self.draws), self.mixes)
+            graph = random_graph(self.ctx.space, self.ctx.rng(self.stream, self.draws), self.mixes,
+                                 weights=self.weights)
             self.draws += 1
             if graph_key(graph) not in seen:
                 return graph

@@ -132,7 +132,8 @@ class TextGradSearch(BaseSearcher):
                 space=space, step=step, nodes=dict(sorted(nodes.items())), last=rounds[-1], best=round_of(best),
                 prev_best_score=None, edge_table={}, memory=tuple(rounds[-1 - self.memory:-1]),
                 history=frozenset(t.graph_key for t in ctx.trials if t.full), objective=ctx.objective.describe(),
-                show_latency=ctx.objective.needs_latency, seed=stable_int(ctx.seed, "textgrad", step) % 2 ** 32)
+                show_latency=ctx.objective.needs_latency, seed=stable_int(ctx.seed, "textgrad", step) % 2 ** 32,
+                prior=ctx.prior)
             feedback = ctx.agent_call("critique", partial(engine.critique, request))
             edited = ctx.agent_call("edit", partial(engine.edit, request, feedback.text))
             graph = Graph.from_dict(edited.graph, space.catalog) if edited.graph else request.last.graph

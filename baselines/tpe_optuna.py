@@ -29,6 +29,7 @@ from tts_sim.search.searcher import BaseSearcher
 @dataclass
 class TPESearch(BaseSearcher):
     name: ClassVar[str] = "tpe"
+    uses_prior: ClassVar[bool] = True  # initial design weighted by the prior (random_search.initial_design)
 
     n_initial: int = 5
     n_startup_trials: int = 10

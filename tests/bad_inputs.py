@@ -269,7 +269,9 @@ def cases() -> dict[str, list[str]]:
                                ["--executor", "os:nope"], ["--searchers", "nope"], ["--tasks", "nope"],
                                ["--objective", "bogus"], ["--objective", "p95<=5"], ["--pool", "gpt-9"],
                                ["--profile", "{d}/nope.json"], ["--profile", "{d}/profiles/deep.json"],
-                               ["--budgets", "0.001"], ["--search-questions", "100000"]]):
+                               ["--budgets", "0.001"], ["--search-questions", "100000"], ["--priors", "oracle"],
+                               ["--priors", ""], ["--agent-cost-model", "gpt-9"],
+                               ["--searcher-options", "random.nope=1"]]):
         out[f"bench-{i}-{'-'.join(extra).replace('{d}/', '')}"] = bench + extra
     argv_cases = {
         "no-command": [], "unknown-command": ["frobnicate"], "graph-no-subcommand": ["graph"],
@@ -288,6 +290,11 @@ def cases() -> dict[str, list[str]]:
         "search-unknown-pool-model": ["search", "--pool", "gpt-9", "--evals", "2", "--quiet", "--out", "{d}/search"],
         "search-max-nodes-zero": ["search", "--max-nodes", "0"],
         "search-unknown-flag": ["search", "--frobnicate"],
+        "search-unknown-prior": ["search", "--prior", "oracle", "--evals", "2", "--quiet", "--out", "{d}/search"],
+        "search-unknown-agent-cost-model": ["search", "--agent-cost-model", "gpt-9", "--evals", "2", "--quiet",
+                                            "--out", "{d}/search"],
+        "search-unknown-searcher-option": ["search", "--set", "nope=1", "--evals", "2", "--quiet",
+                                           "--out", "{d}/search"],
         "validate-missing-file": ["validate", "{d}/nope.json"],
         "validate-not-json": ["validate", "{d}/graphs/not-json.json", "--task", "math"],
         "validate-deep": ["validate", "{d}/graphs/deep-list.json", "--task", "math"],

@@ -22,7 +22,8 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 def tiny(tmp_path: Path, **kw) -> BenchConfig:
     """2 searchers x 1 task x 1 budget x 2 seeds x 4 evals (no small-space cell unless asked)."""
-    base = dict(searchers=("agent-reinforce", "random"), tasks=("math",), budgets=(18.0,), seeds=(0, 1), evals=4,
+    base = dict(searchers=("agent-reinforce", "random"), priors=("none",), tasks=("math",), budgets=(18.0,),
+                seeds=(0, 1), evals=4,
                 search_questions=20, heldout_questions=20, regret_budgets=(), executor="inline",
                 out=str(tmp_path / "bench"))
     base.update(kw)
@@ -76,11 +77,13 @@ def test_report_and_pngs_are_written(tmp_path, capsys):
                  "--regret-budgets", "none", "--executor", "inline", "--out", cfg.out, "--quiet"])
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert "math @ 18" in out and "4 jobs (4 run, 0 already done)" in out
+    assert "math @ 18" in out and "8 jobs (8 run, 0 already done)" in out  # default: both prior settings
     folder = Path(cfg.out)
     report = (folder / "report.md").read_text()
     assert "| math @ 18 |" in report and "held-out split** (math: 20 questions)" in report
-    assert "## Paired tests: agent-reinforce minus each searcher" in report
+    assert "## Paired tests: agent-reinforce[prior=none] minus each searcher" in report
+    assert "## Paired tests: agent-reinforce[prior=published] minus each searcher" in report
+    assert "## Search cost and break-even" in report and "llama-3.1-70b" in report
     assert "No cell's space is small enough to enumerate" in report
     for name in ("anytime.png", "final.png"):
         data = (folder / name).read_bytes()
@@ -91,14 +94,14 @@ def test_report_and_pngs_are_written(tmp_path, capsys):
                  "--seeds", "0-1", "--evals", "4", "--search-questions", "20", "--heldout-questions", "20",
                  "--regret-budgets", "none", "--executor", "inline", "--out", cfg.out, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["ran"] == 0 and data["skipped"] == 4 and len(data["cells"]) == 2
+    assert data["ran"] == 0 and data["skipped"] == 8 and len(data["cells"]) == 4
     assert main(["bench", "--report-only", "--tasks", "math", "--budgets", "18", "--seeds", "2", "--evals", "4",
                  "--searchers", "random", "--search-questions", "20", "--heldout-questions", "20",
                  "--regret-budgets", "none", "--out", cfg.out, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     last = json.loads((folder / "runs.jsonl").read_text().splitlines()[-1])
     assert data["wall_s"] == pytest.approx(last["wall_s"]) and data["ran"] == 0
-    assert [c["searcher"] for c in data["cells"]] == ["random"]
+    assert sorted(c["searcher"] for c in data["cells"]) == ["random[prior=none]", "random[prior=published]"]
     # a report of other settings than the folder's is refused
     assert main(["bench", "--report-only", "--tasks", "math", "--budgets", "18", "--evals", "5", "--out", cfg.out,
                  "--search-questions", "20", "--heldout-questions", "20", "--regret-budgets", "none"]) == 2
@@ -108,11 +111,13 @@ def test_report_and_pngs_are_written(tmp_path, capsys):
 def test_resume_runs_only_missing_jobs(tmp_path):
     first = Counter()
     run_bench(tiny(tmp_path, seeds=(0,)), progress=False, job_fn=first)
-    assert sorted(first.keys) == ["search|agent-reinforce|math|18|main|0", "search|random|math|18|main|0"]
+    assert sorted(first.keys) == ["search|agent-reinforce|math|18|main|0|prior=none",
+                                  "search|random|math|18|main|0|prior=none"]
     before = (Path(tiny(tmp_path).out) / RESULTS).read_text()
     second = Counter()
     run = run_bench(tiny(tmp_path), progress=False, job_fn=second)
-    assert sorted(second.keys) == ["search|agent-reinforce|math|18|main|1", "search|random|math|18|main|1"]
+    assert sorted(second.keys) == ["search|agent-reinforce|math|18|main|1|prior=none",
+                                   "search|random|math|18|main|1|prior=none"]
     assert run.skipped == 2 and run.ran == 2 and len(run.rows) == 4
     assert (Path(tiny(tmp_path).out) / RESULTS).read_text().startswith(before)  # old rows untouched
     third = Counter()
@@ -201,7 +206,8 @@ def test_cli_with_a_custom_executor_factory(tmp_path, capsys):
                  "--evals", "4", "--search-questions", "20", "--heldout-questions", "20", "--regret-budgets", "none",
                  "--executor", "concurrent.futures:ThreadPoolExecutor", "--workers", "2", "--out", out, "--json"])
     data = json.loads(capsys.readouterr().out)
-    assert code == 0 and data["ran"] == 4 and data["config"]["executor"] == "concurrent.futures:ThreadPoolExecutor"
+    # random runs under both prior settings, gptswarm (which uses no prior) once: (2 + 1) x 2 seeds
+    assert code == 0 and data["ran"] == 6 and data["config"]["executor"] == "concurrent.futures:ThreadPoolExecutor"
 
 
 def test_default_process_pool_runs_jobs_in_other_processes(tmp_path):
@@ -226,6 +232,9 @@ def test_default_process_pool_runs_jobs_in_other_processes(tmp_path):
     (["--objective", "fastest"], "unknown objective"),
     (["--objective", "p95<=5"], "needs latency: give a --cluster"),
     (["--regret-max-nodes", "6"], "too large to enumerate"),
+    (["--priors", "oracle"], "unknown prior 'oracle' (choose from: none, published)"),
+    (["--priors", "none", "none"], "priors lists 'none' twice"),
+    (["--agent-cost-model", "gpt-9"], "agent cost model: unknown model 'gpt-9'"),
 ])
 def test_bad_options_give_one_line_errors(tmp_path, capsys, argv, needle):
     code = main(["bench", "--tasks", "math", "--budgets", "18", "--seeds", "1", "--evals", "2", "--quiet",
@@ -257,7 +266,7 @@ def test_progress_bar_counts_jobs_on_stderr(tmp_path, capsys):
 
 def test_searcher_options_reach_the_searcher_and_are_checked(tmp_path, capsys):
     base = ["bench", "--searchers", "random", "--tasks", "math", "--budgets", "18", "--seeds", "1", "--evals", "3",
-            "--search-questions", "20", "--heldout-questions", "20", "--regret-budgets", "none",
+            "--search-questions", "20", "--heldout-questions", "20", "--regret-budgets", "none", "--priors", "none",
             "--executor", "inline", "--quiet", "--json"]
     code = main([*base, "--searcher-options", "random.edge_p=0.9", "--out", str(tmp_path / "a")])
     assert code == 0, capsys.readouterr().err
@@ -270,6 +279,7 @@ def test_searcher_options_reach_the_searcher_and_are_checked(tmp_path, capsys):
     assert len(rows) == 1
     assert with_options.options_for() == {"random": {"edge_p": "0.9"}}
     for bad, words in (("random.colour=red", "has no option 'colour'"), ("random.edge_p=x", "expected a number"),
+                       ("random.prior_temperature=0", "prior_temperature must be positive"),
                        ("tpe.n_initial=3", "which is not benched"), ("random", "not SEARCHER.KEY=VALUE")):
         code = main([*base, "--searcher-options", bad, "--out", str(tmp_path / "b")])
         err = capsys.readouterr().err
@@ -280,5 +290,27 @@ def test_the_default_searchers_are_the_builtin_ones():
     from tts_sim.bench.config import BenchConfig
 
     searchers = BenchConfig().searchers
-    assert searchers[0] == "agent-reinforce" and set(searchers) == {
-        "agent-reinforce", "random", "bo-gp", "bo-forest", "tpe", "textgrad", "gptswarm", "hybrid"}
+    released = {"agent-reinforce", "random", "bo-gp", "bo-forest", "tpe", "textgrad", "gptswarm", "hybrid"}
+    # informed-random is declared in pyproject.toml; it is a default searcher once the package is reinstalled
+    assert searchers[0] == "agent-reinforce" and released <= set(searchers) <= released | {"informed-random"}
+
+
+def test_a_bench_adds_a_prior_setting_without_rerunning_the_other(tmp_path, capsys):
+    first = Counter()
+    run_bench(tiny(tmp_path, seeds=(0,)), progress=False, job_fn=first)
+    assert sorted(first.keys) == ["search|agent-reinforce|math|18|main|0|prior=none",
+                                  "search|random|math|18|main|0|prior=none"]
+    both = tiny(tmp_path, seeds=(0,), priors=("none", "published"), searchers=("agent-reinforce", "gptswarm"))
+    second = Counter()
+    run_bench(both, progress=False, job_fn=second)
+    assert sorted(second.keys) == ["search|agent-reinforce|math|18|main|0|prior=published",
+                                   "search|gptswarm|math|18|main|0"]  # gptswarm uses no prior: one run
+    # the report labels the reused row by this bench's settings
+    assert main(["bench", "--report-only", "--searchers", "agent-reinforce", "gptswarm", "--tasks", "math",
+                 "--budgets", "18", "--seeds", "1", "--evals", "4", "--search-questions", "20",
+                 "--heldout-questions", "20", "--regret-budgets", "none", "--out", both.out, "--json"]) == 0
+    cells = json.loads(capsys.readouterr().out)["cells"]
+    assert sorted(c["searcher"] for c in cells) == ["agent-reinforce[prior=none]", "agent-reinforce[prior=published]",
+                                                    "gptswarm"]
+    report = (Path(both.out) / "report.md").read_text()
+    assert "| math @ 18 | agent-reinforce[prior=published] | 1 |" in report  # AR compared across priors

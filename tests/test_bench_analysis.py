@@ -136,3 +136,23 @@ def monkeypatch_module():
     mp.setattr("tts_sim.core.identity.graph_key", lambda g: g.name)
     yield mp
     mp.undo()
+
+
+def test_each_prior_setting_is_compared_like_with_like():
+    """agent-reinforce under a prior is tested against searchers of the same prior (and prior-blind
+    ones), the two agent-reinforce settings against each other, never across settings otherwise."""
+    rows = []
+    for s in range(6):
+        for label, final in (("agent-reinforce[prior=none]", 0.50), ("agent-reinforce[prior=published]", 0.60),
+                             ("random[prior=none]", 0.55), ("random[prior=published]", 0.58), ("gptswarm", 0.4)):
+            rows.append(row(label, "math", 18.0, s, final + 0.001 * s * (label < "b")))
+    a = analyse(rows)
+    pairs = {(p.reference, p.other) for p in a.paired}
+    assert pairs == {("agent-reinforce[prior=none]", "agent-reinforce[prior=published]"),
+                     ("agent-reinforce[prior=none]", "random[prior=none]"), ("agent-reinforce[prior=none]", "gptswarm"),
+                     ("agent-reinforce[prior=published]", "random[prior=published]"),
+                     ("agent-reinforce[prior=published]", "gptswarm")}
+    assert a.references == ["agent-reinforce[prior=none]", "agent-reinforce[prior=published]"]
+    assert a.checks["agent-reinforce[prior=none]"]["opponents"] == ["random[prior=none]"]
+    assert a.checks["agent-reinforce[prior=none]"]["beats_all"] == 0
+    assert a.checks["agent-reinforce[prior=published]"]["beats_all"] == 1

@@ -57,3 +57,21 @@ def test_search_bad_input_is_one_line(tmp_path, capsys):
         code = main([*argv, "--out", str(tmp_path / "x"), "--quiet"])
         err = capsys.readouterr().err
         assert code == 2 and needle in err and err.count("\n") == 1, (argv, err)
+
+
+def test_search_prior_switch_cost_and_break_even_in_summary_and_json(tmp_path, capsys):
+    base = ["search", "--task", "math", "--budget", "18", "--searcher", "random", "--evals", "4", "--seed", "0",
+            "--quiet"]
+    assert main([*base, "--prior", "published", "--out", str(tmp_path / "a")]) == 0
+    text = capsys.readouterr().out
+    assert "random / 0 / published" in text and "break-even" in text and "search cost (FLOPs)" in text
+    assert main([*base, "--json", "--agent-cost-model", "llama-3.2-1b", "--out", str(tmp_path / "b")]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["config"]["prior"] == "none"  # the default
+    assert data["breakeven"]["verdict"] in ("queries", "never", "none")
+    assert data["breakeven"]["cost"]["agent_model"] == "llama-3.2-1b"
+    for bad, needle in ((["--prior", "oracle"], "unknown prior 'oracle' (choose from: none, published)"),
+                        (["--agent-cost-model", "gpt-9"], "agent cost model: unknown model 'gpt-9'")):
+        assert main([*base, *bad, "--out", str(tmp_path / "c")]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and err.count("\n") == 1

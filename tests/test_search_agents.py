@@ -11,12 +11,13 @@ from tts_sim.search import SearchSpace
 from tts_sim.search.agent_api import MixRequest, ProposeRequest, Round
 from tts_sim.search.agents import InsightAgent, prior_for, shape_targets
 from tts_sim.search.mixes import available_units, enumerate_mixes, unit_costs
+from tts_sim.search.prior import make_prior
 
 
-def _mix_request(task: str, budget: float = 18.0) -> MixRequest:
+def _mix_request(task: str, budget: float = 18.0, prior: str = "published") -> MixRequest:
     space = SearchSpace(task, budget)
     return MixRequest(space, tuple(enumerate_mixes(space)), unit_costs(space), available_units(space), 3,
-                      "accuracy", 0)
+                      "accuracy", 0, make_prior(prior, space.task))
 
 
 def test_insight_1_multiple_choice_prefers_the_strongest_single_model():
@@ -94,7 +95,7 @@ def test_proposals_avoid_every_graph_already_evaluated():
 
 
 def test_insight_3_targets_interact():
-    prior = prior_for(SearchSpace("math", 18.0))
+    prior = prior_for(make_prior("published", SearchSpace("math", 18.0).task))
     assert shape_targets(prior, prior.width, prior.depth) == (prior.width, prior.depth)
     wide_w, wide_d = shape_targets(prior, prior.width + 4, prior.depth)
     deep_w, deep_d = shape_targets(prior, prior.width, prior.depth + 2)
@@ -103,7 +104,7 @@ def test_insight_3_targets_interact():
 
 def test_latency_awareness_penalises_depth():
     agent, space = InsightAgent(), SearchSpace("math", 18.0)
-    prior = prior_for(space)
+    prior = prior_for(make_prior("published", space.task))
     deep, wide = chain(3, "gemma-3-1b"), parallel(3, "gemma-3-1b")
     gap_plain = agent.heuristic(space, prior, wide, {}, False) - agent.heuristic(space, prior, deep, {}, False)
     gap_latency = agent.heuristic(space, prior, wide, {}, True) - agent.heuristic(space, prior, deep, {}, True)

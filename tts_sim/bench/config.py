@@ -18,6 +18,8 @@ from typing import Any
 
 from tts_sim.core.models import PAPER_POOL
 from tts_sim.errors import ConfigError, shown
+from tts_sim.search.breakeven import DEFAULT_AGENT_COST_MODEL
+from tts_sim.search.prior import PRIOR_SETTINGS, check_setting
 
 
 def default_searchers() -> tuple[str, ...]:
@@ -45,6 +47,11 @@ class BenchConfig:
 
     searchers: tuple[str, ...] = field(default_factory=default_searchers, metadata=_opt(
         "searchers to compare (names of the searcher registry; default: every built-in searcher)"))
+    priors: tuple[str, ...] = field(default=PRIOR_SETTINGS, metadata=_opt(
+        "prior settings every searcher is run under (none, published); a searcher that cannot use a prior "
+        "runs once; a searcher that can is reported as NAME[prior=SETTING]"))
+    agent_cost_model: str = field(default=DEFAULT_AGENT_COST_MODEL, metadata=_opt(
+        "model whose FLOPs (2 x params per token) price agent tokens in the search cost and break-even"))
     searcher_options: tuple[str, ...] = field(default=(), metadata=_opt(
         "searcher options as SEARCHER.KEY=VALUE (e.g. random.edge_p=0.5), checked against the searcher's config"))
     tasks: tuple[str, ...] = field(default=("math", "mmlu", "humaneval"), metadata=_opt("tasks"))
@@ -76,8 +83,8 @@ class BenchConfig:
     out: str = field(default="runs/bench", metadata=_opt("output folder (results.jsonl, report.md, PNGs)"))
 
     def __post_init__(self) -> None:
-        for name in ("searchers", "searcher_options", "tasks", "budgets", "seeds", "pool", "regret_budgets",
-                     "regret_pool"):
+        for name in ("searchers", "priors", "searcher_options", "tasks", "budgets", "seeds", "pool",
+                     "regret_budgets", "regret_pool"):
             value = getattr(self, name)
             if isinstance(value, (str, int, float)):
                 value = (value,)
@@ -93,7 +100,9 @@ class BenchConfig:
         object.__setattr__(self, "budgets", tuple(_budget(b) for b in self.budgets))
         object.__setattr__(self, "regret_budgets", tuple(_budget(b) for b in self.regret_budgets))
         object.__setattr__(self, "seeds", tuple(_seed(s) for s in self.seeds))
-        for name in ("searchers", "tasks", "budgets", "seeds"):
+        for p in self.priors:
+            check_setting(p)
+        for name in ("searchers", "priors", "tasks", "budgets", "seeds"):
             if not getattr(self, name):
                 raise ConfigError(f"bench: no {name} given")
             dup = _duplicate(getattr(self, name))
@@ -122,6 +131,24 @@ class BenchConfig:
             return {"max_nodes": self.regret_max_nodes, "pool": tuple(self.regret_pool)}
         raise ConfigError(f"bench: unknown space {space!r} (main or small)")
 
+    def runs(self) -> list[tuple[str, str, str]]:
+        """(label, searcher, prior) of every searcher run per cell and seed: a searcher that uses a
+        prior (``uses_prior``) once per prior setting, labelled ``NAME[prior=SETTING]`` when several
+        settings are benched (``NAME`` otherwise); one that does not once, with prior ``""`` (it runs
+        under ``none``, which it ignores), labelled ``NAME``."""
+        from tts_sim.search.searcher import SEARCHERS
+
+        out = []
+        for name in self.searchers:
+            if getattr(SEARCHERS.get(name), "uses_prior", False):
+                out += [(run_label(name, p) if len(self.priors) > 1 else name, name, p) for p in self.priors]
+            else:
+                out.append((name, name, ""))
+        return out
+
+    def labels(self) -> list[str]:
+        return [label for label, _, _ in self.runs()]
+
     def options_for(self) -> dict[str, dict[str, str]]:
         """``searcher_options`` as {searcher: {key: value}}; one-line error on a malformed item."""
         from tts_sim.registry import parse_set_options
@@ -139,8 +166,11 @@ class BenchConfig:
     def settings(self) -> dict[str, Any]:
         """The settings every result depends on (see ``RESULT_SETTINGS``); searcher options only when
         given, so benches without them keep their fingerprint."""
+        from tts_sim.bench.jobs import ROW_VERSION
+
         data = asdict(self)
         out = {k: (list(data[k]) if isinstance(data[k], tuple) else data[k]) for k in RESULT_SETTINGS}
+        out["row_version"] = ROW_VERSION  # rows of an older meaning are not mixed with new ones
         if self.searcher_options:
             out["searcher_options"] = self.options_for()
         return out
@@ -159,6 +189,16 @@ class BenchConfig:
         if unknown:
             raise ConfigError(f"bench config: unknown field {unknown[0]!r}")
         return cls(**data)
+
+
+def run_label(searcher: str, prior: str) -> str:
+    return f"{searcher}[prior={prior}]"
+
+
+def label_parts(label: str) -> tuple[str, str | None]:
+    """``"random[prior=none]"`` -> ``("random", "none")``; a plain name -> ``(name, None)``."""
+    name, bracket, rest = label.partition("[prior=")
+    return (name, rest.rstrip("]")) if bracket else (label, None)
 
 
 def _budget(value: Any) -> float:

@@ -3,7 +3,9 @@
 A ``Job`` is one search (searcher x cell x seed) or one exhaustive optimum (a cell whose space is
 enumerable). ``execute(job, settings)`` runs in a worker process and returns one JSON-ready row:
 the search's held-out *expected* (noise-free) accuracy, its anytime curve (held-out expected
-accuracy of the best-so-far graph after k evaluations), cost and chosen graph. Every searcher sees
+accuracy of the best-so-far graph after k evaluations), cost, break-even against the fixed presets
+(``tts_sim.search.breakeven``; the report re-prices agent tokens with its ``agent_cost_model``) and
+chosen graph. A search job runs under one prior setting (``Job.prior``). Every searcher sees
 the same question splits, seeds and noise (``run_search`` fixes the noise per seed and graph).
 """
 
@@ -17,7 +19,9 @@ from typing import Any
 
 from tts_sim.errors import ConfigError
 
-ROW_VERSION = 1
+#: Version of a result row's meaning: 2 = search jobs run under a prior setting (key suffix
+#: ``|prior=SETTING`` for searchers that use one) and carry the break-even.
+ROW_VERSION = 2
 _EVALUATORS: dict[tuple, Any] = {}  # per worker process: building one fits the quality model
 _PROFILES: dict[str | None, Any] = {}  # loaded before the pool forks, so workers inherit them
 
@@ -30,12 +34,19 @@ class Job:
     space: str  # "main" | "small"
     searcher: str = ""
     seed: int = 0
+    prior: str = ""  # the prior setting the search is given ("" for a searcher that uses none: run under "none")
+    label: str = ""  # how the report names the run (``BenchConfig.runs``); default the searcher's name
+
+    @property
+    def name(self) -> str:
+        return self.label or self.searcher
 
     @property
     def key(self) -> str:
         if self.kind == "optimum":
             return f"optimum|{self.task}|{self.budget:g}|{self.space}"
-        return f"search|{self.searcher}|{self.task}|{self.budget:g}|{self.space}|{self.seed}"
+        tail = f"|prior={self.prior}" if self.prior else ""
+        return f"search|{self.searcher}|{self.task}|{self.budget:g}|{self.space}|{self.seed}{tail}"
 
     @property
     def cell(self) -> tuple[str, float, str]:
@@ -111,19 +122,21 @@ def _search(job: Job, settings: dict[str, Any]) -> dict[str, Any]:
     search_qs, heldout_qs = splits(ev.n_questions, settings)
     result = run_search(job.searcher, space, ev, int(settings["evals"]), job.seed, search_questions=search_qs,
                         heldout_questions=heldout_qs, objective=settings.get("objective"),
-                        options=settings.get("searcher_options", {}).get(job.searcher))
+                        options=settings.get("searcher_options", {}).get(job.searcher), prior=job.prior or None)
+    assert result.heldout is not None  # run_search always scores the returned graph on the held-out split
     known = {graph_key(result.best): result.expected_accuracy} if result.expected_accuracy is not None else {}
     curve = anytime_curve(result.trials, ev, heldout_qs, int(settings["evals"]), known)
     final = result.expected_accuracy if result.expected_accuracy is not None else curve[-1]
     assert result.heldout is not None  # run_search always evaluates the best graph on the held-out questions
     return {
-        "kind": "search", "searcher": job.searcher, "task": job.task, "budget": job.budget, "space": job.space,
+        "kind": "search", "searcher": job.name, "searcher_name": job.searcher, "prior": job.prior or None,
+        "task": job.task, "budget": job.budget, "space": job.space,
         "seed": job.seed, "heldout_expected": float(final), "heldout_sampled": float(result.heldout.accuracy),
         "heldout_n": len(heldout_qs), "search_n": len(search_qs), "curve": curve,
         "evaluations": result.cost.evaluations, "best_index": result.best_index,
         "best_units": float(space.units(result.best)), "best_nodes": len(result.best.executed),
         "best_graph": result.best.to_dict(), "pretest_evaluations": sum(1 for t in result.trials if not t.full),
-        "cost": result.cost.to_dict(),
+        "cost": result.cost.to_dict(), "breakeven": result.breakeven,
     }
 
 

@@ -61,7 +61,7 @@ def plot_anytime(analysis: Analysis, cells: Sequence[Cell], path: Path, title: s
             if st is None:
                 continue
             k = np.arange(1, len(st.curve) + 1)
-            lw = 2.2 if s == analysis.reference else 1.2
+            lw = 2.2 if s in analysis.references else 1.2
             ax.plot(k, st.curve, color=colours[s], lw=lw, label=s)
             means += [float(st.curve.min()), float(st.curve.max())]
             if st.n > 1:
@@ -188,6 +188,9 @@ def render_markdown(analysis: Analysis, config: BenchConfig, *, wall_s: float | 
         f"held-out split** ({heldout} questions), the same split and seeds for every searcher",
         f"- main space: {config.max_nodes} worker slots, pool {', '.join(config.pool)}; small space: "
         f"{config.regret_max_nodes} slots, pool {', '.join(config.regret_pool)}",
+        f"- prior settings: {', '.join(config.priors)} (`none`: the space and the costs only; `published`: also "
+        f"the task's published single-model accuracies and its kind). A searcher that uses a prior is reported as "
+        f"NAME[prior=SETTING] and compared with searchers of the same setting or that ignore the prior",
         f"- profile: {config.profile or 'the embedded default scenario (synthetic)'}; objective: {config.objective}"
         + (f"; cluster: {config.cluster}" if config.cluster else ""),
         f"- jobs: {jobs}" + (f"; wall time of the last run: {wall_s:.0f} s" if wall_s is not None else ""),
@@ -197,9 +200,12 @@ def render_markdown(analysis: Analysis, config: BenchConfig, *, wall_s: float | 
     parts += ["## Final held-out expected accuracy per cell", "",
               _md_table(["cell", *analysis.searchers], summary_rows(analysis)), ""]
     parts += _regret_section(analysis)
-    if ref is not None:
-        parts += _paired_section(analysis)
-    parts += _check_section(analysis)
+    for name in analysis.references if ref is not None else []:
+        parts += _paired_section(analysis, name)
+    checked: list[str | None] = list(analysis.references) or [None]
+    for checked_ref in checked:
+        parts += _check_section(analysis, checked_ref)
+    parts += _breakeven_section(analysis, config)
     if analysis.cost:
         rows = [[s, int(c["searches"]), f"{c['wall_s']:.2f}", f"{c['search_wall_s']:.2f}", f"{c['evaluations']:.1f}",
                  f"{c['cache_hits']:.1f}", f"{c['penalised']:.1f}", f"{c['agent_calls']:.1f}"]
@@ -246,44 +252,48 @@ def _regret_section(analysis: Analysis) -> list[str]:
     return out
 
 
-def _paired_section(analysis: Analysis) -> list[str]:
-    ref = analysis.reference
+def _paired_section(analysis: Analysis, ref: str) -> list[str]:
+    mine = [p for p in analysis.paired if p.reference == ref]
     out = [f"## Paired tests: {ref} minus each searcher", "",
            "Mean difference of held-out expected accuracy over seeds, its 95% CI, the Wilcoxon p-value and "
            "wins/losses/ties over seeds; verdict at p < 0.05.", ""]
     rows = [[cell_name(p.cell), p.other, p.n, f"{p.mean_diff:+.4f}", f"[{p.ci_low:+.4f}, {p.ci_high:+.4f}]",
-             f"{p.p_value:.3g}", f"{p.wins}/{p.losses}/{p.ties}", p.verdict] for p in analysis.paired]
+             f"{p.p_value:.3g}", f"{p.wins}/{p.losses}/{p.ties}", p.verdict] for p in mine]
     out += [_md_table(["cell", "vs", "n", "mean diff", "95% CI", "p", "W/L/T", "verdict"], rows), ""]
-    others = [s for s in analysis.searchers if s != ref]
-    rows = []
+    others = list(dict.fromkeys(p.other for p in mine))
+    table_rows: list[list[object]] = []
     for cell in analysis.cells:
         row: list[object] = [cell_name(cell)]
         for o in others:
-            p = next((p for p in analysis.paired if p.cell == cell and p.other == o), None)
+            p = next((p for p in mine if p.cell == cell and p.other == o), None)
             row.append("–" if p is None else {"win": "win", "loss": "LOSS", "tie": "tie"}[p.verdict]
                        + (" (+)" if p.verdict == "tie" and p.mean_diff > 0 else
                           " (−)" if p.verdict == "tie" and p.mean_diff < 0 else ""))
-        rows.append(row)
+        table_rows.append(row)
     tally: list[object] = ["**total W/T/L**"]
     for o in others:
-        ps = [p for p in analysis.paired if p.other == o]
+        ps = [p for p in mine if p.other == o]
         tally.append(f"{sum(p.verdict == 'win' for p in ps)}/{sum(p.verdict == 'tie' for p in ps)}/"
                      f"{sum(p.verdict == 'loss' for p in ps)}")
-    rows.append(tally)
+    table_rows.append(tally)
     out += [f"### Win/loss table ({ref} vs ...)", "",
             "win / LOSS: significant (p < 0.05); tie (+)/(−): not significant, sign of the mean difference.", "",
-            _md_table(["cell", *others], rows), ""]
+            _md_table(["cell", *others], table_rows), ""]
+    if max((p.n for p in mine), default=0) < 6:
+        out += ["With 5 or fewer seeds the smallest two-sided Wilcoxon p-value is 0.0625: no difference can be "
+                "significant at 0.05; read the W/L/T counts and the CIs.", ""]
     return out
 
 
-def _check_section(analysis: Analysis) -> list[str]:
-    c = analysis.check
-    out = ["## Expected check: does Agent-REINFORCE beat random search and BO at equal evaluations?", ""]
+def _check_section(analysis: Analysis, ref: str | None) -> list[str]:
+    c = analysis.checks.get(ref, analysis.check) if ref else analysis.check
+    who = ref or "Agent-REINFORCE"
+    out = [f"## Expected check: does {who} beat random search and BO at equal evaluations?", ""]
     if not c.get("applicable"):
         return out + [f"Not applicable: {c.get('reason', '')}.", ""]
     weak = [o for o, t in c["per_opponent"].items() if t["significant_wins"] <= t["cells"] / 2]
     verdict = ("**No**" if not c["holds"] else "**Yes**" if not weak else "**Yes by means, not significantly**")
-    out += [f"{verdict}: on {c['beats_all']} of {c['cells']} main cells Agent-REINFORCE's mean final held-out "
+    out += [f"{verdict}: on {c['beats_all']} of {c['cells']} main cells {who}'s mean final held-out "
             f"expected accuracy is above that of every one of {', '.join(c['opponents'])}, each searcher having "
             f"had the same evaluation budget."]
     for o in weak:
@@ -297,10 +307,11 @@ def _check_section(analysis: Analysis) -> list[str]:
     if c.get("anytime"):
         ks = list(c["anytime"])
         rows = [[o, *[f"{c['anytime'][k][o]}/{c['cells']}" for k in ks]] for o in c["opponents"]]
-        out += ["Cells where Agent-REINFORCE's mean best-so-far curve is above the opponent's after k evaluations:",
+        out += [f"Cells where {who}'s mean best-so-far curve is above the opponent's after k evaluations:",
                 "", _md_table(["opponent", *[f"k={k}" for k in ks]], rows), ""]
     if weak or not c["holds"]:
-        out += ["Facts behind this (computed from the rows):", ""] + _explain(analysis, weak or c["opponents"]) + [""]
+        facts = _explain(analysis, weak or c["opponents"], c)
+        out += ["Facts behind this (computed from the rows):", "", *facts, ""]
     if c["lost_cells"]:
         out += ["Cells where it does not beat every opponent (facts for the explanation):", ""]
         rows = [[d["cell"], ", ".join(d["beaten_by"]) or "–", ", ".join(d["significant"]) or "none",
@@ -312,10 +323,9 @@ def _check_section(analysis: Analysis) -> list[str]:
     return out
 
 
-def _explain(analysis: Analysis, opponents: Sequence[str]) -> list[str]:
-    """Bullet points of measured facts that explain a weak or failed check."""
-    ref = analysis.reference or ""
-    c = analysis.check
+def _explain(analysis: Analysis, opponents: Sequence[str], c: dict[str, Any]) -> list[str]:
+    """Bullet points of measured facts that explain a weak or failed check ``c``."""
+    ref = c.get("reference") or analysis.reference or ""
     cells = [cell for cell in analysis.main_cells if analysis.get(cell, ref) is not None]
     out = []
     anytime = c.get("anytime") or {}
@@ -355,6 +365,33 @@ def _explain(analysis: Analysis, opponents: Sequence[str]) -> list[str]:
         out.append(f"- {cell_name(cell)}: regret to the optimum {ref} {st.regret[0]:.3f} "
                    f"(optimum found on {st.found_optimum}/{st.n} seeds); {text}.")
     return out
+
+
+def _breakeven_section(analysis: Analysis, config: BenchConfig) -> list[str]:
+    """Full search cost and break-even against the fixed presets, per cell and searcher."""
+    rows = []
+    for cell in analysis.cells:
+        for s in analysis.searchers:
+            st = analysis.get(cell, s)
+            be = st.breakeven if st is not None else None
+            if be is None:
+                continue
+            rows.append([cell_name(cell), s, f"{be.cost_flops:.3g}", f"{be.agent_flops / be.cost_flops:.1%}"
+                         if be.cost_flops else "–", f"{be.repaid}/{be.never}/{be.unmatched}",
+                         f"{be.median_queries:,.0f}" if be.median_queries is not None else "–",
+                         f"{be.gain_per_eflop:+.4f}" if be.gain_per_eflop is not None else "–"])
+    if not rows:
+        return []
+    return ["## Search cost and break-even", "",
+            f"Full cost of a search (mean over seeds): simulated FLOPs of every evaluation plus the agent's tokens "
+            f"priced as FLOPs of {config.agent_cost_model} (2 x params per token). Break-even: served queries after "
+            "which the search is repaid by the FLOPs per query the found graph saves against the cheapest fixed "
+            "preset (single / parallel / chain of one pool model, up to the space's slots, any cost) whose expected "
+            "held-out accuracy is at least the graph's (`tts_sim.search.breakeven`). Seeds: repaid / never (a "
+            "preset as accurate costs no more) / none (no preset reaches the graph: then accuracy gained over the "
+            "best preset per 1e18 FLOPs of search).", "",
+            _md_table(["cell", "searcher", "search FLOPs", "agent share", "repaid/never/none",
+                       "median break-even (queries)", "gain per EFLOP"], rows), ""]
 
 
 def write_report(analysis: Analysis, config: BenchConfig, out: Path, *, wall_s: float | None = None,

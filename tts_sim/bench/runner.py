@@ -58,11 +58,14 @@ def settings_for(config: BenchConfig) -> dict[str, Any]:
 def plan_jobs(config: BenchConfig) -> list[Job]:
     """Every job of the bench, slowest first. Checks names, budgets and enumerability up front, so a
     bad option fails in one line before any work starts."""
+    from tts_sim.core.models import DEFAULT_CATALOG
     from tts_sim.search import SEARCHERS, SearchSpace, parse_objective
+    from tts_sim.search.breakeven import agent_cost_spec
     from tts_sim.search.enumerate import raw_count
     from tts_sim.sim.cluster import parse_cluster
     from tts_sim.tasks import get_task
 
+    agent_cost_spec(config.agent_cost_model, DEFAULT_CATALOG)  # one-line error naming an unknown model
     options = config.options_for()
     for name in config.searchers:
         SEARCHERS.build(name, options.get(name, {}))  # ConfigError naming an unknown searcher or option
@@ -87,7 +90,8 @@ def plan_jobs(config: BenchConfig) -> list[Job]:
                               f"{len(config.regret_pool)} models) is too large to enumerate for regret")
         if enumerable:
             jobs.append(Job("optimum", task, budget, space_name))
-        jobs += [Job("search", task, budget, space_name, s, seed) for s in config.searchers for seed in config.seeds]
+        jobs += [Job("search", task, budget, space_name, name, seed, prior, label)
+                 for label, name, prior in config.runs() for seed in config.seeds]
     return sorted(jobs, key=lambda j: (j.kind != "optimum", -_COST.get(j.searcher, 1.0) * j.budget ** -0.5))
 
 
@@ -197,7 +201,7 @@ def run_bench(config: BenchConfig, *, resume: bool = True, executor: Executor | 
     settings = settings_for(config)
     run = BenchRun(out, list(done.values()), ran=0, skipped=len(done), dropped_partial_line=dropped)
     own = executor is None
-    pool = make_executor(config.executor, config.workers) if executor is None else executor
+    pool: Executor = make_executor(config.executor, config.workers) if executor is None else executor
     bar = _bar(len(jobs), len(done), progress)
     interrupted = False
     pending: dict[Future, Job] = {}

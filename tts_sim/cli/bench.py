@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ from tts_sim.bench.config import BenchConfig, parse_seeds
 from tts_sim.cli.options import add_quiet, emit, positive_int, table
 from tts_sim.errors import ConfigError
 
-_LISTS = {"searchers": str, "searcher_options": str,
+_LISTS = {"searchers": str, "priors": str, "searcher_options": str,
           "tasks": str, "budgets": float, "pool": str, "regret_budgets": float, "regret_pool": str}
 _INTS = {"evals", "search_questions", "heldout_questions", "split_seed", "max_nodes", "regret_max_nodes",
          "regret_limit", "workers"}
@@ -30,8 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         flag = "--" + f.name.replace("_", "-")
         shown = ",".join(str(v) if not isinstance(v, float) else f"{v:g}" for v in default) \
             if isinstance(default, tuple) else default
-        if f.name == "seeds":
-            assert isinstance(default, tuple)  # BenchConfig.seeds has a tuple default
+        if f.name == "seeds" and isinstance(default, tuple):
             shown = f"{len(default)}"
         help_text = f.metadata.get("help", "") + (f" (default: {shown})" if default is not None else "")
         if f.name in _LISTS or f.name == "seeds":
@@ -107,22 +106,27 @@ def cmd_bench(args: argparse.Namespace) -> None:
         jobs = plan_jobs(config)
     if failed and not rows:  # nothing to report: say why in one line instead of drawing empty plots
         raise ConfigError(f"all {len(failed)} bench jobs failed (first: {failed[0]})")
-    analysis = analyse(rows, config.searchers, config.cells())
+    labels = {j.key: j.name for j in jobs}  # a row run under another set of priors gets this bench's label
+    rows = [{**r, "searcher": labels[r["key"]]} if r["key"] in labels else r for r in rows]
+    analysis = analyse(rows, config.labels(), config.cells(), config.agent_cost_model)
     report = write_report(analysis, config, out, wall_s=wall, jobs=len(jobs))
     check = analysis.check
     data = {
         "out": str(out), "report": str(report), "results": str(out / RESULTS), "wall_s": wall, "jobs": len(jobs),
         "ran": ran, "skipped": skipped, "failed": failed, "config": config.to_dict(), "check": check,
+        "checks": analysis.checks,
         "cells": [{"task": st.cell[0], "budget": st.cell[1], "space": st.cell[2], "searcher": st.searcher,
                    "seeds": st.n, "heldout_expected_mean": st.final[0], "ci_low": st.final[1], "ci_high": st.final[2],
-                   "regret_mean": st.regret[0] if st.regret else None, "evaluations_mean": st.evaluations}
+                   "regret_mean": st.regret[0] if st.regret else None, "evaluations_mean": st.evaluations,
+                   "breakeven": asdict(st.breakeven) if st.breakeven else None}
                   for st in analysis.stats.values()],
     }
     lines = [table(["cell", *analysis.searchers], [[c.replace("**", "") for c in r] for r in summary_rows(analysis)])]
-    if check.get("applicable"):
-        verdict = "holds" if check["holds"] else "DOES NOT hold"
-        lines.append(f"\nexpected check: agent-reinforce beats {', '.join(check['opponents'])} on "
-                     f"{check['beats_all']}/{check['cells']} main cells -> {verdict}")
+    for ref, c in analysis.checks.items():
+        if c.get("applicable"):
+            verdict = "holds" if c["holds"] else "DOES NOT hold"
+            lines.append(f"\nexpected check: {ref} beats {', '.join(c['opponents'])} on "
+                         f"{c['beats_all']}/{c['cells']} main cells -> {verdict}")
     timing = ("report only" if args.report_only else "") + (f"{', ' if args.report_only else ''}"
                                                           f"{wall:.1f} s wall" if wall is not None else "")
     lines.append(f"\n{len(jobs)} jobs ({ran} run, {skipped} already done); {timing}")

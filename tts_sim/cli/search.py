@@ -23,8 +23,10 @@ from tts_sim.cli.options import (
 )
 from tts_sim.errors import ConfigError
 from tts_sim.registry import parse_set_options
+from tts_sim.search.breakeven import DEFAULT_AGENT_COST_MODEL, agent_cost_spec
 from tts_sim.search.constraints import ConstraintReport, constraint_report
 from tts_sim.search.objectives import parse_objective
+from tts_sim.search.prior import DEFAULT_PRIOR_SETTING, PRIOR_SETTINGS, check_setting
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,6 +41,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "--list-searchers shows each searcher's options and defaults")
     p.add_argument("--list-searchers", action="store_true", help="list the registered searchers and their options")
     p.add_argument("--evals", type=positive_int, default=30, help="evaluations the searcher may spend")
+    p.add_argument("--prior", default=DEFAULT_PRIOR_SETTING, metavar="|".join(PRIOR_SETTINGS),
+                   help="prior knowledge handed to the searcher: none (default: only the space and the costs) or "
+                        "published (the task's published single-model accuracies and its kind)")
+    p.add_argument("--agent-cost-model", default=DEFAULT_AGENT_COST_MODEL, metavar="MODEL",
+                   help="model whose FLOPs (2 x params per token) price the agent's tokens in the search cost "
+                        f"(default: {DEFAULT_AGENT_COST_MODEL})")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--objective", default="accuracy",
                    help="accuracy | weighted:W[:p95] (accuracy - W x latency) | p95<=5 (latency limit, s)")
@@ -92,6 +100,7 @@ def cmd_search(args: argparse.Namespace) -> None:
         print(list_searchers())
         return
     parse_objective(args.objective)  # a bad objective fails before any work (or progress bar) starts
+    check_setting(args.prior)
     from tts_sim.core.draw import draw_graph
     from tts_sim.core.models import DEFAULT_OUTPUT_MODEL, PAPER_POOL
     from tts_sim.search import SearchSpace, run_search
@@ -101,6 +110,7 @@ def cmd_search(args: argparse.Namespace) -> None:
     from tts_sim.tasks import get_task
 
     catalog = catalog_from(args)
+    agent_cost_spec(args.agent_cost_model, catalog)  # an unknown model fails before any work starts
     task = get_task(args.task)
     cluster = parse_cluster(args.cluster) if args.cluster else None
     rate = ComputeRate.from_cluster(cluster, args.price_per_hour) if cluster else None
@@ -146,10 +156,12 @@ def cmd_search(args: argparse.Namespace) -> None:
 
     try:
         result = run_search(searcher, space, evaluator, args.evals, args.seed, objective=args.objective,
-                            checkpoint=checkpoint, progress=progress)
+                            checkpoint=checkpoint, progress=progress, prior=args.prior,
+                            agent_cost_model=args.agent_cost_model)
     finally:
         if bar is not None:
             bar.close()
+    assert result.heldout is not None  # run_search always scores the returned graph on the held-out split
     result.save(out / "result.json")
     result.best.save(out / "best_graph.json")
     assert result.heldout is not None  # run_search always evaluates the best graph on the held-out questions
@@ -169,7 +181,7 @@ def cmd_search(args: argparse.Namespace) -> None:
 def _summary(result: Any, budget: float, out: Path, report: ConstraintReport) -> str:
     h, cost = result.heldout, result.cost
     rows = [
-        ("searcher / seed", f"{result.searcher} / {result.seed}"),
+        ("searcher / seed / prior", f"{result.searcher} / {result.seed} / {result.config.get('prior', 'none')}"),
         ("budget (units)", f"{budget:.2f}"),
         ("held-out accuracy", f"{h.accuracy:.3f}  [{h.ci_low:.3f}, {h.ci_high:.3f}] 95% CI, {h.n_questions} questions"),
     ]
@@ -192,6 +204,17 @@ def _summary(result: Any, budget: float, out: Path, report: ConstraintReport) ->
                         f"{cost.wall_s:.2f} s wall"),
         ("simulated FLOPs spent", f"{cost.simulated_flops:.4g}"),
         ("agent calls / tokens", f"{cost.agent_calls} / {tokens}, {cost.agent_fallbacks} fallbacks"),
+    ]
+    if result.breakeven is not None:
+        be = result.breakeven
+        full = be["cost"]
+        rows += [
+            ("search cost (FLOPs)", f"{full['total_flops']:.4g} = {full['evaluation_flops']:.4g} evaluations + "
+                                    f"{full['agent_flops']:.4g} agent ({full['agent_tokens']} tokens as "
+                                    f"{full['agent_model']})"),
+            ("break-even", be["text"]),
+        ]
+    rows += [
         ("wrote", f"{out}/best_graph.json, best_graph.png, result.json"),
     ]
     return result.best.to_text() + "\n\n" + table(["result", "value"], rows)

@@ -1,8 +1,9 @@
 """Search: the space, the one driver every searcher uses, Agent-REINFORCE and its agents.
 
 Entry point: ``run_search(name, space, evaluator, max_evals, seed, ...) -> SearchResult``.
-Searchers by name: ``SEARCHERS`` (agent-reinforce, hybrid, random, bo-gp, bo-forest, tpe, textgrad,
-gptswarm); agents by name: ``AGENTS`` (insight, chat, offline-textgrad).
+Searchers by name: ``SEARCHERS`` (agent-reinforce, hybrid, random, informed-random, bo-gp, bo-forest,
+tpe, textgrad, gptswarm); agents by name: ``AGENTS`` (insight, chat, offline-textgrad). What a
+searcher knows about the task comes from ``SearchContext.prior`` (``tts_sim.search.prior``).
 """
 
 from tts_sim.search.agent_api import AGENTS, Agent, AgentReply, CritiqueEditAgent

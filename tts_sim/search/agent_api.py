@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 from tts_sim.core.graph import Graph
 from tts_sim.errors import ConfigError
 from tts_sim.registry import Registry, make_config
+from tts_sim.search.prior import NO_PRIOR, Prior
 from tts_sim.search.space import SearchSpace
 
 
@@ -54,6 +55,7 @@ class MixRequest:
     n_picks: int
     objective: str
     seed: int
+    prior: Prior = NO_PRIOR  # the search's prior knowledge (the only source of accuracies and task kind)
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class ProposeRequest:
     objective: str
     show_latency: bool
     seed: int
+    prior: Prior = NO_PRIOR
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 Steps (paper-facts.md):
 0. enumerate model mixes that spend the budget (integer cost units, least leftover);
-1. the agent picks promising mixes (Insight 1) from the task and single-model accuracies;
+1. the agent picks promising mixes (Insight 1) from the search's prior (single-model accuracies and
+   task kind under ``--prior published``; nothing but the mixes and their costs under ``none``);
 2. pre-test: a few reduced variants of each pick on very few questions; the best mix is kept;
 3. iteration 0: a random graph with that mix (sparse edges, roles under the rules), budget-repaired;
 4. iterations 1..: the agent reads the last graph as text, its score (and latency when the
@@ -15,12 +16,22 @@ reports its held-out evaluation. Pre-tests count as evaluations (on fewer questi
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, ClassVar
 
 from tts_sim.core.graph import Graph
-from tts_sim.search.agent_api import PROPOSE_METHODS, Agent, MixRequest, ProposeRequest, Round, build_agent, check_agent
+from tts_sim.search.agent_api import (
+    PROPOSE_METHODS,
+    Agent,
+    MixOption,
+    MixRequest,
+    ProposeRequest,
+    Round,
+    build_agent,
+    check_agent,
+)
 from tts_sim.search.agents import prior_for
 from tts_sim.search.context import SearchContext, stable_int
 from tts_sim.search.mixes import (
@@ -43,6 +54,18 @@ def round_of(trial: Trial, note: str = "") -> Round:
     return Round(trial.graph, trial.score, trial.accuracy, trial.units, lat, note)
 
 
+def pick_mixes(ctx: SearchContext, agent: Agent, mixes: Sequence[MixOption], n_picks: int) -> list[int]:
+    """Step 1: ask the agent (through the driver) for up to ``n_picks`` of ``mixes``; their indices,
+    without repeats (the first mix when the reply names none)."""
+    space = ctx.space
+    request = MixRequest(space=space, mixes=tuple(mixes), unit_costs=unit_costs(space),
+                         available_units=available_units(space), n_picks=n_picks,
+                         objective=ctx.objective.describe(), seed=stable_int(ctx.seed, "pick") % 2 ** 32,
+                         prior=ctx.prior)
+    reply = ctx.agent_call("pick", lambda: agent.pick_mixes(request))
+    return [p for p in dict.fromkeys(reply.picks or []) if 0 <= p < len(mixes)][:n_picks] or [0]
+
+
 @dataclass
 class AgentReinforce(BaseSearcher):
     """Options: ``agent`` (a registered agent with pick_mixes and propose: "insight", "chat") with
@@ -52,6 +75,7 @@ class AgentReinforce(BaseSearcher):
     ``fuser_p``; ``memory`` past rounds go into each prompt."""
 
     name: ClassVar[str] = "agent-reinforce"
+    uses_prior: ClassVar[bool] = True
 
     agent: str = "insight"
     agent_options: dict[str, Any] = field(default_factory=dict)
@@ -103,6 +127,7 @@ class AgentReinforce(BaseSearcher):
                 prev_best_score=prev_best, edge_table=table, memory=tuple(rounds[-1 - self.memory:-1]),
                 history=frozenset(t.graph_key for t in ctx.trials if t.full), objective=objective,
                 show_latency=ctx.objective.needs_latency, seed=stable_int(ctx.seed, "propose", step) % 2 ** 32,
+                prior=ctx.prior,
             )
             reply = ctx.agent_call("propose", partial(agent.propose, request))
             if reply.edge_table:
@@ -122,17 +147,13 @@ class AgentReinforce(BaseSearcher):
     def _choose_mix(self, ctx: SearchContext, agent: Agent, mixes: list) -> tuple[tuple[str, ...], Graph | None]:
         """The mix to search (Insight 1 + pre-test) and, when pre-tested, its best variant."""
         space = ctx.space
-        request = MixRequest(space=space, mixes=tuple(mixes), unit_costs=unit_costs(space),
-                             available_units=available_units(space), n_picks=self.n_picks,
-                             objective=ctx.objective.describe(), seed=stable_int(ctx.seed, "pick") % 2 ** 32)
-        reply = ctx.agent_call("pick", lambda: agent.pick_mixes(request))
-        picks = [p for p in dict.fromkeys(reply.picks or []) if 0 <= p < len(mixes)][: self.n_picks] or [0]
+        picks = pick_mixes(ctx, agent, mixes, self.n_picks)
         budget = min(len(picks) * self.pretest_variants, int(ctx.max_evals * self.pretest_share))
         if len(picks) == 1 or budget < len(picks):
             return mix_models_by_size(space, mixes[picks[0]].models), None
         per_mix = max(1, budget // len(picks))
         n_questions = self.pretest_questions or max(10, len(ctx.search_questions) // 4)
-        depth = prior_for(space).depth
+        depth = prior_for(ctx.prior).depth
         scores: dict[int, float] = {}
         best_variant: dict[int, Graph] = {}
         for p in picks:

@@ -2,9 +2,9 @@
 
 It turns the three insights into concrete decisions and writes its reasoning as text:
 
-- Insight 1 (mix choice): a prior score per mix from the published single-model accuracies; on
-  open-answer tasks (MATH-like) extra capable models add ensemble value, on multiple-choice and
-  code tasks the strongest single model dominates.
+- Insight 1 (mix choice): a prior score per mix from the single-model accuracies of the search's
+  prior; on open-answer tasks (MATH-like) extra capable models add ensemble value, on
+  multiple-choice and code tasks the strongest single model dominates.
 - Insights 2 and 3 (shape): a preferred width and depth per task kind, with the interaction
   (wider graphs lower the best depth and vice versa), plus the paper's heuristics (large models on
   multi-input nodes, diverse predecessors, spend the budget).
@@ -12,6 +12,10 @@ It turns the three insights into concrete decisions and writes its reasoning as 
   was used and helped; lower it if it was used and hurt); the next graph is the best-ranked unseen
   one-step edit of the best graph so far, ranked by the heuristics, the table and whether the last
   kind of edit helped.
+
+Everything task-specific comes from the request's ``Prior`` (``tts_sim.search.prior``): under
+``none`` every model's accuracy is unknown (``UNKNOWN_ACCURACY``: all mixes tie and are taken in
+enumeration order, leaders diverse) and the task kind is unknown (``DEFAULT_PRIOR``'s shape).
 
 Token counts are estimates (characters / 4 of the prompt an LLM would have read and of the reply).
 Registered as agent ``insight`` (``InsightConfig``); the edits it ranks come from ``search.edits``.
@@ -32,6 +36,7 @@ from tts_sim.errors import GraphError
 from tts_sim.search import prompts
 from tts_sim.search.agent_api import AgentConfig, AgentReply, MixOption, MixRequest, ProposeRequest, estimate_tokens
 from tts_sim.search.edits import Edit, build_graph, one_step_edits, unseen
+from tts_sim.search.prior import NO_PRIOR, Prior
 from tts_sim.search.space import OUTPUT_ID, SearchSpace
 
 
@@ -53,8 +58,9 @@ DEFAULT_PRIOR = TaskPrior(0.3, 0.3, 3, 2, "no task-specific insight: balanced en
 UNKNOWN_ACCURACY = 0.3
 
 
-def prior_for(space: SearchSpace) -> TaskPrior:
-    return PRIORS.get(space.task.kind, DEFAULT_PRIOR)
+def prior_for(prior: Prior) -> TaskPrior:
+    """The shape and ensemble prior of the task kind the search's prior names (neutral if none)."""
+    return PRIORS.get(prior.task_kind or "", DEFAULT_PRIOR)
 
 
 def shape_targets(prior: TaskPrior, width: int, depth: int) -> tuple[int, int]:
@@ -77,17 +83,17 @@ class InsightAgent:
         self.momentum = momentum
 
     # ----- step 1: mixes --------------------------------------------------------------------
-    def mix_score(self, space: SearchSpace, mix: MixOption) -> float:
-        prior = prior_for(space)
-        accs = sorted((space.task.published_accuracy.get(m, UNKNOWN_ACCURACY) for m in mix.models), reverse=True)
+    def mix_score(self, mix: MixOption, known: Prior = NO_PRIOR) -> float:
+        prior = prior_for(known)
+        accs = sorted((_accuracy(known, m) for m in mix.models), reverse=True)
         top = accs[0]
         extra = sum(max(0.0, a - prior.weak_floor) * (1.0 if j < prior.width else 0.3)
                     for j, a in enumerate(accs[1:]))
         return top + prior.ensemble_gain * (1.0 - top) * math.tanh(extra)
 
     def pick_mixes(self, request: MixRequest) -> AgentReply:
-        space, prior = request.space, prior_for(request.space)
-        scored = sorted(((self.mix_score(space, o), i) for i, o in enumerate(request.mixes)),
+        space, prior = request.space, prior_for(request.prior)
+        scored = sorted(((self.mix_score(o, request.prior), i) for i, o in enumerate(request.mixes)),
                         key=lambda t: (-t[0], t[1]))
         picks: list[int] = []
         leaders: set[str] = set()
@@ -103,16 +109,15 @@ class InsightAgent:
                 break
             if i not in picks:
                 picks.append(i)
-        acc = space.task.published_accuracy
-        unknown = [m for m in space.pool if m not in acc]
+        unknown = [m for m in space.pool if request.prior.accuracy(m) is None]
         lines = [f"Insight 1 for {space.task.name}: {prior.note}.",
-                 "Prior score = best model's published accuracy + ensemble value of the other capable models "
+                 "Prior score = best model's prior accuracy + ensemble value of the other capable models "
                  f"(gain {prior.ensemble_gain}, models under {prior.weak_floor:.0%} add nothing)."]
         if unknown:
-            lines.append(f"No published accuracy for {', '.join(unknown)}: assumed {UNKNOWN_ACCURACY:.0%}.")
+            lines.append(f"No prior accuracy for {', '.join(unknown)}: assumed {UNKNOWN_ACCURACY:.0%}.")
         for rank, i in enumerate(picks):
             o = request.mixes[i]
-            lines.append(f"Pick {rank + 1}: mix {i} = {o.label()} (prior {self.mix_score(space, o):.3f}, "
+            lines.append(f"Pick {rank + 1}: mix {i} = {o.label()} (prior {self.mix_score(o, request.prior):.3f}, "
                          f"leftover {o.leftover} units).")
         text = "\n".join(lines)
         return AgentReply(kind="pick", agent=self.name, text=text, picks=picks,
@@ -143,7 +148,7 @@ class InsightAgent:
 
     def propose(self, request: ProposeRequest) -> AgentReply:
         rng = np.random.default_rng(request.seed)
-        space, prior = request.space, prior_for(request.space)
+        space, prior = request.space, prior_for(request.prior)
         table, notes = self.update_table(request)
         base = request.best.graph
         last_kind = request.last.note.split(":", 1)[0] if request.last.note else ""
@@ -151,7 +156,7 @@ class InsightAgent:
         seen = set(request.history) | {graph_key(base)}
         ranked: list[tuple[float, Edit]] = []
         for edit in self.candidates(space, request, seen, rng):
-            value = self.heuristic(space, prior, edit.graph, table, request.show_latency)
+            value = self.heuristic(space, prior, edit.graph, table, request.show_latency, request.prior)
             if last_kind and edit.kind == last_kind:
                 value += self.momentum if last_helped else -self.momentum
             ranked.append((value + self.temperature * float(rng.gumbel()), edit))
@@ -161,7 +166,8 @@ class InsightAgent:
         last_text = prompts.describe_round(request.last, request.show_latency)
         lines = [f"Round {request.step}: last graph scored {last_text}; best so far {request.best.score:.4f}.",
                  "Table update: " + "; ".join(notes) + ".",
-                 f"Working from the best graph (width {w}, depth {d}). Insight 2 for {space.task.kind}: "
+                 f"Working from the best graph (width {w}, depth {d}). Insight 2 for "
+                 f"{request.prior.task_kind or 'an unknown task kind'}: "
                  f"width about {prior.width}, depth about {prior.depth}; Insight 3 at this shape: "
                  f"width {tw} for depth {d}, depth {td} for width {w}."]
         if ranked:
@@ -210,13 +216,12 @@ class InsightAgent:
 
     # ----- ranking ----------------------------------------------------------------------------
     def heuristic(self, space: SearchSpace, prior: TaskPrior, graph: Graph, table: Mapping[str, float],
-                  latency: bool) -> float:
+                  latency: bool, known: Prior = NO_PRIOR) -> float:
         """Higher is more promising by the insights (a prior, corrected by measured scores)."""
         width, depth = graph.width, graph.depth
         tw, td = shape_targets(prior, width, depth)
         value = -0.05 * (abs(width - tw) + abs(depth - td))
         largest = max(space.catalog[m].m_flops for m in space.pool)
-        acc = space.task.published_accuracy
         for nid in graph.executed:
             preds = graph.predecessors(nid)
             if not preds:
@@ -227,7 +232,7 @@ class InsightAgent:
             if len(preds) >= 2:  # diverse inputs help multi-input nodes
                 value += 0.01 * len({graph.node(p).model for p in preds}) / len(preds)
         workers = [n for n in graph.executed if n != graph.output]
-        value += 0.02 * sum(acc.get(graph.node(n).model, UNKNOWN_ACCURACY) for n in workers) / max(1, len(workers))
+        value += 0.02 * sum(_accuracy(known, graph.node(n).model) for n in workers) / max(1, len(workers))
         value += 0.05 * space.units(graph) / space.budget
         if table:
             edges = {f"{u}->{v}" for u, v in graph.edges}
@@ -256,6 +261,11 @@ class InsightAgent:
             if graph_key(candidate) not in seen:
                 return candidate
         return graph
+
+
+def _accuracy(prior: Prior, model: str) -> float:
+    acc = prior.accuracy(model)
+    return UNKNOWN_ACCURACY if acc is None else acc
 
 
 def _leader(space: SearchSpace, mix: MixOption) -> str:

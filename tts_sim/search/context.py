@@ -25,6 +25,7 @@ from tts_sim.errors import ConfigError
 from tts_sim.search.agent_api import AgentReply
 from tts_sim.search.checkpoint import Checkpoint, config_mismatch
 from tts_sim.search.objectives import Objective
+from tts_sim.search.prior import NO_PRIOR, Prior
 from tts_sim.search.result import SearchCost, Trial
 from tts_sim.search.space import SearchSpace
 
@@ -51,8 +52,11 @@ class SearchContext:
     def __init__(self, space: SearchSpace, evaluator: Evaluator, max_evals: int, seed: int,
                  search_questions: Sequence[int], objective: Objective, *, config: dict[str, Any],
                  checkpoint: Checkpoint | None = None, progress: Callable[[Trial], None] | None = None,
-                 max_proposals: int | None = None) -> None:
+                 max_proposals: int | None = None, prior: Prior = NO_PRIOR) -> None:
         self.space = space
+        #: The prior knowledge every searcher of this search is given (``tts_sim.search.prior``): the
+        #: only place a searcher or agent may read single-model accuracies or the task kind from.
+        self.prior = prior
         self.evaluator = evaluator
         self.max_evals = max_evals
         self.seed = seed

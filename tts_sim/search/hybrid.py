@@ -25,6 +25,7 @@ from tts_sim.search.searcher import BaseSearcher
 @dataclass
 class Hybrid(BaseSearcher):
     name: ClassVar[str] = "hybrid"
+    uses_prior: ClassVar[bool] = True  # through its agent
 
     #: Hybrid asks its agent only for proposals.
     agent_methods: ClassVar[tuple[str, ...]] = ("propose",)
@@ -69,7 +70,8 @@ class Hybrid(BaseSearcher):
                     space=space, step=step, nodes=nodes, last=round_of(last), best=round_of(best),
                     prev_best_score=None, edge_table={}, memory=(), objective=ctx.objective.describe(),
                     history=frozenset(t.graph_key for t in ctx.trials if t.full),
-                    show_latency=ctx.objective.needs_latency, seed=stable_int(ctx.seed, "hybrid", step) % 2 ** 32)
+                    show_latency=ctx.objective.needs_latency, seed=stable_int(ctx.seed, "hybrid", step) % 2 ** 32,
+                    prior=ctx.prior)
                 reply = ctx.agent_call("propose", partial(agent.propose, request))
                 graph = Graph.from_dict(reply.graph, space.catalog) if reply.graph else best.graph
                 last = ctx.evaluate(graph, phase=f"agent step {step}")

@@ -54,17 +54,25 @@ def system_prompt(req: MixRequest | ProposeRequest, insights: bool = True) -> st
 
 
 def accuracy_table(req: MixRequest) -> str:
-    acc = req.space.task.published_accuracy
-    lines = [f"- {m}: {acc[m] * 100:.1f}%" if m in acc else f"- {m}: unknown" for m in req.space.pool]
+    """The prior's single-model accuracies (only under ``--prior published``)."""
+    lines = [f"- {m}: {a * 100:.1f}%" if (a := req.prior.accuracy(m)) is not None else f"- {m}: unknown"
+             for m in req.space.pool]
     return "\n".join(lines)
+
+
+def task_line(req: MixRequest | ProposeRequest) -> str:
+    """The task's name, and its kind when the search's prior includes it."""
+    kind = f" ({req.prior.task_kind})" if req.prior.task_kind else ""
+    return f"Task: {req.space.task.name}{kind}."
 
 
 def mix_messages(req: MixRequest, max_listed: int = 40) -> Messages:
     listed = req.mixes[:max_listed]
     costs = ", ".join(f"{m}={c}" for m, c in req.unit_costs.items())
     mixes = "\n".join(f"{i}. {o.label()} (cost {o.units}, leftover {o.leftover})" for i, o in enumerate(listed))
-    user = (f"Task: {req.space.task.name} ({req.space.task.kind}). Objective: {req.objective}.\n"
-            f"Published single-model accuracies on this task:\n{accuracy_table(req)}\n"
+    accuracies = (f"Published single-model accuracies on this task:\n{accuracy_table(req)}\n"
+                  if req.prior.accuracies else "No single-model accuracies are known for this task.\n")
+    user = (f"{task_line(req)} Objective: {req.objective}.\n{accuracies}"
             f"Integer cost units per call: {costs}; {req.available_units} units are left for worker nodes.\n"
             f"Candidate model mixes (each spends the budget):\n{mixes}\n\n"
             f"Using Insight 1, pick the {req.n_picks} most promising mixes for this task. Reply with JSON: "

@@ -89,6 +89,9 @@ class SearchResult:
     agent_log: list[dict[str, Any]] = field(default_factory=list)
     expected_accuracy: float | None = None  # noise-free accuracy of ``best`` when the evaluator offers it
     versions: dict[str, str] = field(default_factory=dict)
+    #: ``tts_sim.search.breakeven.BreakEven.to_dict()`` (full cost, break-even against the presets);
+    #: None when the evaluator has no noise-free score.
+    breakeven: dict[str, Any] | None = None
 
     @property
     def best_trial(self) -> Trial | None:
@@ -114,7 +117,7 @@ class SearchResult:
             "best": self.best.to_dict(), "best_index": self.best_index,
             "heldout": self.heldout.to_dict(per_question=True) if self.heldout else None,
             "expected_accuracy": self.expected_accuracy,
-            "cost": self.cost.to_dict(), "versions": self.versions,
+            "cost": self.cost.to_dict(), "breakeven": self.breakeven, "versions": self.versions,
             "trials": [t.to_dict() for t in self.trials], "agent_log": self.agent_log,
         }
 
@@ -137,6 +140,7 @@ class SearchResult:
                 heldout=evaluation_from_dict(data["heldout"], catalog) if data["heldout"] else None,
                 cost=SearchCost(**data["cost"]), agent_log=list(data.get("agent_log", [])),
                 expected_accuracy=data.get("expected_accuracy"), versions=dict(data.get("versions", {})),
+                breakeven=data.get("breakeven"),
             )
         except TtsSimError:
             raise

@@ -18,10 +18,18 @@ from tts_sim.core.graph import Graph
 from tts_sim.core.identity import graph_key
 from tts_sim.errors import ConfigError
 from tts_sim.registry import Registry
+from tts_sim.search.breakeven import (
+    DEFAULT_AGENT_COST_MODEL,
+    agent_cost_spec,
+    break_even,
+    preset_reference,
+    search_cost,
+)
 from tts_sim.search.checkpoint import Checkpoint
 from tts_sim.search.context import SearchContext, SearchExhausted
 from tts_sim.search.enumerate import ExpectedScorer
 from tts_sim.search.objectives import Objective, parse_objective
+from tts_sim.search.prior import Prior, make_prior
 from tts_sim.search.result import SearchResult, Trial, package_versions
 from tts_sim.search.space import SearchSpace
 
@@ -46,6 +54,9 @@ class BaseSearcher:
     """Convenience base: ``config()`` from dataclass fields and a ``search(...)`` shortcut."""
 
     name: ClassVar[str] = "base"
+    #: Whether the searcher reads ``ctx.prior`` (every searcher accepts it; the bench runs one that
+    #: does not only once, under its first prior setting).
+    uses_prior: ClassVar[bool] = False
 
     def config(self) -> dict[str, Any]:
         if not is_dataclass(self):
@@ -62,7 +73,8 @@ class BaseSearcher:
 
     def search(self, space: SearchSpace, evaluator: Evaluator, max_evals: int, seed: int = 0,
                **kwargs: Any) -> SearchResult:
-        return run_search(self, space, evaluator, max_evals, seed, **kwargs)
+        searcher: Searcher = self
+        return run_search(searcher, space, evaluator, max_evals, seed, **kwargs)
 
 
 #: Searcher config dataclasses by name (entry-point group ``tts_sim.searchers``): a searcher's dataclass
@@ -118,12 +130,17 @@ def run_search(
     checkpoint: str | Path | Checkpoint | None = None,
     progress: Callable[[Trial], None] | None = None,
     options: Mapping[str, Any] | None = None,
+    prior: str | Prior | None = None,
+    agent_cost_model: str = DEFAULT_AGENT_COST_MODEL,
 ) -> SearchResult:
     """Run one search and report the held-out evaluation of the graph it returns.
 
     ``searcher`` is a registry name (built with ``options``) or a searcher object. A ``checkpoint``
     path is written after every evaluation and agent reply; if the file exists, the search resumes
-    from it (it must come from the same config and seed)."""
+    from it (it must come from the same config and seed). ``prior`` (``none`` by default, or
+    ``published``; ``tts_sim.search.prior``) is handed to the searcher through the context and
+    recorded in the config. The result states the search's full cost and its break-even against
+    the fixed presets, agent tokens priced as FLOPs of ``agent_cost_model`` (``tts_sim.search.breakeven``)."""
     if isinstance(searcher, str):
         searcher = make_searcher(searcher, **dict(options or {}))
     elif options:
@@ -136,16 +153,18 @@ def run_search(
     if task_name != space.task.name:
         raise ConfigError(f"the evaluator scores task {task_name!r} but the space is for {space.task.name!r}")
     objective = parse_objective(objective)
+    prior = make_prior(prior, space.task)
+    agent_spec = agent_cost_spec(agent_cost_model, space.catalog)
     search_qs, heldout_qs = resolve_questions(evaluator.n_questions, search_questions, heldout_questions)
     config = {
         "searcher": searcher.name, "options": searcher.config(), "seed": seed, "max_evals": max_evals,
         "space": space.describe(), "objective": objective.to_dict(), "evaluator": type(evaluator).__name__,
         "search_questions": len(search_qs), "heldout_questions": len(heldout_qs),
-        "questions_key": questions_fingerprint(search_qs, heldout_qs),
+        "questions_key": questions_fingerprint(search_qs, heldout_qs), "prior": prior.setting,
     }
     ckpt = Checkpoint(checkpoint) if isinstance(checkpoint, (str, Path)) else checkpoint
     ctx = SearchContext(space, evaluator, max_evals, seed, search_qs, objective, config=config,
-                        checkpoint=ckpt, progress=progress)
+                        checkpoint=ckpt, progress=progress, prior=prior)
     try:
         returned = searcher.run(ctx)
     except SearchExhausted:
@@ -165,9 +184,13 @@ def run_search(
     heldout = ctx.final_evaluation(best, heldout_qs)
     expected = evaluator.expected(best, heldout_qs).accuracy if isinstance(evaluator, ExpectedScorer) else None
     ctx.cost.wall_s = ctx.elapsed_s
+    breakeven = None
+    if isinstance(evaluator, ExpectedScorer) and expected is not None:
+        reference = preset_reference(space, evaluator, heldout_qs, expected)
+        breakeven = break_even(space.flops(best), expected, reference, search_cost(ctx.cost, agent_spec)).to_dict()
     return SearchResult(searcher=searcher.name, seed=seed, config=config, trials=list(ctx.trials), best=best,
                         best_index=best_index, heldout=heldout, cost=ctx.cost, agent_log=ctx.agent_log,
-                        expected_accuracy=expected, versions=package_versions())
+                        expected_accuracy=expected, versions=package_versions(), breakeven=breakeven)
 
 
 def questions_fingerprint(search: Sequence[int], heldout: Sequence[int]) -> str:

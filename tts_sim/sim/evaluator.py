@@ -107,6 +107,11 @@ class SimulatedEvaluator:
         qs = tuple(range(self.n_questions)) if questions is None else tuple(int(q) for q in questions)
         return self._evaluation(graph, qs, self.quality.expected(graph, qs), 0, {"mode": "expected"})
 
+    def expected_accuracy(self, graph: Graph, questions: Sequence[int] | None = None) -> float:
+        """``expected(...).accuracy`` without the latency simulation (for the break-even presets)."""
+        qs = tuple(range(self.n_questions)) if questions is None else tuple(int(q) for q in questions)
+        return float(np.mean(self.quality.expected(graph, qs))) if qs else 0.0
+
     def accuracy_interval(self, graph: Graph, questions: Sequence[int] | None = None, level: float = 0.95) -> Any:
         """A ``PredictionInterval``: where one evaluation's accuracy is predicted to fall, the fusion
         fit's coefficient uncertainty included (``tts_sim.sim.quality.interval``)."""
