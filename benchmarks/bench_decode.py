@@ -206,9 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     meta["wall_s"] = round(time.time() - started, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "single": single, "batched": batch_rows},
-                                                        indent=2) + "\n")
+                                                        indent=2, default=str) + "\n")
     text = tables(single, batch_rows)
-    args.out.with_suffix(".md").write_text(f"{text}\n{json.dumps(meta)}\n")
+    args.out.with_suffix(".md").write_text(f"{text}\n{json.dumps(meta, default=str)}\n")
     print(text)
     return 0
 
