@@ -7,8 +7,10 @@ onnxruntime-genai model builder's int4 graph; ``onnx:int4`` is the optimum expor
   * bound tok/s: bandwidth / bytes read per token (weights except embedding tables, plus the KV cache)
   * llama.cpp tok/s: ``llama-server`` (built by ``benchmarks/llama_server.py``) serving the same GGUF with the
     same threads, its own streamed ``timings.predicted_per_second`` over ``--new-tokens`` greedy tokens
-Rounds alternate llama-server and the variants so that load from other processes hits both; the ratio is
-taken per round. Then batched throughput per model and variant: generated tokens/s at ``--batches``, from
+One llama-server per model stays up while rounds alternate it and the variants (one generation each), so
+that load from other processes hits both alike; the ratio (generate tok/s over llama-server's tok/s, the same
+statistic: new tokens over decode time, prefill excluded) is taken per round and its median reported.
+Then batched throughput per model and variant: generated tokens/s at ``--batches``, from
 the decode step time (batch / step seconds) and end to end (sampled generation, temperature 0.7, prefill
 included, tokens generated / wall seconds).
 
@@ -29,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.llama_server import LlamaServerError, decode_tok_s, ensure_llama_server  # noqa: E402
+from benchmarks.llama_server import LlamaServer, LlamaServerError, ensure_llama_server  # noqa: E402
 from tts_sim.backends.onnxruntime import cpu_name, prepare_model  # noqa: E402
 from tts_sim.backends.onnxruntime.backend import open_engine  # noqa: E402
 from tts_sim.backends.onnxruntime.export import BUILTIN_MODELS, default_cache_dir  # noqa: E402
@@ -99,7 +101,7 @@ class Variant:
             self.generate.append((result.completion_tokens - 1) / result.decode_s)
         self.tokens.append(result.completion_tokens)
         self.sample = result.text[:80]
-        return 1 / step_s
+        return self.generate[-1] if result.completion_tokens > 1 else 1 / step_s
 
 
 def batched(variant: Variant, args: argparse.Namespace) -> list[dict]:
@@ -129,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spin", action="store_true", help="let onnxruntime's idle threads busy-wait")
     parser.add_argument("--context", type=int, default=128, help="cached tokens for the decode-step timing")
     parser.add_argument("--steps", type=int, default=32, help="decode steps timed per measurement")
-    parser.add_argument("--new-tokens", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=3, help="alternating llama-server / variant rounds")
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=8, help="alternating llama-server / variant rounds")
     parser.add_argument("--no-llama", action="store_true", help="skip llama-server")
     parser.add_argument("--llama-server", type=Path, help="a llama-server binary (default: build/find the cached one)")
     parser.add_argument("--llama-args", nargs="*", default=[], help="extra llama-server arguments, e.g. --no-repack")
@@ -172,18 +174,24 @@ def main(argv: list[str] | None = None) -> int:
         gguf = BUILTIN_MODELS[model].locate(default_cache_dir()) if model in BUILTIN_MODELS else None
         llama: list[float] = []
         ratios: dict[str, list[float]] = {v.spec: [] for v in variants}
-        for round_ in range(args.rounds):
-            if binary is not None and gguf is not None:
-                ref = decode_tok_s(binary, gguf, threads=args.threads, new_tokens=args.new_tokens, repeats=1,
-                                   prompt=LLAMA_PROMPT, extra_args=args.llama_args)
-                llama.append(ref["decode_tok_s"])
-            for variant in variants:
-                tok_s = variant.measure(args)
-                if llama:
-                    ratios[variant.spec].append(tok_s / llama[-1])
-            print(f"  round {round_ + 1}: llama-server {llama[-1] if llama else '-'} tok/s; "
-                  + "; ".join(f"{v.spec} step {v.steps[-1]:.1f} gen {v.generate[-1] if v.generate else 0:.1f}"
-                              for v in variants) + f" (load {load()})", flush=True)
+        server = None
+        if binary is not None and gguf is not None:  # one server per model, kept up through the rounds
+            server = LlamaServer(binary, gguf, threads=args.threads, extra_args=args.llama_args).start()
+            server.complete(LLAMA_PROMPT, max_tokens=8)  # warm-up
+        try:
+            for round_ in range(args.rounds):
+                if server is not None:
+                    llama.append(server.complete(LLAMA_PROMPT, max_tokens=args.new_tokens).decode_tok_s)
+                for variant in variants:
+                    tok_s = variant.measure(args)
+                    if llama:
+                        ratios[variant.spec].append(tok_s / llama[-1])
+                print(f"  round {round_ + 1}: llama-server {llama[-1] if llama else 0:.1f} tok/s; "
+                      + "; ".join(f"{v.spec} step {v.steps[-1]:.1f} gen {v.generate[-1] if v.generate else 0:.1f}"
+                                  for v in variants) + f" (load {load()})", flush=True)
+        finally:
+            if server is not None:
+                server.stop()
         for variant in variants:
             bound = args.bandwidth_gbs * 1e9 / variant.per_token
             step = statistics.median(variant.steps)
@@ -206,16 +214,17 @@ def main(argv: list[str] | None = None) -> int:
     meta["wall_s"] = round(time.time() - started, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "single": single, "batched": batch_rows},
-                                                        indent=2) + "\n")
+                                                        indent=2, default=str) + "\n")
     text = tables(single, batch_rows)
-    args.out.with_suffix(".md").write_text(f"{text}\n{json.dumps(meta)}\n")
+    args.out.with_suffix(".md").write_text(f"{text}\n{json.dumps(meta, default=str)}\n")
     print(text)
     return 0
 
 
 def tables(single: list[dict], batch_rows: list[dict]) -> str:
     head = ("| model | variant | file MB | read/token MB | step tok/s | generate tok/s | bound tok/s | % of bound "
-            "| llama-server tok/s | ratio (per-round median) |\n|---|---|---|---|---|---|---|---|---|---|\n")
+            "| llama-server tok/s | generate / llama-server (per-round median) |\n"
+            "|---|---|---|---|---|---|---|---|---|---|\n")
     body = "".join(
         f"| {r['model']} | {r['variant']} | {r['file_mb']:.0f} | {r['read_per_token_mb']:.0f} "
         f"| {r['step_tok_s']:.1f} | {r['generate_tok_s'] or '-'} | {r['bandwidth_bound_tok_s']:.0f} "

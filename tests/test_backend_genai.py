@@ -201,3 +201,20 @@ def test_cli_prepare_rejects_an_unsupported_quantisation_for_genai(tmp_path, cap
     err = capsys.readouterr().err.strip()
     assert code == 2 and "int8-dynamic" in err and len(err.splitlines()) == 1
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("engine", ["onnx", "genai"])
+def test_cuda_without_a_cuda_runtime_fails_before_preparing(engine, tmp_path):
+    import onnxruntime
+
+    if engine == "genai":
+        og = pytest.importorskip("onnxruntime_genai")
+        if og.is_cuda_available():
+            pytest.skip("CUDA runs here")
+    elif "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("CUDA runs here")
+    backend = OnnxRuntimeBackend(quantization="int4", engine=engine, device="cuda", cache_dir=tmp_path,
+                                 progress=lambda _: None)
+    with pytest.raises(ConfigError, match="--device cuda") as err:
+        backend.engine("smollm2-135m")
+    assert "\n" not in str(err.value) and not any(tmp_path.iterdir())

@@ -76,6 +76,8 @@ class OnnxRuntimeBackend:
     def engine(self, model: str) -> Any:
         """The (cached) engine serving ``model`` (``OnnxEngine`` or ``GenaiEngine``, by the folder's manifest)."""
         if model not in self._engines:
+            if self.device == "cuda":
+                require_cuda_runtime(self.engine_name)  # before minutes of preparing a model
             folder = Path(model).expanduser()
             if not (folder / "tts_sim_model.json").is_file():
                 folder = prepare_model(model, self.quantization, self.cache_dir, self.progress,
@@ -113,6 +115,22 @@ class OnnxRuntimeBackend:
                                   "spin": engine.spin,
                                   "model_dir": str(engine.model_dir), "source": engine.manifest.source,
                                   "architecture": engine.manifest.architecture})
+
+
+def require_cuda_runtime(engine: str) -> None:
+    """Fail at once when the installed runtime for ``engine`` cannot run CUDA (one-line ``ConfigError``)."""
+    if engine == "genai":
+        from .genai_engine import _import_genai
+
+        if not _import_genai().is_cuda_available():
+            raise ConfigError("--device cuda: this onnxruntime-genai has no usable CUDA "
+                              "(install onnxruntime-genai-cuda with matching CUDA and cuDNN)")
+        return
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        raise ConfigError(f"--device cuda: onnxruntime {onnxruntime.__version__} has no CUDAExecutionProvider "
+                          "(install onnxruntime-gpu, not beside onnxruntime)")
 
 
 def engine_providers(engine: Any) -> list[str]:
