@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from tts_sim.core.flops import fix_roles
+from tts_sim.core.edits import fix_roles
 from tts_sim.core.graph import Graph, Node, Role
 
 POOL = ("llama-3.2-1b", "llama-3.2-3b", "llama-3.1-8b", "gemma-3-1b", "gemma-2b", "gemma-7b")

@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tts_sim.core.edits import repair
 from tts_sim.core.flops import (
     budget_units,
     cheapest_graph_units,
@@ -12,7 +13,6 @@ from tts_sim.core.flops import (
     node_flops,
     reference_budget_units,
     reference_graph,
-    repair,
     unit_flops,
 )
 from tts_sim.core.graph import Node, Role

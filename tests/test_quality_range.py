@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tts_sim.core.flops import fix_roles
+from tts_sim.core.edits import fix_roles
 from tts_sim.core.graph import Graph, Node, Role
 from tts_sim.core.profile import FusionRecord, Profile, TaskProfile
 from tts_sim.sim.quality import QualityModel

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from tts_sim.core.flops import fix_roles
+from tts_sim.core.edits import fix_roles
 from tts_sim.core.graph import Graph, Node, Role
 from tts_sim.core.identity import graph_key
 from tts_sim.errors import GraphError

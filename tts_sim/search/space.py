@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from tts_sim.core.flops import budget_units, cheapest_graph_units, fix_roles, graph_flops, is_feasible, node_flops
-from tts_sim.core.flops import repair as repair_to_budget
+from tts_sim.core.edits import fix_roles
+from tts_sim.core.edits import repair as repair_to_budget
+from tts_sim.core.flops import budget_units, cheapest_graph_units, graph_flops, is_feasible, node_flops
 from tts_sim.core.graph import Graph, Node, Role
 from tts_sim.core.models import DEFAULT_CATALOG, DEFAULT_OUTPUT_MODEL, PAPER_POOL, ModelCatalog
 from tts_sim.errors import BudgetError, ConfigError, GraphError

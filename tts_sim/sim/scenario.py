@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, special
 
-from tts_sim.core.flops import fix_roles
+from tts_sim.core.edits import fix_roles
 from tts_sim.core.graph import Graph, Node, Role
 from tts_sim.core.models import DEFAULT_CATALOG, PAPER_POOL, ModelCatalog
 from tts_sim.core.profile import FusionRecord, Profile, TaskProfile
