@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from tests.bad_inputs import _graph, _model, _tiny_profile
 from tts_sim.bench.config import BenchConfig, parse_seeds
+from tts_sim.core.budget import ComputeRate, parse_budget
 from tts_sim.core.graph import Graph
 from tts_sim.core.models import load_models
 from tts_sim.core.profile import Profile, _checksum
@@ -22,7 +23,7 @@ from tts_sim.errors import TtsSimError
 from tts_sim.jsonio import loads, nesting_depth
 from tts_sim.real.validate import load_candidates
 from tts_sim.search.checkpoint import Checkpoint
-from tts_sim.search.objectives import ComputeRate, parse_budget, parse_objective
+from tts_sim.search.objectives import parse_objective
 from tts_sim.search.result import SearchResult
 from tts_sim.sim.cluster import parse_cluster
 from tts_sim.tasks import get_task

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import pytest
 
+from tts_sim.core.budget import ComputeRate, parse_budget, units_from_dollars, units_from_gpu_seconds
 from tts_sim.core.evaluation import Evaluation, LatencyStats
 from tts_sim.core.flops import unit_flops
 from tts_sim.core.presets import parallel, single
 from tts_sim.errors import BudgetError, ConfigError
 from tts_sim.search.objectives import (
     Accuracy,
-    ComputeRate,
     LatencyLimit,
     WeightedAccuracyLatency,
     objective_from_dict,
     pareto_front,
-    parse_budget,
     parse_objective,
-    units_from_dollars,
-    units_from_gpu_seconds,
 )
 from tts_sim.search.result import Trial
 from tts_sim.tasks import get_task

@@ -101,10 +101,10 @@ def cmd_search(args: argparse.Namespace) -> None:
         return
     parse_objective(args.objective)  # a bad objective fails before any work (or progress bar) starts
     check_setting(args.prior)
+    from tts_sim.core.budget import ComputeRate, parse_budget
     from tts_sim.core.draw import draw_graph
     from tts_sim.core.models import DEFAULT_OUTPUT_MODEL, PAPER_POOL
     from tts_sim.search import SearchSpace, run_search
-    from tts_sim.search.objectives import ComputeRate, parse_budget
     from tts_sim.sim.cluster import parse_cluster
     from tts_sim.sim.evaluator import SimulatedEvaluator
     from tts_sim.tasks import get_task

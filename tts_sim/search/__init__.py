@@ -12,24 +12,20 @@ from tts_sim.search.encoding import GraphEncoding
 from tts_sim.search.enumerate import ExpectedScorer, enumerate_graphs, optimum, regret
 from tts_sim.search.objectives import (
     Accuracy,
-    ComputeRate,
     LatencyLimit,
     Objective,
     WeightedAccuracyLatency,
     pareto_front,
-    parse_budget,
     parse_objective,
-    units_from_dollars,
-    units_from_gpu_seconds,
 )
 from tts_sim.search.result import SearchCost, SearchResult, Trial
 from tts_sim.search.searcher import SEARCHERS, BaseSearcher, Searcher, make_searcher, run_search
 from tts_sim.search.space import ProbabilisticGraph, SearchSpace
 
 __all__ = [
-    "AGENTS", "SEARCHERS", "Accuracy", "Agent", "AgentReply", "BaseSearcher", "ComputeRate", "CritiqueEditAgent",
+    "AGENTS", "SEARCHERS", "Accuracy", "Agent", "AgentReply", "BaseSearcher", "CritiqueEditAgent",
     "ExpectedScorer", "GraphEncoding", "LatencyLimit", "Objective", "ProbabilisticGraph", "SearchContext", "SearchCost",
     "SearchExhausted", "SearchResult", "SearchSpace", "Searcher", "Trial", "WeightedAccuracyLatency",
-    "enumerate_graphs", "make_searcher", "optimum", "pareto_front", "parse_budget", "parse_objective",
-    "regret", "run_search", "units_from_dollars", "units_from_gpu_seconds",
+    "enumerate_graphs", "make_searcher", "optimum", "pareto_front", "parse_objective",
+    "regret", "run_search",
 ]
