@@ -5,7 +5,9 @@ chunk arrives when a decode step ends. So:
 
 - **decode**: ``b`` streams run at once; while all ``b`` are decoding (between the last first token and
   the first last token) every gap between two chunks of one stream is one decode step of a batch of
-  ``b``. The row is (mean context in that window, ``b``, median gap).
+  ``b``. The row is (mean context in that window, ``b``, mean gap). The mean, not the median: the
+  simulator adds step times up, so the table must hold the average step, stalls (another process
+  taking the core, a burst of chunks) included; a median drops them and underestimates every reply.
 - **prefill**: ``b`` requests of ``n`` prompt tokens sent at once with one reply token; the row is
   (``n``, ``b``, the longest time to first token), i.e. the batch's prefill including the HTTP round trip.
 
@@ -74,7 +76,7 @@ def concurrent_chats(client: OpenAIClient, bodies: Sequence[dict[str, Any]]) -> 
 
 
 def decode_step(streams: Sequence[TimedStream]) -> tuple[float, float, int] | None:
-    """(mean context tokens, median step seconds, gaps used) while all ``streams`` decode together;
+    """(mean context tokens, mean step seconds, gaps used) while all ``streams`` decode together;
     None when they never overlapped by two chunks."""
     times = [s.token_times for s in streams]
     if not times or any(len(t) < 2 for t in times):
@@ -90,7 +92,7 @@ def decode_step(streams: Sequence[TimedStream]) -> tuple[float, float, int] | No
                 contexts.append(prompt + i)
     if not gaps:
         return None
-    return statistics.fmean(contexts), statistics.median(gaps), len(gaps)
+    return statistics.fmean(contexts), statistics.fmean(gaps), len(gaps)
 
 
 def _body(model: str, text: str, max_tokens: int, extra: Mapping[str, Any]) -> dict[str, Any]:
