@@ -47,6 +47,7 @@ def test_requests_join_and_leave_the_running_batch_at_step_boundaries() -> None:
     r = continuous().simulate(SINGLE, TASK, ArrivalTimes((0.0, 0.6, 2.6)), 3, record=True)
     assert spans(r) == [(0, 0.0, 4.0), (1, 1.0, 4.0), (2, 2.75, 4.75)]
     assert r.latencies == pytest.approx([4.0, 3.4, 2.15])
+    assert [e.first_token for e in sorted(r.timeline, key=lambda e: e.query)] == [1.0, 2.0, 3.75]  # prefill ends
     kinds = [(b.kind, b.start, b.end, len(b.requests)) for b in r.batches]
     assert kinds == [("prefill", 0.0, 1.0, 1), ("prefill", 1.0, 2.0, 1), ("decode", 2.0, 2.75, 2),
                      ("prefill", 2.75, 3.75, 1), ("decode", 3.75, 4.0, 3), ("decode", 4.0, 4.75, 1)]

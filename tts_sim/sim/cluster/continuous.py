@@ -551,7 +551,7 @@ class ContinuousReplica:
         if req.prefix is not None:
             eng.shared -= eng.prefix[req.prefix][0]
         self._unref(eng, req)
-        self.run.node_done(req.q, req.j, self.i, req.start, now, len(eng.running) + 1)
+        self.run.node_done(req.q, req.j, self.i, req.start, now, len(eng.running) + 1, req.first_token)
 
 
 @dataclass(frozen=True)

@@ -101,7 +101,8 @@ Arrival = OpenLoop | ClosedLoop | ArrivalTimes
 
 @dataclass(frozen=True)
 class TimelineEvent:
-    """One node of one query, served on ``device`` from ``start`` to ``end`` in a batch of ``batch``."""
+    """One node of one query, served on ``device`` from ``start`` to ``end`` in a batch of ``batch``;
+    ``first_token``: when its prefill ended (continuous batching; NaN under static batching)."""
 
     query: int
     node: str
@@ -109,6 +110,7 @@ class TimelineEvent:
     start: float
     end: float
     batch: int = 1
+    first_token: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -388,16 +390,18 @@ class _Run:
         return self.lengths.draw(d)
 
     # ----- completions -------------------------------------------------------------------------
-    def log(self, q: list, j: int, label: str, start: float, end: float, batch: int) -> None:
+    def log(self, q: list, j: int, label: str, start: float, end: float, batch: int,
+            first_token: float = math.nan) -> None:
         if self.timeline is not None:
-            self.timeline.append(TimelineEvent(q[0], self.node_ids[j], label, start, end, batch))
+            self.timeline.append(TimelineEvent(q[0], self.node_ids[j], label, start, end, batch, first_token))
 
-    def node_done(self, q: list, j: int, i: int, start: float, end: float, batch: int) -> None:
+    def node_done(self, q: list, j: int, i: int, start: float, end: float, batch: int,
+                  first_token: float = math.nan) -> None:
         """Request (``q``, ``j``) left device ``i`` (continuous batching): its successors may start."""
         self.load[i] -= 1
         self.n_calls += 1
         if self.timeline is not None:
-            self.log(q, j, self.labels[i], start, end, batch)
+            self.log(q, j, self.labels[i], start, end, batch, first_token)
         if j == self.output:
             self.finish(q)
         else:

@@ -1,0 +1,106 @@
+"""Latency tables from streamed token timings, against a fake streaming engine on 127.0.0.1 whose
+step times are known: prefill 0.5 ms per prompt word, decode step 15 ms + 10 ms per active stream."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from tts_sim.core.devices import CPU
+from tts_sim.core.models import DEFAULT_CATALOG
+from tts_sim.errors import ConfigError
+from tts_sim.openai_client import ClientSettings, MalformedReply, OpenAIClient
+from tts_sim.real.profiling.http_latency import decode_step, measure_http_latency_table
+from tts_sim.sim.cluster import TablePredictor
+
+
+def step_s(active: int) -> float:
+    return 0.015 + 0.010 * active
+
+
+class _Engine:
+    def __init__(self) -> None:
+        self.active = 0
+        self.lock = threading.Lock()
+
+
+def _handler(engine: _Engine, usage: bool):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):  # quiet
+            pass
+
+        def do_POST(self):  # noqa: N802
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            words = len(body["messages"][0]["content"].split())
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            time.sleep(0.0005 * words)  # prefill
+            with engine.lock:
+                engine.active += 1
+            try:
+                for i in range(body["max_tokens"]):
+                    if i:
+                        time.sleep(step_s(engine.active))
+                    chunk = {"choices": [{"delta": {"content": "x "}, "finish_reason": None}]}
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    self.wfile.flush()
+            finally:
+                with engine.lock:
+                    engine.active -= 1
+            end = {"choices": [], **({"usage": {"prompt_tokens": words, "completion_tokens": body["max_tokens"]}}
+                                     if usage else {})}
+            self.wfile.write(f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode())
+            self.wfile.flush()
+
+    return Handler
+
+
+@pytest.fixture()
+def fake_url():
+    servers = []
+
+    def start(usage: bool = True) -> str:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(_Engine(), usage))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for s in servers:
+        s.shutdown()
+        s.server_close()
+
+
+def test_decode_steps_by_batch_and_prefill_by_prompt_are_recovered(fake_url) -> None:
+    client = OpenAIClient(ClientSettings(fake_url(), timeout_s=10, retries=0))
+    table = measure_http_latency_table(client, "fake", name="smollm2-135m", prompt_words=(20, 200),
+                                       batches=(1, 3), decode_tokens=8, decode_prompt_words=(10,), repeats=1)
+    assert (table.model, table.device) == ("smollm2-135m", "cpu")
+    decode = {b: s for _, b, s in table.decode}
+    assert decode[1] == pytest.approx(step_s(1), rel=0.3)
+    assert decode[3] == pytest.approx(step_s(3), rel=0.3)
+    # context: prompt words + the mean position of the timed tokens
+    assert all(10 < c < 10 + 8 for c, _, _ in table.decode)
+    prefill = {(n, b): s for n, b, s in table.prefill}
+    assert prefill[(203, 1)] > prefill[(23, 1)] + 0.05  # "Request k. Repeat:" adds 3 words
+    # the simulator reads it: its decode step at batch 3 is the measured one
+    pred = TablePredictor([table])
+    assert pred.decode_step_s(DEFAULT_CATALOG["smollm2-135m"], CPU, 14, 3) == pytest.approx(decode[3], rel=0.2)
+
+
+def test_no_usage_or_no_overlap_is_an_error(fake_url) -> None:
+    client = OpenAIClient(ClientSettings(fake_url(usage=False), timeout_s=10, retries=0))
+    with pytest.raises(MalformedReply, match="prompt_tokens"):
+        measure_http_latency_table(client, "fake", name="m", prompt_words=(5,), batches=(1,), decode_tokens=4,
+                                   repeats=1)
+    with pytest.raises(ConfigError):
+        measure_http_latency_table(client, "fake", name="m", batches=(0,))
+    assert decode_step([]) is None
