@@ -83,7 +83,7 @@ class BenchConfig:
         "profiles); the first is the world of the main report"))
     reference_evals: int = field(default=1000, metadata=_opt(
         "distinct graphs the reference optimum of a main cell scores (hill climbing with restarts on expected "
-        "accuracy; cached on disk)"))
+        "accuracy; cached on disk; 0: no reference)"))
     cluster: str | None = field(default=None, metadata=_opt("cluster for latency (needed by latency objectives)"))
     objective: str = field(default="accuracy", metadata=_opt("search objective: accuracy, weighted:W, p95<=S"))
     executor: str = field(default="process", metadata=_opt(
@@ -120,10 +120,13 @@ class BenchConfig:
             if dup is not None:
                 raise ConfigError(f"bench: {name} lists {dup!r} twice")
         for name in ("evals", "search_questions", "heldout_questions", "max_nodes", "regret_max_nodes",
-                     "regret_limit", "workers", "reference_evals"):
+                     "regret_limit", "workers"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"bench: {name} must be a positive integer, got {value!r}")
+        if isinstance(self.reference_evals, bool) or not isinstance(self.reference_evals, int) \
+                or self.reference_evals < 0:
+            raise ConfigError(f"bench: reference_evals must be a non-negative integer, got {self.reference_evals!r}")
         if isinstance(self.split_seed, bool) or not isinstance(self.split_seed, int) or self.split_seed < 0:
             raise ConfigError(f"bench: split_seed must be a non-negative integer, got {self.split_seed!r}")
 

@@ -148,17 +148,17 @@ def robust_markdown(rows: Sequence[dict[str, Any]], labels: Sequence[str], world
         if not cells:
             continue
         lines += ["", f"### World {w}", ""]
-        head = ["cell", "reference", "searcher", *[f"k={k}" for k in FRACTION_AT]]
+        length = min(c.shape[1] for c in curves.values())
+        ks = [k for k in FRACTION_AT if k <= length] or [length]
+        head = ["cell", "reference", "searcher", *[f"k={k}" for k in ks]]
         body = []
         for c in cells:
             for s in labels:
                 curve = curves.get((c, s))
                 if curve is None:
                     continue
-                at = [(float(np.median(curve[:, k - 1])), float(curve[:, k - 1].mean()))
-                      for k in FRACTION_AT if k <= curve.shape[1]]
-                data["fractions"][f"{w}|{cell_name(c)}|{s}"] = {
-                    str(k): m for k, (m, _) in zip(FRACTION_AT, at, strict=False)}
+                at = [(float(np.median(curve[:, k - 1])), float(curve[:, k - 1].mean())) for k in ks]
+                data["fractions"][f"{w}|{cell_name(c)}|{s}"] = {str(k): m for k, (m, _) in zip(ks, at, strict=True)}
                 body.append([cell_name(c), f"{refs[c]:.4f}", s, *[f"{m:.3f} ({a:.3f})" for m, a in at]])
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|" + "|".join("---" for _ in head) + "|")

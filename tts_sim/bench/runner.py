@@ -114,7 +114,7 @@ def plan_jobs(config: BenchConfig) -> list[Job]:
             w = "" if world == DEFAULT_WORLD else world
             if enumerable:
                 jobs.append(Job("optimum", task, budget, space_name, world=w))
-            if space_name == MAIN:
+            if space_name == MAIN and config.reference_evals:
                 jobs.append(Job("reference", task, budget, space_name, world=w))
             jobs += [Job("search", task, budget, space_name, name, seed, prior, label, world=w)
                      for label, name, prior in config.runs() for seed in config.seeds]

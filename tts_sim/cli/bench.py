@@ -16,6 +16,7 @@ _LISTS = {"searchers": str, "priors": str, "searcher_options": str,
           "tasks": str, "budgets": float, "pool": str, "regret_budgets": float, "regret_pool": str, "worlds": str}
 _INTS = {"evals", "search_questions", "heldout_questions", "split_seed", "max_nodes", "regret_max_nodes",
          "regret_limit", "workers", "reference_evals"}
+_NON_NEGATIVE = {"split_seed", "reference_evals"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         if f.name in _LISTS or f.name == "seeds":
             p.add_argument(flag, nargs="+", metavar="X", help=help_text)
         elif f.name in _INTS:
-            kind = positive_int if f.name != "split_seed" else int
+            kind = positive_int if f.name not in _NON_NEGATIVE else int
             p.add_argument(flag, type=kind, help=help_text)
         else:
             p.add_argument(flag, help=help_text)
