@@ -205,7 +205,8 @@ def test_cli_with_a_custom_executor_factory(tmp_path, capsys):
     out = str(tmp_path / "b")
     code = main(["bench", "--searchers", "random", "gptswarm", "--tasks", "math", "--budgets", "18", "--seeds", "2",
                  "--evals", "4", "--search-questions", "20", "--heldout-questions", "20", "--regret-budgets", "none",
-                 "--reference-evals", "0", "--executor", "concurrent.futures:ThreadPoolExecutor", "--workers", "2", "--out", out, "--json"])
+                 "--reference-evals", "0", "--executor", "concurrent.futures:ThreadPoolExecutor", "--workers", "2",
+                 "--out", out, "--json"])
     data = json.loads(capsys.readouterr().out)
     # random runs under both prior settings, gptswarm (which uses no prior) once: (2 + 1) x 2 seeds
     assert code == 0 and data["ran"] == 6 and data["config"]["executor"] == "concurrent.futures:ThreadPoolExecutor"

@@ -30,7 +30,8 @@ def job(job, settings):
     return {"key": job.key}
 
 config = BenchConfig(searchers=("random",), priors=("none",), tasks=("math",), budgets=(18.0,),
-                     seeds=tuple(range(8)), regret_budgets=(), evals=2, reference_evals=0, workers=2, executor="process", out=sys.argv[1])
+                     seeds=tuple(range(8)), regret_budgets=(), evals=2, reference_evals=0,
+                     workers=2, executor="process", out=sys.argv[1])
 run = run_bench(config, progress=False, job_fn=job)
 print(run.ran, run.skipped, len(run.failed))
 """

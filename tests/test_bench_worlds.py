@@ -79,11 +79,11 @@ def test_world_profiles_are_cached(tmp_path):
 
 def test_local_search_reaches_the_exhaustive_optimum_of_a_small_space():
     ev = evaluator_for("math", {"profile": None, "cluster": None})
-    _, heldout = splits(ev.n_questions, {"search_questions": 100, "heldout_questions": 60, "split_seed": 0})
+    _, heldout = splits(ev.n_questions, {"search_questions": 100, "heldout_questions": 30, "split_seed": 0})
     space = SearchSpace(get_task("math"), 18.0, max_nodes=3, pool=("llama-3.2-1b", "llama-3.1-8b"))
     _, best = optimum(space, ev, heldout)
-    _, value, scored = local_search(space, ev, heldout, 400, seed=1)
-    assert scored <= 400 and value == pytest.approx(best, abs=1e-9)
+    _, value, scored = local_search(space, ev, heldout, 150, seed=1)
+    assert scored <= 150 and value == pytest.approx(best, abs=1e-9)
 
 
 def test_holm_adjusts_step_down():
