@@ -93,7 +93,8 @@ def test_report_and_pngs_are_written(tmp_path, capsys):
     # a second invocation runs nothing and says so; --report-only rebuilds without running
     assert main(["bench", "--searchers", "agent-reinforce", "random", "--tasks", "math", "--budgets", "18",
                  "--seeds", "0-1", "--evals", "4", "--search-questions", "20", "--heldout-questions", "20",
-                 "--regret-budgets", "none", "--executor", "inline", "--out", cfg.out, "--json"]) == 0
+                 "--regret-budgets", "none", "--reference-evals", "0", "--executor", "inline", "--out", cfg.out,
+                 "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["ran"] == 0 and data["skipped"] == 8 and len(data["cells"]) == 4
     assert main(["bench", "--report-only", "--tasks", "math", "--budgets", "18", "--seeds", "2", "--evals", "4",
@@ -273,7 +274,7 @@ def test_progress_bar_counts_jobs_on_stderr(tmp_path, capsys):
 def test_searcher_options_reach_the_searcher_and_are_checked(tmp_path, capsys):
     base = ["bench", "--searchers", "random", "--tasks", "math", "--budgets", "18", "--seeds", "1", "--evals", "3",
             "--search-questions", "20", "--heldout-questions", "20", "--regret-budgets", "none", "--priors", "none",
-            "--executor", "inline", "--quiet", "--json"]
+            "--reference-evals", "0", "--executor", "inline", "--quiet", "--json"]
     code = main([*base, "--searcher-options", "random.edge_p=0.9", "--out", str(tmp_path / "a")])
     assert code == 0, capsys.readouterr().err
     rows = [json.loads(line) for line in (tmp_path / "a" / "results.jsonl").read_text().splitlines()]
