@@ -23,7 +23,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def tiny(tmp_path: Path, **kw) -> BenchConfig:
     """2 searchers x 1 task x 1 budget x 2 seeds x 4 evals (no small-space cell unless asked)."""
     base = dict(searchers=("agent-reinforce", "random"), priors=("none",), tasks=("math",), budgets=(18.0,),
-                seeds=(0, 1), evals=4,
+                seeds=(0, 1), evals=4, reference_evals=0,
                 search_questions=20, heldout_questions=20, regret_budgets=(), executor="inline",
                 out=str(tmp_path / "bench"))
     base.update(kw)
@@ -74,7 +74,8 @@ def test_report_and_pngs_are_written(tmp_path, capsys):
     cfg = tiny(tmp_path)
     code = main(["bench", "--searchers", "agent-reinforce,random", "--tasks", "math", "--budgets", "18",
                  "--seeds", "2", "--evals", "4", "--search-questions", "20", "--heldout-questions", "20",
-                 "--regret-budgets", "none", "--executor", "inline", "--out", cfg.out, "--quiet"])
+                 "--regret-budgets", "none", "--reference-evals", "0", "--executor", "inline", "--out", cfg.out,
+                 "--quiet"])
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "math @ 18" in out and "8 jobs (8 run, 0 already done)" in out  # default: both prior settings
@@ -92,7 +93,8 @@ def test_report_and_pngs_are_written(tmp_path, capsys):
     # a second invocation runs nothing and says so; --report-only rebuilds without running
     assert main(["bench", "--searchers", "agent-reinforce", "random", "--tasks", "math", "--budgets", "18",
                  "--seeds", "0-1", "--evals", "4", "--search-questions", "20", "--heldout-questions", "20",
-                 "--regret-budgets", "none", "--executor", "inline", "--out", cfg.out, "--json"]) == 0
+                 "--regret-budgets", "none", "--reference-evals", "0", "--executor", "inline", "--out", cfg.out,
+                 "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["ran"] == 0 and data["skipped"] == 8 and len(data["cells"]) == 4
     assert main(["bench", "--report-only", "--tasks", "math", "--budgets", "18", "--seeds", "2", "--evals", "4",
@@ -204,7 +206,8 @@ def test_cli_with_a_custom_executor_factory(tmp_path, capsys):
     out = str(tmp_path / "b")
     code = main(["bench", "--searchers", "random", "gptswarm", "--tasks", "math", "--budgets", "18", "--seeds", "2",
                  "--evals", "4", "--search-questions", "20", "--heldout-questions", "20", "--regret-budgets", "none",
-                 "--executor", "concurrent.futures:ThreadPoolExecutor", "--workers", "2", "--out", out, "--json"])
+                 "--reference-evals", "0", "--executor", "concurrent.futures:ThreadPoolExecutor", "--workers", "2",
+                 "--out", out, "--json"])
     data = json.loads(capsys.readouterr().out)
     # random runs under both prior settings, gptswarm (which uses no prior) once: (2 + 1) x 2 seeds
     assert code == 0 and data["ran"] == 6 and data["config"]["executor"] == "concurrent.futures:ThreadPoolExecutor"
@@ -235,6 +238,10 @@ def test_default_process_pool_runs_jobs_in_other_processes(tmp_path):
     (["--priors", "oracle"], "unknown prior 'oracle' (choose from: none, published)"),
     (["--priors", "none", "none"], "priors lists 'none' twice"),
     (["--agent-cost-model", "gpt-9"], "agent cost model: unknown model 'gpt-9'"),
+    (["--worlds", "ensemble:0"], "the scenario ensemble 'ensemble:0' is empty"),
+    (["--worlds", "ensemble:many"], "world 'ensemble:many' is not ensemble:N"),
+    (["--worlds", "default", "no/such/profile.json"], "world profile file no/such/profile.json not found"),
+    (["--reference-evals", "-1"], "reference_evals must be a non-negative integer"),
 ])
 def test_bad_options_give_one_line_errors(tmp_path, capsys, argv, needle):
     code = main(["bench", "--tasks", "math", "--budgets", "18", "--seeds", "1", "--evals", "2", "--quiet",
@@ -267,7 +274,7 @@ def test_progress_bar_counts_jobs_on_stderr(tmp_path, capsys):
 def test_searcher_options_reach_the_searcher_and_are_checked(tmp_path, capsys):
     base = ["bench", "--searchers", "random", "--tasks", "math", "--budgets", "18", "--seeds", "1", "--evals", "3",
             "--search-questions", "20", "--heldout-questions", "20", "--regret-budgets", "none", "--priors", "none",
-            "--executor", "inline", "--quiet", "--json"]
+            "--reference-evals", "0", "--executor", "inline", "--quiet", "--json"]
     code = main([*base, "--searcher-options", "random.edge_p=0.9", "--out", str(tmp_path / "a")])
     assert code == 0, capsys.readouterr().err
     rows = [json.loads(line) for line in (tmp_path / "a" / "results.jsonl").read_text().splitlines()]

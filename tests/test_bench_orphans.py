@@ -30,7 +30,8 @@ def job(job, settings):
     return {"key": job.key}
 
 config = BenchConfig(searchers=("random",), priors=("none",), tasks=("math",), budgets=(18.0,),
-                     seeds=tuple(range(8)), regret_budgets=(), evals=2, workers=2, executor="process", out=sys.argv[1])
+                     seeds=tuple(range(8)), regret_budgets=(), evals=2, reference_evals=0,
+                     workers=2, executor="process", out=sys.argv[1])
 run = run_bench(config, progress=False, job_fn=job)
 print(run.ran, run.skipped, len(run.failed))
 """
@@ -100,7 +101,7 @@ def test_a_bench_whose_every_job_fails_says_so_in_one_line(tmp_path, capsys, mon
     monkeypatch.setattr(runner, "run_bench", lambda config, **kw: real(config, **{**kw, "job_fn": failing}))
     code = main(["bench", "--searchers", "random", "--tasks", "math", "--budgets", "18", "--seeds", "2",
                  "--evals", "2", "--regret-budgets", "none", "--priors", "none", "--executor", "inline",
-                 "--out", str(tmp_path / "b"),
+                 "--reference-evals", "0", "--out", str(tmp_path / "b"),
                  "--quiet"])
     err = capsys.readouterr().err
     assert code == 2

@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from tts_sim.core.models import PAPER_POOL
@@ -30,6 +31,7 @@ def default_searchers() -> tuple[str, ...]:
     return tuple(sorted(names, key=lambda n: (n != "agent-reinforce", n)))
 
 MAIN, SMALL = "main", "small"
+DEFAULT_WORLD = "default"
 MAX_SEEDS = 100_000
 
 #: Settings every result row depends on: a bench folder refuses to resume under different ones.
@@ -75,6 +77,13 @@ class BenchConfig:
     regret_limit: int = field(default=300_000, metadata=_opt(
         "largest space (labelled combinations) enumerated for regret"))
     profile: str | None = field(default=None, metadata=_opt("profile file (default: the embedded scenario)"))
+    worlds: tuple[str, ...] = field(default=(DEFAULT_WORLD,), metadata=_opt(
+        "worlds the bench runs over: default (the --profile, else the embedded scenario), ensemble:N (N scenario "
+        "worlds sampled around the default, tts_sim.sim.worlds; cached), or profile file paths (measured "
+        "profiles); the first is the world of the main report"))
+    reference_evals: int = field(default=1000, metadata=_opt(
+        "distinct graphs the reference optimum of a main cell scores (hill climbing with restarts on expected "
+        "accuracy; cached on disk; 0: no reference)"))
     cluster: str | None = field(default=None, metadata=_opt("cluster for latency (needed by latency objectives)"))
     objective: str = field(default="accuracy", metadata=_opt("search objective: accuracy, weighted:W, p95<=S"))
     executor: str = field(default="process", metadata=_opt(
@@ -84,13 +93,14 @@ class BenchConfig:
 
     def __post_init__(self) -> None:
         for name in ("searchers", "priors", "searcher_options", "tasks", "budgets", "seeds", "pool",
-                     "regret_budgets", "regret_pool"):
+                     "regret_budgets", "regret_pool", "worlds"):
             value = getattr(self, name)
             if isinstance(value, (str, int, float)):
                 value = (value,)
             if not isinstance(value, (list, tuple)):
                 raise ConfigError(f"bench: {name} must be a list, got {type(value).__name__}")
-            if name in ("searchers", "tasks", "pool", "regret_pool") and not all(isinstance(v, str) for v in value):
+            names = ("searchers", "tasks", "pool", "regret_pool", "worlds")
+            if name in names and not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"bench: {name} must be names (text), got {shown(value)}")
             object.__setattr__(self, name, tuple(value))
         for name in ("objective", "executor", "out", "profile", "cluster"):
@@ -102,7 +112,8 @@ class BenchConfig:
         object.__setattr__(self, "seeds", tuple(_seed(s) for s in self.seeds))
         for p in self.priors:
             check_setting(p)
-        for name in ("searchers", "priors", "tasks", "budgets", "seeds"):
+        self.world_specs()  # one-line error on a malformed or empty world
+        for name in ("searchers", "priors", "tasks", "budgets", "seeds", "worlds"):
             if not getattr(self, name):
                 raise ConfigError(f"bench: no {name} given")
             dup = _duplicate(getattr(self, name))
@@ -113,6 +124,9 @@ class BenchConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"bench: {name} must be a positive integer, got {value!r}")
+        if isinstance(self.reference_evals, bool) or not isinstance(self.reference_evals, int) \
+                or self.reference_evals < 0:
+            raise ConfigError(f"bench: reference_evals must be a non-negative integer, got {self.reference_evals!r}")
         if isinstance(self.split_seed, bool) or not isinstance(self.split_seed, int) or self.split_seed < 0:
             raise ConfigError(f"bench: split_seed must be a non-negative integer, got {self.split_seed!r}")
 
@@ -122,6 +136,33 @@ class BenchConfig:
         main = [(t, b, MAIN) for t in self.tasks for b in self.budgets]
         small = [(t, b, SMALL) for t in self.tasks for b in self.regret_budgets]
         return main + small
+
+    def world_specs(self) -> list[tuple[str, Any]]:
+        """(name, source) of every world: ``("default", None)``; for ``ensemble:N`` the ``World``s of
+        ``tts_sim.sim.worlds.ensemble(N)`` named e0..e{N-1}; for a path (``name`` its file name, source the path)."""
+        out: list[tuple[str, Any]] = []
+        for item in self.worlds:
+            if item == DEFAULT_WORLD:
+                out.append((DEFAULT_WORLD, None))
+            elif item.startswith("ensemble:"):
+                from tts_sim.sim.worlds import ensemble
+
+                try:
+                    n = int(item.split(":", 1)[1])
+                except ValueError:
+                    raise ConfigError(f"bench: world {item!r} is not ensemble:N") from None
+                if n < 1:
+                    raise ConfigError(f"bench: the scenario ensemble {item!r} is empty (give ensemble:N, N >= 1)")
+                out += [(w.name.split(":")[0], w) for w in ensemble(n)]
+            else:
+                out.append((Path(item).name, item))
+        dup = _duplicate(tuple(name for name, _ in out))
+        if dup is not None:
+            raise ConfigError(f"bench: worlds name {dup!r} twice")
+        return out
+
+    def world_names(self) -> list[str]:
+        return [name for name, _ in self.world_specs()]
 
     def space_options(self, space: str) -> dict[str, Any]:
         """``SearchSpace`` keyword arguments of the ``main`` or ``small`` space."""

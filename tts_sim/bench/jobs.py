@@ -36,6 +36,7 @@ class Job:
     seed: int = 0
     prior: str = ""  # the prior setting the search is given ("" for a searcher that uses none: run under "none")
     label: str = ""  # how the report names the run (``BenchConfig.runs``); default the searcher's name
+    world: str = ""  # the world it runs in ("" = the default world: keys of default-world benches are unchanged)
 
     @property
     def name(self) -> str:
@@ -43,10 +44,11 @@ class Job:
 
     @property
     def key(self) -> str:
-        if self.kind == "optimum":
-            return f"optimum|{self.task}|{self.budget:g}|{self.space}"
+        world = f"|world={self.world}" if self.world else ""
+        if self.kind in ("optimum", "reference"):
+            return f"{self.kind}|{self.task}|{self.budget:g}|{self.space}{world}"
         tail = f"|prior={self.prior}" if self.prior else ""
-        return f"search|{self.searcher}|{self.task}|{self.budget:g}|{self.space}|{self.seed}{tail}"
+        return f"search|{self.searcher}|{self.task}|{self.budget:g}|{self.space}|{self.seed}{tail}{world}"
 
     @property
     def cell(self) -> tuple[str, float, str]:
@@ -56,14 +58,20 @@ class Job:
         return asdict(self)
 
 
-def evaluator_for(task: str, settings: dict[str, Any]) -> Any:
-    """The ``SimulatedEvaluator`` of ``task`` under ``settings`` (cached per process)."""
+def world_profile_path(settings: dict[str, Any], world: str = "") -> str | None:
+    """The profile file of ``world`` (``settings["world_profiles"]``; the default world: ``profile``)."""
+    return settings.get("world_profiles", {}).get(world or "default", settings.get("profile"))
+
+
+def evaluator_for(task: str, settings: dict[str, Any], world: str = "") -> Any:
+    """The ``SimulatedEvaluator`` of ``task`` in ``world`` under ``settings`` (cached per process)."""
     from tts_sim.sim.evaluator import SimulatedEvaluator
 
-    key = (task, settings.get("profile"), settings.get("cluster"))
+    path = world_profile_path(settings, world)
+    key = (task, path, settings.get("cluster"))
     ev = _EVALUATORS.get(key)
     if ev is None:
-        ev = SimulatedEvaluator(task, profile=profile_for(settings.get("profile")), cluster=settings.get("cluster"))
+        ev = SimulatedEvaluator(task, profile=profile_for(path), cluster=settings.get("cluster"))
         _EVALUATORS[key] = ev
     return ev
 
@@ -107,8 +115,10 @@ def space_for(job: Job, settings: dict[str, Any]) -> Any:
 def execute(job: Job, settings: dict[str, Any]) -> dict[str, Any]:
     """Run ``job`` and return its result row (called in a worker)."""
     t0 = time.perf_counter()
-    row = _optimum(job, settings) if job.kind == "optimum" else _search(job, settings)
-    row.update({"key": job.key, "job": job.to_dict(), "v": ROW_VERSION, "settings": settings["fingerprint"],
+    run = {"optimum": _optimum, "reference": _reference}.get(job.kind, _search)
+    row = run(job, settings)
+    row.update({"world": job.world or "default", "key": job.key,
+                "job": job.to_dict(), "v": ROW_VERSION, "settings": settings["fingerprint"],
                 "wall_s": time.perf_counter() - t0, "pid": os.getpid()})
     return row
 
@@ -117,7 +127,7 @@ def _search(job: Job, settings: dict[str, Any]) -> dict[str, Any]:
     from tts_sim.core.identity import graph_key
     from tts_sim.search import run_search
 
-    ev = evaluator_for(job.task, settings)
+    ev = evaluator_for(job.task, settings, job.world)
     space = space_for(job, settings)
     search_qs, heldout_qs = splits(ev.n_questions, settings)
     result = run_search(job.searcher, space, ev, int(settings["evals"]), job.seed, search_questions=search_qs,
@@ -171,7 +181,7 @@ def anytime_curve(trials: Sequence[Any], evaluator: Any, heldout: Sequence[int],
 def _optimum(job: Job, settings: dict[str, Any]) -> dict[str, Any]:
     from tts_sim.search import enumerate_graphs, optimum
 
-    ev = evaluator_for(job.task, settings)
+    ev = evaluator_for(job.task, settings, job.world)
     space = space_for(job, settings)
     _, heldout_qs = splits(ev.n_questions, settings)
     limit = int(settings["regret_limit"])
@@ -180,3 +190,28 @@ def _optimum(job: Job, settings: dict[str, Any]) -> dict[str, Any]:
     return {"kind": "optimum", "task": job.task, "budget": job.budget, "space": job.space,
             "heldout_expected": value, "heldout_n": len(heldout_qs), "n_graphs": len(graphs),
             "best_graph": best.to_dict(), "best_units": float(space.units(best))}
+
+
+def _reference(job: Job, settings: dict[str, Any]) -> dict[str, Any]:
+    """The reference optimum of a main cell (``tts_sim.search.reference``), cached on disk by profile
+    checksum, task, budget, space, held-out questions and effort."""
+    from tts_sim.search.reference import cached_reference, local_search, reference_key
+    from tts_sim.sim.worlds import cache_dir
+
+    ev = evaluator_for(job.task, settings, job.world)
+    space = space_for(job, settings)
+    _, heldout_qs = splits(ev.n_questions, settings)
+    evals = int(settings["reference_evals"])
+    checksum = profile_for(world_profile_path(settings, job.world)).checksum or "uncached"
+    key = reference_key(checksum, job.task, job.budget, settings["spaces"][job.space], heldout_qs, evals, 0)
+
+    def compute() -> dict[str, Any]:
+        best, value, scored = local_search(space, ev, heldout_qs, evals)
+        return {"value": value, "scored": scored, "best_graph": best.to_dict(),
+                "best_units": float(space.units(best)), "best_nodes": len(best.executed)}
+
+    data = cached_reference(cache_dir(), key, compute) if checksum != "uncached" else {**compute(), "cached": False}
+    return {"kind": "reference", "task": job.task, "budget": job.budget, "space": job.space,
+            "heldout_expected": float(data["value"]), "heldout_n": len(heldout_qs), "scored": data["scored"],
+            "cached": data["cached"], "best_graph": data["best_graph"], "best_units": data["best_units"],
+            "best_nodes": data["best_nodes"], "cache_key": key}

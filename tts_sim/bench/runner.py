@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tts_sim.bench.config import MAIN, BenchConfig
+from tts_sim.bench.config import DEFAULT_WORLD, MAIN, BenchConfig
 from tts_sim.bench.executors import make_executor
 from tts_sim.bench.jobs import Job, execute, profile_for
 from tts_sim.errors import ConfigError, TtsSimError
@@ -52,7 +52,27 @@ def settings_for(config: BenchConfig) -> dict[str, Any]:
     s["spaces"] = {name: {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.space_options(name).items()}
                    for name in {c[2] for c in config.cells()}}
     s["fingerprint"] = config.fingerprint()
+    s["reference_evals"] = config.reference_evals
+    s["world_profiles"] = world_profiles(config)
     return s
+
+
+def world_profiles(config: BenchConfig) -> dict[str, str | None]:
+    """{world name: profile path} (None: the embedded scenario); ensemble profiles are generated and
+    cached on first use (``tts_sim.sim.worlds.world_profile``)."""
+    from tts_sim.sim.worlds import world_profile
+
+    out: dict[str, str | None] = {}
+    for name, source in config.world_specs():
+        if source is None:
+            out[name] = config.profile
+        elif isinstance(source, str):
+            if not Path(source).is_file():
+                raise ConfigError(f"bench: world profile file {source} not found")
+            out[name] = source
+        else:
+            out[name] = str(world_profile(source))
+    return out
 
 
 def plan_jobs(config: BenchConfig) -> list[Job]:
@@ -75,12 +95,14 @@ def plan_jobs(config: BenchConfig) -> list[Job]:
         raise ConfigError(f"bench: objective {config.objective!r} needs latency: give a --cluster")
     if config.profile and not Path(config.profile).is_file():
         raise ConfigError(f"bench: profile file {config.profile} not found")
-    profile = profile_for(config.profile)
-    for task in config.tasks:
-        n = profile.task(get_task(task).name).n_questions  # ProfileError if the profile lacks the task
-        if config.search_questions >= n:
-            raise ConfigError(f"bench: --search-questions {config.search_questions} leaves no held-out question "
-                              f"of {task}'s {n}")
+    paths = world_profiles(config)
+    for path in paths.values():
+        profile = profile_for(path)
+        for task in config.tasks:
+            n = profile.task(get_task(task).name).n_questions  # ProfileError if the profile lacks the task
+            if config.search_questions >= n:
+                raise ConfigError(f"bench: --search-questions {config.search_questions} leaves no held-out "
+                                  f"question of {task}'s {n}")
     jobs: list[Job] = []
     for task, budget, space_name in config.cells():
         space = SearchSpace(get_task(task), budget, **config.space_options(space_name))  # BudgetError if too small
@@ -88,11 +110,15 @@ def plan_jobs(config: BenchConfig) -> list[Job]:
         if space_name != MAIN and not enumerable:
             raise ConfigError(f"bench: the small space ({config.regret_max_nodes} slots, "
                               f"{len(config.regret_pool)} models) is too large to enumerate for regret")
-        if enumerable:
-            jobs.append(Job("optimum", task, budget, space_name))
-        jobs += [Job("search", task, budget, space_name, name, seed, prior, label)
-                 for label, name, prior in config.runs() for seed in config.seeds]
-    return sorted(jobs, key=lambda j: (j.kind != "optimum", -_COST.get(j.searcher, 1.0) * j.budget ** -0.5))
+        for world in paths:
+            w = "" if world == DEFAULT_WORLD else world
+            if enumerable:
+                jobs.append(Job("optimum", task, budget, space_name, world=w))
+            if space_name == MAIN and config.reference_evals:
+                jobs.append(Job("reference", task, budget, space_name, world=w))
+            jobs += [Job("search", task, budget, space_name, name, seed, prior, label, world=w)
+                     for label, name, prior in config.runs() for seed in config.seeds]
+    return sorted(jobs, key=lambda j: (j.kind == "search", -_COST.get(j.searcher, 1.0) * j.budget ** -0.5))
 
 
 # ----- the JSONL store ----------------------------------------------------------------------

@@ -13,9 +13,10 @@ from tts_sim.cli.options import add_quiet, emit, positive_int, table
 from tts_sim.errors import ConfigError
 
 _LISTS = {"searchers": str, "priors": str, "searcher_options": str,
-          "tasks": str, "budgets": float, "pool": str, "regret_budgets": float, "regret_pool": str}
+          "tasks": str, "budgets": float, "pool": str, "regret_budgets": float, "regret_pool": str, "worlds": str}
 _INTS = {"evals", "search_questions", "heldout_questions", "split_seed", "max_nodes", "regret_max_nodes",
-         "regret_limit", "workers"}
+         "regret_limit", "workers", "reference_evals"}
+_NON_NEGATIVE = {"split_seed", "reference_evals"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         if f.name in _LISTS or f.name == "seeds":
             p.add_argument(flag, nargs="+", metavar="X", help=help_text)
         elif f.name in _INTS:
-            kind = positive_int if f.name != "split_seed" else int
+            kind = positive_int if f.name not in _NON_NEGATIVE else int
             p.add_argument(flag, type=kind, help=help_text)
         else:
             p.add_argument(flag, help=help_text)
@@ -85,6 +86,7 @@ def _number(kind: type, text: str, what: str) -> Any:
 def cmd_bench(args: argparse.Namespace) -> None:
     from tts_sim.bench.analysis import analyse
     from tts_sim.bench.report import summary_rows, write_report
+    from tts_sim.bench.robust import robust_markdown
     from tts_sim.bench.runner import RESULTS, last_wall, plan_jobs, read_rows, run_bench, verify_settings
 
     config = config_from_args(args)
@@ -108,13 +110,16 @@ def cmd_bench(args: argparse.Namespace) -> None:
         raise ConfigError(f"all {len(failed)} bench jobs failed (first: {failed[0]})")
     labels = {j.key: j.name for j in jobs}  # a row run under another set of priors gets this bench's label
     rows = [{**r, "searcher": labels[r["key"]]} if r["key"] in labels else r for r in rows]
-    analysis = analyse(rows, config.labels(), config.cells(), config.agent_cost_model)
-    report = write_report(analysis, config, out, wall_s=wall, jobs=len(jobs))
+    worlds = config.world_names()
+    main_rows = [r for r in rows if r.get("world", "default") == worlds[0]]  # the main report: the first world
+    analysis = analyse(main_rows, config.labels(), config.cells(), config.agent_cost_model)
+    robust, robust_data = robust_markdown(rows, config.labels(), worlds, out)
+    report = write_report(analysis, config, out, wall_s=wall, jobs=len(jobs), extra=robust)
     check = analysis.check
     data = {
         "out": str(out), "report": str(report), "results": str(out / RESULTS), "wall_s": wall, "jobs": len(jobs),
         "ran": ran, "skipped": skipped, "failed": failed, "config": config.to_dict(), "check": check,
-        "checks": analysis.checks,
+        "checks": analysis.checks, "robust": robust_data,
         "cells": [{"task": st.cell[0], "budget": st.cell[1], "space": st.cell[2], "searcher": st.searcher,
                    "seeds": st.n, "heldout_expected_mean": st.final[0], "ci_low": st.final[1], "ci_high": st.final[2],
                    "regret_mean": st.regret[0] if st.regret else None, "evaluations_mean": st.evaluations,

@@ -39,8 +39,8 @@ import argparse
 import functools
 import importlib.resources
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import optimize, special
@@ -111,9 +111,11 @@ STRUCTURE = {
 WRONG_ANSWERS = {kind: st.wrong for kind, st in STRUCTURE.items()}
 
 
-def structure(task: TaskSpec) -> Structure:
-    """The scenario's structure of a task (by its kind; math-like by default)."""
-    return STRUCTURE.get(task.kind, STRUCTURE["math"])
+def structure(task: TaskSpec, world: World | None = None) -> Structure:
+    """The scenario's structure of a task (by its kind; math-like by default) in ``world`` (default: the
+    shipped scenario)."""
+    table = STRUCTURE if world is None else world.structure
+    return table.get(task.kind, table["math"])
 
 
 #: True fusion coefficients of the scenario by task kind (see ``tts_sim.sim.quality.fusion``). Math:
@@ -150,9 +152,38 @@ TRUE_FUSION = {
 }
 
 
-def true_fusion(task: TaskSpec) -> FusionParams:
-    """The scenario's true fusion coefficients for a task (by its kind; math-like by default)."""
-    return TRUE_FUSION.get(task.kind, TRUE_FUSION["math"])
+def true_fusion(task: TaskSpec, world: World | None = None) -> FusionParams:
+    """The scenario's true fusion coefficients for a task (by its kind; math-like by default) in
+    ``world`` (default: the shipped scenario)."""
+    table = TRUE_FUSION if world is None else world.fusion
+    return table.get(task.kind, table["math"])
+
+
+@dataclass(frozen=True)
+class World:
+    """The parameters a scenario is generated from: the structure of questions and wrong answers and
+    the true fusion coefficients, by task kind. The default is the shipped scenario;
+    ``tts_sim.sim.worlds`` samples perturbed ones (an ensemble of worlds for robustness)."""
+
+    name: str = "default"
+    structure: Mapping[str, Structure] = field(default_factory=lambda: dict(STRUCTURE))
+    fusion: Mapping[str, FusionParams] = field(default_factory=lambda: dict(TRUE_FUSION))
+
+    @property
+    def is_default(self) -> bool:
+        return self.name == "default" and dict(self.structure) == STRUCTURE and \
+            all(self.fusion[k].coef == p.coef for k, p in TRUE_FUSION.items())
+
+    def describe(self) -> dict:
+        """JSON-ready parameters (the profile's metadata)."""
+        return {
+            "structure": {kind: {"difficulty_sd": st.difficulty_sd, "model_sd": st.model_sd,
+                                 "wrong": {"count": list(st.wrong.count), "zipf": list(st.wrong.zipf),
+                                           "weak_focus": st.wrong.weak_focus, "spread": st.wrong.spread},
+                                 "chance_floor": st.chance_floor}
+                          for kind, st in self.structure.items()},
+            "true_fusion": {kind: dict(p.coef) for kind, p in self.fusion.items()},
+        }
 
 
 def _logit(p: float) -> float:
@@ -169,6 +200,7 @@ class ScenarioTask:
     difficulty: np.ndarray  # (Q,)
     probs: np.ndarray  # (M, Q, K)
     valid: np.ndarray  # (Q, K)
+    fusion: FusionParams | None = None  # the world's true fusion coefficients (None: ``true_fusion(task)``)
 
     def answer_tables(self) -> AnswerTables:
         """The true distributions, in the form the quality model uses (no sample counts)."""
@@ -177,7 +209,8 @@ class ScenarioTask:
     def quality_model(self, params: FusionParams | None = None, catalog: ModelCatalog = DEFAULT_CATALOG
                       ) -> QualityModel:
         """The scenario's true quality model (no sampling noise; ``true_fusion`` unless ``params``)."""
-        params = true_fusion(self.task) if params is None else params
+        if params is None:
+            params = true_fusion(self.task) if self.fusion is None else self.fusion
         tables = self.answer_tables()
         skills = dict(zip(self.models, tables.skill.tolist(), strict=True))
         return QualityModel(self.task, tables, FusionParams(params.coef, skills=skills),
@@ -197,11 +230,11 @@ def solve_skill(target: float, difficulty: np.ndarray, chance: float = 0.0) -> f
 
 
 def scenario_task(task: str | TaskSpec, n_questions: int, rng: np.random.Generator,
-                  catalog: ModelCatalog = DEFAULT_CATALOG) -> ScenarioTask:
+                  catalog: ModelCatalog = DEFAULT_CATALOG, world: World | None = None) -> ScenarioTask:
     """Draw difficulties (shared and per model) and wrong-answer popularity (shared and per model);
-    solve skills to the published accuracies."""
+    solve skills to the published accuracies (``world``: default the shipped scenario)."""
     spec = get_task(task) if isinstance(task, str) else task
-    st = structure(spec)
+    st = structure(spec, world)
     shape = st.wrong
     models = tuple(m for m in catalog.names() if m in spec.published_accuracy)
     difficulty = rng.normal(0.0, st.difficulty_sd, n_questions)
@@ -226,7 +259,8 @@ def scenario_task(task: str | TaskSpec, n_questions: int, rng: np.random.Generat
         w = w / w.sum(axis=1, keepdims=True)
         probs[i, :, 0] = p_correct[i]
         probs[i, :, 1:] = (1 - p_correct[i])[:, None] * w
-    return ScenarioTask(spec, models, skill, difficulty, probs, valid)
+    return ScenarioTask(spec, models, skill, difficulty, probs, valid,
+                        None if world is None else true_fusion(spec, world))
 
 
 def _wide_graph(rng: np.random.Generator, models: Sequence[str]) -> Graph:
@@ -299,25 +333,25 @@ def answer_banks(truth: ScenarioTask, samples: int, rng: np.random.Generator) ->
 
 
 def generate_profile(seed: int = 0, *, samples: int = SAMPLES_PER_QUESTION, records: int = RECORDS_PER_TASK,
-                     questions: dict[str, int] | None = None, catalog: ModelCatalog = DEFAULT_CATALOG) -> Profile:
-    """The synthetic default profile (deterministic in ``seed``)."""
+                     questions: dict[str, int] | None = None, catalog: ModelCatalog = DEFAULT_CATALOG,
+                     world: World | None = None) -> Profile:
+    """The synthetic default profile (deterministic in ``seed``); ``world`` generates another world of
+    the scenario (other structure and fusion coefficients, ``tts_sim.sim.worlds``)."""
+    world = World() if world is None else world
     questions = dict(QUESTIONS if questions is None else questions)
     tasks: dict[str, TaskProfile] = {}
     for name, child in zip(questions, np.random.SeedSequence(seed).spawn(len(questions)), strict=True):
         rng = np.random.default_rng(child)
-        truth = scenario_task(name, questions[name], rng, catalog)
+        truth = scenario_task(name, questions[name], rng, catalog, world)
         tasks[name] = TaskProfile(questions[name], answer_banks(truth, samples, rng),
                                   fusion_records(truth, records, rng))
     metadata = {
-        "label": LABEL, "scenario": True, "seed": seed, "generator": f"tts_sim.scenario v{GENERATOR_VERSION}",
-        "samples_per_question": samples,
-        "structure": {kind: {"difficulty_sd": st.difficulty_sd, "model_sd": st.model_sd,
-                             "wrong": {"count": list(st.wrong.count), "zipf": list(st.wrong.zipf),
-                                       "weak_focus": st.wrong.weak_focus, "spread": st.wrong.spread},
-                             "chance_floor": st.chance_floor}
-                      for kind, st in STRUCTURE.items()},
-        "true_fusion": {kind: dict(p.coef) for kind, p in TRUE_FUSION.items()},
+        "label": LABEL if world.is_default else f"{LABEL} [world {world.name}]", "scenario": True, "seed": seed,
+        "generator": f"tts_sim.scenario v{GENERATOR_VERSION}", "samples_per_question": samples,
+        **world.describe(),
     }
+    if not world.is_default:
+        metadata["world"] = world.name
     return Profile(metadata, tasks, [])
 
 
