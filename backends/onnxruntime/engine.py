@@ -240,7 +240,7 @@ class OnnxEngine:
             for row, stream in enumerate(streams):
                 if stream.finish is None:
                     token = choose_token(logits[row], stream.params, stream.rng)
-                    self._append(stream, token)
+                    append_token(stream, token, self.eos_ids, self.decode)
                     if stream.finish is not None:
                         stream.done_at = time.perf_counter()
                     next_ids[row, 0] = token
@@ -253,35 +253,14 @@ class OnnxEngine:
                                  decode_s=max(0.0, s.done_at - decode_start), finish_reason=s.finish or "length",
                                  provider=self.provider) for s in streams]
 
-    def _append(self, stream: _Stream, token: int) -> None:
-        stream.tokens.append(token)
-        if token in self.eos_ids:
-            stream.finish = "stop"
-            stream.text = self.decode(stream.tokens[:-1])
-            return
-        if stream.params.stop:
-            text = self.decode(stream.tokens)
-            cuts = [i for i in (text.find(s) for s in stream.params.stop) if i >= 0]
-            if cuts:
-                stream.text, stream.finish = text[:min(cuts)], "stop"
-                return
-        if len(stream.tokens) >= stream.params.max_new_tokens:
-            stream.finish = "length"
-            stream.text = self.decode(stream.tokens)
-
-    # ----- timing for latency tables --------------------------------------------------------------
-    def _filler(self, batch: int, length: int, seed: int = 0) -> np.ndarray:
-        """Deterministic ordinary token ids (no specials) to fill prompts for timing."""
-        rng = np.random.default_rng(seed)
-        vocab = self.manifest.vocab_size or self.tokenizer.get_vocab_size()
-        low = min(1000, vocab // 2)
-        return rng.integers(low, vocab, size=(batch, length), dtype=np.int64)
+    def _vocab_size(self) -> int:
+        return int(self.manifest.vocab_size or self.tokenizer.get_vocab_size())
 
     def time_prefill(self, prompt_len: int, batch: int = 1, repeats: int = 3) -> float:
         """Median seconds of one prefill of ``batch`` prompts of ``prompt_len`` tokens (after one warm-up)."""
         if prompt_len < 1 or batch < 1 or repeats < 1:
             raise ConfigError("prompt_len, batch and repeats must be >= 1")
-        ids = self._filler(batch, prompt_len)
+        ids = filler_ids(self._vocab_size(), batch, prompt_len, np.int64)
         mask = np.ones_like(ids)
         times = [self._timed_forward("prefill", ids, mask, self._empty_past(batch))[2] for _ in range(repeats + 1)]
         return statistics.median(times[1:])
@@ -290,7 +269,7 @@ class OnnxEngine:
         """Median seconds of one decode step (one new token per sequence) with ``context`` cached positions."""
         if context < 1 or batch < 1 or steps < 1:
             raise ConfigError("context, batch and steps must be >= 1")
-        ids = self._filler(batch, context)
+        ids = filler_ids(self._vocab_size(), batch, context, np.int64)
         mask = np.ones_like(ids)
         logits, past = self._forward(ids, mask, self._empty_past(batch))
         times = []
@@ -300,3 +279,29 @@ class OnnxEngine:
             logits, past, seconds = self._timed_forward("decode", next_ids, mask, past)
             times.append(seconds)
         return statistics.median(times[1:])
+
+
+def append_token(stream: _Stream, token: int, eos_ids: frozenset[int] | set[int],
+                 decode: Callable[[list[int]], str]) -> None:
+    """Add ``token`` to ``stream`` and settle it when it ends: an end-of-sequence id, a stop string
+    (the text is cut before it) or ``max_new_tokens`` (shared by both engines)."""
+    stream.tokens.append(token)
+    if token in eos_ids:
+        stream.finish = "stop"
+        stream.text = decode(stream.tokens[:-1])
+        return
+    if stream.params.stop:
+        text = decode(stream.tokens)
+        cuts = [i for i in (text.find(s) for s in stream.params.stop) if i >= 0]
+        if cuts:
+            stream.text, stream.finish = text[:min(cuts)], "stop"
+            return
+    if len(stream.tokens) >= stream.params.max_new_tokens:
+        stream.finish = "length"
+        stream.text = decode(stream.tokens)
+
+
+def filler_ids(vocab_size: int, batch: int, length: int, dtype: type, seed: int = 0) -> np.ndarray:
+    """Deterministic ordinary token ids (no specials) to fill prompts for timing."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(min(1000, vocab_size // 2), vocab_size, size=(batch, length), dtype=dtype)

@@ -29,7 +29,7 @@ from tokenizers import Tokenizer
 from tts_sim.errors import ConfigError
 
 from .chat import render_chat
-from .engine import GenerationResult, StepTiming, _Stream
+from .engine import GenerationResult, StepTiming, _Stream, append_token, filler_ids
 from .manifest import ModelManifest
 from .sampling import SamplingParams, choose_token
 
@@ -200,7 +200,7 @@ class GenaiEngine:
                 generator.generate_next_token()
             for row, stream in enumerate(streams):
                 if stream.finish is None:
-                    self._append(stream, int(chosen[row]))
+                    append_token(stream, int(chosen[row]), self.eos_ids, self.decode)
                     if stream.finish is not None:
                         stream.done_at = time.perf_counter()
             if all(s.finish is not None for s in streams):
@@ -217,34 +217,14 @@ class GenaiEngine:
                                  decode_s=max(0.0, s.done_at - decode_start), finish_reason=s.finish or "length",
                                  provider=self.provider) for s in streams]
 
-    def _append(self, stream: _Stream, token: int) -> None:
-        stream.tokens.append(token)
-        if token in self.eos_ids:
-            stream.finish = "stop"
-            stream.text = self.decode(stream.tokens[:-1])
-            return
-        if stream.params.stop:
-            text = self.decode(stream.tokens)
-            cuts = [i for i in (text.find(s) for s in stream.params.stop) if i >= 0]
-            if cuts:
-                stream.text, stream.finish = text[:min(cuts)], "stop"
-                return
-        if len(stream.tokens) >= stream.params.max_new_tokens:
-            stream.finish = "length"
-            stream.text = self.decode(stream.tokens)
-
-    # ----- timing for latency tables --------------------------------------------------------------
-    def _filler(self, batch: int, length: int, seed: int = 0) -> np.ndarray:
-        rng = np.random.default_rng(seed)
-        vocab = self.manifest.vocab_size or self.tokenizer.get_vocab_size()
-        low = min(1000, vocab // 2)
-        return rng.integers(low, vocab, size=(batch, length), dtype=np.int32)
+    def _vocab_size(self) -> int:
+        return int(self.manifest.vocab_size or self.tokenizer.get_vocab_size())
 
     def time_prefill(self, prompt_len: int, batch: int = 1, repeats: int = 3) -> float:
         """Median seconds of one prefill of ``batch`` prompts of ``prompt_len`` tokens (after one warm-up)."""
         if prompt_len < 1 or batch < 1 or repeats < 1:
             raise ConfigError("prompt_len, batch and repeats must be >= 1")
-        ids = self._filler(batch, prompt_len)
+        ids = filler_ids(self._vocab_size(), batch, prompt_len, np.int32)
         times = []
         for _ in range(repeats + 1):
             generator = self._generator(batch, prompt_len + 1)
@@ -258,7 +238,7 @@ class GenaiEngine:
         if context < 1 or batch < 1 or steps < 1:
             raise ConfigError("context, batch and steps must be >= 1")
         generator = self._generator(batch, context + steps + 2)
-        generator.append_tokens(self._filler(batch, context))
+        generator.append_tokens(filler_ids(self._vocab_size(), batch, context, np.int32))
         generator.generate_next_token()  # the first pick uses the prefill's logits
         times = [self._timed("decode", generator.generate_next_token, batch, context + step, seconds=True)
                  for step in range(steps + 1)]
