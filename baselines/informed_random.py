@@ -39,11 +39,6 @@ class InformedRandom(BaseSearcher):
     def __post_init__(self) -> None:
         check_agent(self.name, self.agent, self.agent_options, self.agent_methods)
 
-    def config(self) -> dict[str, Any]:
-        out = super().config()
-        out["agent_options"] = {k: v for k, v in self.agent_options.items() if "key" not in k.lower()}
-        return out
-
     def run(self, ctx: SearchContext) -> Graph | None:
         space = ctx.space
         mixes = enumerate_mixes(space)

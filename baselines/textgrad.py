@@ -104,11 +104,6 @@ class TextGradSearch(BaseSearcher):
     def __post_init__(self) -> None:
         check_agent(self.name, self.agent, self.agent_options, CRITIQUE_EDIT_METHODS, self.agent_defaults)
 
-    def config(self) -> dict[str, Any]:
-        out = super().config()
-        out["agent_options"] = {k: v for k, v in self.agent_options.items() if "key" not in k.lower()}
-        return out
-
     def engine(self) -> CritiqueEditAgent:
         engine: CritiqueEditAgent = build_agent(self.name, self.agent, self.agent_options, CRITIQUE_EDIT_METHODS,
                                                 self.agent_defaults)

@@ -91,11 +91,6 @@ class AgentReinforce(BaseSearcher):
     def __post_init__(self) -> None:
         check_agent(self.name, self.agent, self.agent_options, PROPOSE_METHODS)
 
-    def config(self) -> dict[str, Any]:
-        out = super().config()
-        out["agent_options"] = {k: v for k, v in self.agent_options.items() if "key" not in k.lower()}
-        return out
-
     def make_agent(self) -> Agent:
         agent: Agent = build_agent(self.name, self.agent, self.agent_options, PROPOSE_METHODS)
         return agent

@@ -59,10 +59,15 @@ class BaseSearcher:
     uses_prior: ClassVar[bool] = False
 
     def config(self) -> dict[str, Any]:
+        """Dataclass fields as plain values; an ``agent_options`` entry whose name mentions a key (API
+        keys) is left out, so results and checkpoints never record secrets."""
         if not is_dataclass(self):
             return {}
-        return {k: (v if isinstance(v, (int, float, str, bool, type(None), list, dict)) else getattr(v, "name", str(v)))
-                for k, v in asdict(self).items()}
+        out = {k: (v if isinstance(v, (int, float, str, bool, type(None), list, dict)) else getattr(v, "name", str(v)))
+               for k, v in asdict(self).items()}
+        if isinstance(out.get("agent_options"), dict):
+            out["agent_options"] = {k: v for k, v in out["agent_options"].items() if "key" not in k.lower()}
+        return out
 
     def run(self, ctx: SearchContext) -> Graph | None:  # pragma: no cover - abstract
         raise NotImplementedError
