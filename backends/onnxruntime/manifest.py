@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -49,8 +50,11 @@ class ModelManifest:
         return "gemma" if self.architecture.startswith("gemma") else "llama"
 
     def write(self, folder: Path) -> None:
+        """Write the manifest atomically (a reader sees the old one or the new one, never half)."""
         data = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, **asdict(self)}
-        (folder / MANIFEST_NAME).write_text(json.dumps(data, indent=2) + "\n")
+        tmp = folder / f".{MANIFEST_NAME}.tmp"
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, folder / MANIFEST_NAME)
 
     @classmethod
     def read(cls, folder: Path) -> ModelManifest:
