@@ -251,8 +251,8 @@ class ValidationReport:
                 "-" if r.candidate.score is None else f"{r.candidate.score:.3f}",
                 f"{r.predicted.accuracy:.2f} [{lo:.2f},{hi:.2f}]",
                 f"{r.measured.accuracy:.2f} [{r.measured.ci_low:.2f},{r.measured.ci_high:.2f}]",
-                _pair(p.mean_s if p else None, m.mean_s if m else None, e.get("mean")),
-                _pair(p.p95_s if p else None, m.p95_s if m else None, e.get("p95")),
+                pair_text(p.mean_s if p else None, m.mean_s if m else None, e.get("mean")),
+                pair_text(p.p95_s if p else None, m.p95_s if m else None, e.get("p95")),
             ))
         return out
 
@@ -314,7 +314,8 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
-def _pair(pred: float | None, meas: float | None, err: float | None) -> str:
+def pair_text(pred: float | None, meas: float | None, err: float | None) -> str:
+    """``"pred/meas (+err%)"`` of a latency, or ``-`` without both."""
     if pred is None or meas is None:
         return "-"
     return f"{pred:.2f}/{meas:.2f} ({'n/a' if err is None or not math.isfinite(err) else f'{100 * err:+.0f}%'})"
