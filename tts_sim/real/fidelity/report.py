@@ -146,7 +146,7 @@ class FidelityReport:
                "p95 s pred/meas (err)")
 
     def table_rows(self) -> list[tuple[str, ...]]:
-        out = []
+        out: list[tuple[str, ...]] = []
         for r in self.rows:
             g, e = r.graph, r.latency_errors()
             p, m = r.predicted_latency, r.measured_latency
