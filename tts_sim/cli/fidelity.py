@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import time
 from typing import Any
 
 from tts_sim.cli.options import add_quiet
@@ -105,7 +106,9 @@ def cmd_fidelity(args: argparse.Namespace) -> None:
                              seed=args.seed)
     journal_config = plan.journal_config(profile=profile.label, backend=args.backend, model_map=model_map,
                                          max_new_tokens=max_new, temperature=temperature)
+    t0 = time.perf_counter()
     done = measure(plan, executor, journal_path(args.out, task), journal_config, quiet=args.quiet)
+    measure_s = time.perf_counter() - t0
 
     command = "tts-sim " + shlex.join(getattr(args, "argv", []) or [])
     config: dict[str, Any] = {
@@ -115,7 +118,11 @@ def cmd_fidelity(args: argparse.Namespace) -> None:
                          "coefficient uncertainty (parametric bootstrap) + the questions' sampling noise",
         "graphs_given": len(given), "graphs_generated": args.generate, "max_width": args.max_width,
         "max_depth": args.max_depth, "backend_info": {m: _info(backend, m) for m in sorted(set(model_map.values()))}}
+    t0 = time.perf_counter()
     report = assemble(plan, done, simulated, profile=profile.label, command=command, config=config)
+    report.config["timings"] = {"measure_s": round(measure_s, 3), "predict_s": round(time.perf_counter() - t0, 3),
+                                "note": "measure_s: this invocation's real runs (a resumed run counts only "
+                                        "what it ran)"}
     paths = write_outputs(report, args.out)
     emit(args, report.to_dict(), report.to_text() + "\n" + "\n".join(f"{k}: {v}" for k, v in paths.items()))
 
