@@ -189,6 +189,26 @@ def test_a_journal_of_another_run_is_refused(add_profile, tmp_path):  # noqa: F8
         FidelityPlan("add", (single(BIG), single(BIG)), plan.questions)
 
 
+def test_the_progress_bar_counts_model_calls_from_where_a_resume_starts(add_profile, tmp_path, capsys):  # noqa: F811
+    _, profile = add_profile
+    plan = _plan(profile)
+    calls = 10 * sum(len(g.executed) for g in plan.graphs)
+    config = plan.journal_config(profile=profile.label)
+
+    def stop(n):
+        if n >= 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        measure(plan, _executor(_fake()), tmp_path / "j.jsonl", config, on_batch=stop)
+    capsys.readouterr()
+    measure(plan, _executor(_fake()), tmp_path / "j.jsonl", config)
+    err = capsys.readouterr().err.replace("\r", "\n")
+    assert f" 2/{calls} " in err and f"{calls}/{calls}" in err and "call/s" in err  # 2 single-node calls were done
+    measure(plan, _executor(_fake()), tmp_path / "j.jsonl", config, quiet=True)
+    assert capsys.readouterr().err == ""
+
+
 # ----- the command ------------------------------------------------------------------------------------
 @pytest.fixture()
 def fake_backend(monkeypatch):

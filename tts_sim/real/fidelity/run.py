@@ -111,14 +111,18 @@ def measure(plan: FidelityPlan, executor: GraphExecutor, journal_path: str | Pat
             if 0 <= r["graph"] < len(done):
                 done[r["graph"]].setdefault(r["question"], r)
     journal.begin(config)
-    total = len(plan.graphs) * len(plan.questions)
+    sizes = [len(g.executed) for g in plan.graphs]  # the bar counts model calls: graphs differ 1-20x in cost
+    total = sum(sizes) * len(plan.questions)
     wanted = {q.id for q in plan.questions}
-    initial = sum(len(set(d) & wanted) for d in done)
+    initial = sum(len(set(d) & wanted) * k for d, k in zip(done, sizes, strict=True))
     written = 0
+    import sys
+
     from tqdm import tqdm
 
-    with tqdm(total=total, initial=initial, desc=f"fidelity {plan.task}", unit="q", disable=quiet or None,
-              mininterval=1.0, dynamic_ncols=True) as bar:
+    tty = sys.stderr.isatty()  # a log file gets the bar (calls/s, ETA) every 30 s instead of every second
+    with tqdm(total=total, initial=initial, desc=f"fidelity {plan.task}", unit="call", disable=quiet, file=sys.stderr,
+              mininterval=1.0 if tty else 30.0, dynamic_ncols=tty) as bar:
         for index, graph in enumerate(plan.graphs):
             for questions, single in plan.batches(set(done[index])):
                 runs = executor.run_batch(graph, questions, seed=plan.seed)
@@ -128,7 +132,7 @@ def measure(plan: FidelityPlan, executor: GraphExecutor, journal_path: str | Pat
                     done[index][r["question"]] = r
                 written += len(records)
                 bar.set_postfix_str(f"graph {index + 1}/{len(plan.graphs)}", refresh=False)
-                bar.update(len(records))
+                bar.update(len(records) * sizes[index])
                 if on_batch is not None:
                     on_batch(written)
     return done
