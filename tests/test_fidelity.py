@@ -140,14 +140,16 @@ def test_a_killed_run_resumes_without_rerunning_or_duplicating(add_profile, tmp_
     with pytest.raises(Killed):  # between two journalled batches
         measure(plan, _executor(first), path, config, quiet=True, on_batch=stop)
     kept = [json.loads(x) for x in path.read_text().splitlines()[1:]]
-    assert len(kept) == 8  # graph 0: 2 questions one at a time, then batches of 3, 3, 2
+    # questions 1 and 2 one at a time through graphs 0, 1, 2 (question-major), then graph 0's first batch of 3
+    assert len(kept) == 9 and [(r["graph"], r["single"]) for r in kept[:7]] == [
+        (0, True), (1, True), (2, True), (0, True), (1, True), (2, True), (0, False)]
     second = _fake()
     resumed = measure(plan, _executor(second), path, config, quiet=True)
     assert _without_times(resumed) == _without_times(whole)
     assert sum(len(r) for _, r in first.calls + second.calls) == requests  # nothing ran twice
     lines = [json.loads(x) for x in path.read_text().splitlines()[1:]]
     assert len(lines) == 3 * 10 and len({(r["graph"], r["question"]) for r in lines}) == 30
-    assert lines[:8] == kept  # what was journalled stays, times included
+    assert lines[:9] == kept  # what was journalled stays, times included
     assert [resumed[r["graph"]][r["question"]]["wall_s"] for r in kept] == [r["wall_s"] for r in kept]
     assert sum(r["single"] for r in lines) == 3 * 2
 
@@ -204,7 +206,8 @@ def test_the_progress_bar_counts_model_calls_from_where_a_resume_starts(add_prof
     capsys.readouterr()
     measure(plan, _executor(_fake()), tmp_path / "j.jsonl", config)
     err = capsys.readouterr().err.replace("\r", "\n")
-    assert f" 2/{calls} " in err and f"{calls}/{calls}" in err and "call/s" in err  # 2 single-node calls were done
+    # question 1 went through graph 0 (1 call) and graph 1 (3 calls) before the kill
+    assert f" 4/{calls} " in err and f"{calls}/{calls}" in err and "call/s" in err
     measure(plan, _executor(_fake()), tmp_path / "j.jsonl", config, quiet=True)
     assert capsys.readouterr().err == ""
 

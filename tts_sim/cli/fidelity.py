@@ -104,8 +104,9 @@ def cmd_fidelity(args: argparse.Namespace) -> None:
                         args.batch, args.seed)
     executor = GraphExecutor(backend, task, model_map=model_map, max_new_tokens=max_new, temperature=temperature,
                              seed=args.seed)
-    journal_config = plan.journal_config(profile=profile.label, backend=args.backend, model_map=model_map,
-                                         max_new_tokens=max_new, temperature=temperature)
+    # what the measurements depend on (not the profile itself: a refitted one re-predicts from the same journal)
+    journal_config = plan.journal_config(backend=args.backend, model_map=model_map, max_new_tokens=max_new,
+                                         temperature=temperature)
     t0 = time.perf_counter()
     done = measure(plan, executor, journal_path(args.out, task), journal_config, quiet=args.quiet)
     measure_s = time.perf_counter() - t0

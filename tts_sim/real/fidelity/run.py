@@ -1,8 +1,9 @@
 """Run a fidelity check: held-out graphs for real on held-out questions, resumably, then predicted vs measured.
 
-Each graph runs on every question. The first ``latency_questions`` run one at a time (their wall
-times are the measured latency, a closed loop with one query in flight, as the simulator predicts
-it); the rest run ``batch`` questions together (``GraphExecutor.run_batch``: one ``generate`` call
+Each graph runs on every question. The first ``latency_questions`` run one at a time, each question
+through every graph before the next (their wall times are the measured latency, a closed loop with
+one query in flight, as the simulator predicts it); then each graph runs the rest ``batch`` questions
+together (``GraphExecutor.run_batch``: one ``generate`` call
 per level and model), which only speeds up measuring accuracy - replies do not depend on batching.
 Every finished (graph, question) is appended to a journal (``tts_sim.journal``) with one fsynced
 write per backend batch; a killed run resumes from it without running or counting anything twice
@@ -65,12 +66,18 @@ class FidelityPlan:
         return {"task": self.task, "graphs": self.keys, "questions": [q.id for q in self.questions],
                 "latency_questions": self.latency_questions, "batch": self.batch, "seed": self.seed, **settings}
 
-    def batches(self, done: set[str]) -> list[tuple[list[Question], bool]]:
-        """A graph's questions not in ``done``, as (questions, one at a time) groups in run order."""
-        single = [q for q in self.questions[:self.latency_questions] if q.id not in done]
-        rest = [q for q in self.questions[self.latency_questions:] if q.id not in done]
-        return [([q], True) for q in single] + [(rest[i:i + self.batch], False)
-                                                for i in range(0, len(rest), self.batch)]
+    def schedule(self, done: Sequence[set[str]]) -> list[tuple[int, list[Question], bool]]:
+        """What is left (``done[i]``: the question ids graph ``i`` has run), in run order, as (graph
+        index, questions, one at a time): first the latency questions question-major (each through
+        every graph, so a change in the machine's load hits all graphs alike), then each graph's other
+        questions in batches."""
+        out: list[tuple[int, list[Question], bool]] = [
+            (i, [q], True) for q in self.questions[:self.latency_questions]
+            for i in range(len(self.graphs)) if q.id not in done[i]]
+        for i in range(len(self.graphs)):
+            rest = [q for q in self.questions[self.latency_questions:] if q.id not in done[i]]
+            out += [(i, rest[k:k + self.batch], False) for k in range(0, len(rest), self.batch)]
+        return out
 
 
 def _check_record(record: Any, where: str) -> None:
@@ -123,18 +130,18 @@ def measure(plan: FidelityPlan, executor: GraphExecutor, journal_path: str | Pat
     tty = sys.stderr.isatty()  # a log file gets the bar (calls/s, ETA) every 30 s instead of every second
     with tqdm(total=total, initial=initial, desc=f"fidelity {plan.task}", unit="call", disable=quiet, file=sys.stderr,
               mininterval=1.0 if tty else 30.0, dynamic_ncols=tty) as bar:
-        for index, graph in enumerate(plan.graphs):
-            for questions, single in plan.batches(set(done[index])):
-                runs = executor.run_batch(graph, questions, seed=plan.seed)
-                records = [_record(index, run, single) for run in runs]
-                journal.append(records)
-                for r in records:
-                    done[index][r["question"]] = r
-                written += len(records)
-                bar.set_postfix_str(f"graph {index + 1}/{len(plan.graphs)}", refresh=False)
-                bar.update(len(records) * sizes[index])
-                if on_batch is not None:
-                    on_batch(written)
+        for index, questions, single in plan.schedule([set(d) for d in done]):
+            runs = executor.run_batch(plan.graphs[index], questions, seed=plan.seed)
+            records = [_record(index, run, single) for run in runs]
+            journal.append(records)
+            for r in records:
+                done[index][r["question"]] = r
+            written += len(records)
+            bar.set_postfix_str(f"{'latency' if single else 'accuracy'}, graph {index + 1}/{len(plan.graphs)}",
+                                refresh=False)
+            bar.update(len(records) * sizes[index])
+            if on_batch is not None:
+                on_batch(written)
     return done
 
 
