@@ -303,3 +303,26 @@ def test_cli_usage_errors_and_a_journal_of_other_settings(add_profile, fake_back
     assert main(_args(path, tmp_path / "o", "--generate", "1", "--seed", "9")) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "written for another fidelity run" in err
+
+
+def test_a_refitted_profile_re_predicts_from_the_same_journal(add_profile, fake_backend, tmp_path, capsys):  # noqa: F811
+    from tts_sim.cli import main
+    from tts_sim.real.profiling import ProfileConfig, run_profile
+
+    path, profile = add_profile
+    graphs = tmp_path / "graphs.json"
+    graphs.write_text(json.dumps([single(BIG).to_dict(), parallel(3, SMALL, output_model=BIG).to_dict()]))
+    out = tmp_path / "out"
+    assert main(_args(path, out, "--graphs", str(graphs), "--json")) == 0
+    first = json.loads(capsys.readouterr().out)
+    cfg = ProfileConfig(task="add", models={SMALL: SMALL, BIG: BIG}, questions=12, samples=6, fusion_records=60,
+                        max_new_tokens=32, latency=False, seed=11, label="refitted")  # other samples and records
+    refit = run_profile(_fake(), cfg, questions=load_questions("add")[:12]).profile
+    refit.latency = profile.latency
+    refit.save(tmp_path / "refit.json")
+    assert main(_args(tmp_path / "refit.json", out, "--graphs", str(graphs), "--json")) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert fake_backend[-1].calls == []  # measured once
+    assert [r["measured"] for r in second["rows"]] == [r["measured"] for r in first["rows"]]
+    assert second["summary"]["profile"] == "refitted"
+    assert [r["predicted"]["accuracy"] for r in second["rows"]] != [r["predicted"]["accuracy"] for r in first["rows"]]

@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--task", help="task (default: the profile's, when it has exactly one)")
     p.add_argument("--data", help="the task's data file (tasks without packaged data)")
     g = p.add_argument_group("graphs (held out: give a file, draw some, or both)")
-    g.add_argument("--graphs", action="append", default=[], metavar="FILE",
+    g.add_argument("--graphs", action="append", metavar="FILE",
                    help="a graph JSON file or a JSON list of graphs (repeatable)")
     g.add_argument("--generate", type=non_negative_int, default=0, metavar="N",
                    help="draw N distinct random graphs over the profile's models (seeded by --seed)")
@@ -38,12 +38,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "latency")
     q.add_argument("--batch", type=positive_int, default=16,
                    help="questions run together after those (one backend call per level and model)")
-    p.add_argument("--served-name", action="append", default=[], metavar="REAL=SERVED",
+    p.add_argument("--served-name", action="append", metavar="REAL=SERVED",
                    help="name under which the backend serves a profiled model (openai servers)")
     p.add_argument("--max-new-tokens", type=positive_int, help="default: the profile's, else 256")
     p.add_argument("--temperature", type=non_negative_float, help="default: the profile's, else 0.7")
     p.add_argument("--seed", type=int, default=0, help="random seed (graphs drawn, sampling, intervals)")
-    p.add_argument("--cluster", default="cpu", help="simulated cluster for predicted latency (default cpu)")
+    p.add_argument("--cluster", default="cpu", help="simulated cluster for predicted latency")
     p.add_argument("--tokens", choices=("sampled", "mean", "paper"), default="sampled",
                    help="token lengths of predicted latency (see `tts-sim validate --help`)")
     p.add_argument("--out", required=True, metavar="DIR",
@@ -88,7 +88,7 @@ def cmd_fidelity(args: argparse.Namespace) -> None:
     spec, has_stats = task_spec_for(profile, task)
     max_new, temperature = sampling_settings(profile, args.max_new_tokens, args.temperature)
 
-    given = [c.graph for c in load_candidates(args.graphs, 10**9, catalog)] if args.graphs else []
+    given = [c.graph for c in load_candidates(args.graphs, 10**9, catalog)] if args.graphs else []  # scored first
     backend = make_backend(args)
     simulated, lengths = latency_simulator(profile, spec, cluster=args.cluster, tokens=args.tokens,
                                            n_questions=max(args.latency_questions, 1),
