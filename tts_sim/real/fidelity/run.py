@@ -3,8 +3,8 @@
 Each graph runs on every question. The first ``latency_questions`` run one at a time, each question
 through every graph before the next (their wall times are the measured latency, a closed loop with
 one query in flight, as the simulator predicts it); then each graph runs the rest ``batch`` questions
-together (``GraphExecutor.run_batch``: one ``generate`` call
-per level and model), which only speeds up measuring accuracy - replies do not depend on batching.
+together (``GraphExecutor.run_batch``: one ``generate`` call per level and model), which only speeds
+up measuring accuracy - replies do not depend on batching.
 Every finished (graph, question) is appended to a journal (``tts_sim.journal``) with one fsynced
 write per backend batch; a killed run resumes from it without running or counting anything twice
 (batches re-form identically because whole batches are journalled). A journal written for another
@@ -63,7 +63,9 @@ class FidelityPlan:
 
     def journal_config(self, **settings: Any) -> dict[str, Any]:
         """What a journal must have been written for to be resumed: the plan and ``settings``."""
-        return {"task": self.task, "graphs": self.keys, "questions": [q.id for q in self.questions],
+        # the graphs as written, node ids included: they seed the sampling (isomorphic is not enough)
+        return {"task": self.task, "graphs": [g.to_dict() for g in self.graphs],
+                "questions": [q.id for q in self.questions],
                 "latency_questions": self.latency_questions, "batch": self.batch, "seed": self.seed, **settings}
 
     def schedule(self, done: Sequence[set[str]]) -> list[tuple[int, list[Question], bool]]:
@@ -101,7 +103,7 @@ def _record(index: int, run: GraphRun, single: bool) -> dict[str, Any]:
 def measure(plan: FidelityPlan, executor: GraphExecutor, journal_path: str | Path, config: dict[str, Any], *,
             quiet: bool = False, on_batch: Callable[[int], None] | None = None) -> list[dict[str, dict[str, Any]]]:
     """Run what the journal at ``journal_path`` does not hold yet; every record by graph (index into
-    ``plan.graphs``; the journal's config holds their canonical keys) and question id. ``config``
+    ``plan.graphs``; the journal's config holds the graphs) and question id. ``config``
     (``plan.journal_config(...)``) must equal the journal's. ``on_batch(n)``: called after each
     journalled batch with the records written so far this call (tests interrupt with it)."""
     journal = Journal(journal_path, JOURNAL_SCHEMA, JOURNAL_VERSION, what="fidelity journal",
