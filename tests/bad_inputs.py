@@ -319,6 +319,15 @@ def cases() -> dict[str, list[str]]:
         "validate-bad-model-map": ["validate", "{d}/graphs/good.json", "--task", "math", "--model-map", "garbage"],
         "graph-check-budget-huge-ref": ["search", "--budget", "ref:99999999", "--quiet", "--out", "{d}/search"],
     }
+    fidelity = ["fidelity", "--generate", "2", "--out", "{d}/fidelity", "--quiet"]
+    for i, extra in enumerate([["--profile", "{d}/profiles/good.json"],  # names no questions: nothing is held out
+                               ["--profile", "{d}/profiles/not-json.json"], ["--profile", "{d}/nope.json.gz"],
+                               ["--profile", "{d}/profiles/good.json", "--task", "nope"],
+                               ["--profile", "{d}/profiles/good.json", "--generate", "-1"],
+                               ["--profile", "{d}/profiles/good.json", "--max-width", "0"],
+                               ["--profile", "{d}/profiles/good.json", "--batch", "0"],
+                               ["--profile", "{d}/profiles/good.json", "--questions", "x"], []]):
+        argv_cases[f"fidelity-{i}-{'-'.join(extra).replace('{d}/', '')}"] = fidelity + extra
     out.update(argv_cases)
     return out
 

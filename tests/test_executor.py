@@ -181,3 +181,19 @@ def test_latency_stats_order_and_mean(values):
     assert min(values) - 1e-9 <= s.p50_s <= s.p95_s <= s.p99_s <= max(values) + 1e-9
     assert s.mean_s == pytest.approx(sum(values) / len(values))
     assert s.throughput_qps == pytest.approx(len(values) / sum(values))
+
+
+def test_a_batch_of_questions_shares_one_call_per_level_and_model_and_answers_as_one_at_a_time():
+    backend = FakeBackend(offsets={A: 1}, slips=(0, 2, 0, 5))
+    executor = GraphExecutor(backend, "add", seed=4)
+    alone = [executor.run(DIAMOND, q) for q in QUESTIONS[:5]]
+    backend.calls.clear()
+    together = executor.run_batch(DIAMOND, QUESTIONS[:5])
+    # level 0: a, b (A) and c (B) of 5 questions; level 1: f (A); level 2: out (B)
+    assert sorted((m, len(reqs)) for m, reqs in backend.calls) == sorted([(A, 10), (B, 5), (A, 5), (B, 5)])
+    for one, batched in zip(alone, together, strict=True):
+        assert batched.question == one.question and batched.answer == one.answer and batched.correct == one.correct
+        assert [t.text for t in batched.nodes] == [t.text for t in one.nodes]
+        assert batched.wall_s == batched.trace["out"].end_s > 0
+    assert {t.batch for r in together for t in r.nodes if t.node in ("a", "b")} == {10}
+    assert len({r.wall_s for r in together}) == 1  # the output nodes of all questions returned together

@@ -73,3 +73,23 @@ def test_simulated_results_and_the_simulate_command_carry_the_interval(tmp_path,
 def test_graphs_without_fusion_nodes_need_no_covariance() -> None:
     g = Graph.build([("out", "assistant", "llama-3.2-1b")], [], "out")
     assert default_quality_model("mmlu").prediction_interval(g).draws == 1
+
+
+def test_an_interval_for_held_out_questions_covers_fresh_draws(math_model: QualityModel) -> None:
+    g = lone("llama-3.2-3b")  # no fusion node: the interval is the held-out questions' noise alone
+    p = math_model.expected(g)
+    iv = math_model.prediction_interval(g, heldout=50)
+    m = p.mean()
+    assert iv.n_questions == 50 and "50 held-out" in iv.includes
+    assert iv.sampling_sd == pytest.approx(np.sqrt(m * (1 - m) / 50 + p.var(ddof=1) / p.size))
+    more = math_model.prediction_interval(g, heldout=500)
+    assert iv.high - iv.low > more.high - more.low > 0  # more held-out questions: a narrower interval
+    # 50 fresh questions drawn from the population (here: the profile's 500), each answered once
+    rng = np.random.default_rng(7)
+    qs = rng.integers(0, p.size, size=(4000, 50))
+    acc = (rng.random(qs.shape) < p[qs]).mean(axis=1)
+    assert 0.93 <= np.mean((iv.low <= acc) & (acc <= iv.high)) <= 0.99
+    fused = math_model.prediction_interval(six_nodes(), heldout=50)
+    assert fused.fit_sd > 0 and "fusion-fit" in fused.includes and "50 held-out" in fused.includes
+    with pytest.raises(ConfigError, match="heldout"):
+        math_model.prediction_interval(g, heldout=0)

@@ -23,6 +23,16 @@ def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, fl
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Spearman's rank correlation of paired samples (None when undefined: fewer than 2 pairs or a
+    constant sample)."""
+    if len(x) != len(y):
+        raise ValueError(f"paired samples differ in length: {len(x)} vs {len(y)}")
+    if len(x) < 2 or len(set(x)) < 2 or len(set(y)) < 2:
+        return None
+    return float(_st.spearmanr(x, y).statistic)
+
+
 def mean_ci(values: Sequence[float] | npt.NDArray[np.float64], z: float = Z95) -> tuple[float, float, float]:
     """Mean and a normal-approximation (t for small n) 95% interval: (mean, low, high)."""
     arr = np.asarray(values, dtype=float)

@@ -11,12 +11,12 @@ import os
 import sys
 from collections.abc import Sequence
 
-from tts_sim.cli import bench, graph, models, profile, search, simulate, sweep, tasks, validate
+from tts_sim.cli import bench, fidelity, graph, models, profile, search, simulate, sweep, tasks, validate
 from tts_sim.cli.options import Parser, UsageError
 from tts_sim.errors import TtsSimError, one_line
 from tts_sim.extras import missing_extra
 
-COMMANDS = (models, tasks, graph, simulate, sweep, search, bench, profile, validate)
+COMMANDS = (models, tasks, graph, simulate, sweep, search, bench, profile, validate, fidelity)
 
 
 def build_parser() -> Parser:
@@ -38,6 +38,7 @@ def configure_logging(verbosity: int) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)  # the command as given (reports record it)
         configure_logging(args.verbose)
         args.func(args)
     except UsageError as exc:

@@ -67,17 +67,17 @@ def cmd_validate(args: argparse.Namespace) -> None:
     from tts_sim.cli.options import catalog_from, emit, profile_from
     from tts_sim.cli.profile import make_backend
     from tts_sim.real.evaluator import RealEvaluator
-    from tts_sim.real.profiling.run import measured_task_spec, parse_models
+    from tts_sim.real.profiling.run import parse_models
     from tts_sim.real.validate import (
         build_model_map,
+        latency_simulator,
         load_candidates,
         parse_model_map,
+        sampling_settings,
+        task_spec_for,
         validate_graphs,
     )
-    from tts_sim.sim.cluster import ClosedLoop, TokenModel, token_model_from_profile
-    from tts_sim.sim.evaluator import SimulatedEvaluator
     from tts_sim.sim.scenario import load_default_profile
-    from tts_sim.tasks import get_task
     from tts_sim.tasks.questions import load_questions
 
     catalog = catalog_from(args)
@@ -90,9 +90,7 @@ def cmd_validate(args: argparse.Namespace) -> None:
     served = parse_models(args.served_name) if args.served_name else {}
 
     profile = profile_from(args) or load_default_profile()
-    profiled = profile.metadata.get("config", {}) if profile.metadata.get("measured") else {}
-    has_stats = bool(profile.metadata.get("token_stats", {}).get(task))
-    spec = measured_task_spec(profile, task) if has_stats else get_task(task)
+    spec, has_stats = task_spec_for(profile, task)
 
     excluded = set(profile.tasks[task].question_ids) if task in profile.tasks else set()
     pool = [q for q in load_questions(task, args.data) if q.id not in excluded][args.offset:]
@@ -100,24 +98,20 @@ def cmd_validate(args: argparse.Namespace) -> None:
     if len(heldout) < args.questions:
         raise ConfigError(f"{task}: only {len(heldout)} held-out questions left (asked for {args.questions})")
 
-    max_new = args.max_new_tokens or int(profiled.get("max_new_tokens", 256))
-    temperature = args.temperature if args.temperature is not None else float(profiled.get("temperature", 0.7))
+    max_new, temperature = sampling_settings(profile, args.max_new_tokens, args.temperature)
     backend = make_backend(args)
     real = RealEvaluator(task, backend, spec=spec, questions=heldout, catalog=catalog,
                          model_map={m: served.get(r, r) for m, r in model_map.items()}, max_new_tokens=max_new,
                          temperature=temperature, seed=args.seed,
                          progress=progress_printer(args))
-    tokens = None if args.tokens == "paper" else token_model_from_profile(profile, task, args.tokens == "sampled")
-    # sampled reply lengths make latency a distribution: enough simulated queries to pin its p50 and p95
-    n_sim = max(20, args.questions) if tokens is None or not tokens.sampled else max(500, args.questions)
-    simulated = SimulatedEvaluator(spec, profile=profile, cluster=args.cluster, arrival=ClosedLoop(1),
-                                   n_queries=n_sim, catalog=catalog, max_batch=getattr(backend, "max_batch", 8),
-                                   tokens=tokens if tokens is not None else TokenModel())
+    simulated, lengths = latency_simulator(profile, spec, cluster=args.cluster, tokens=args.tokens,
+                                  n_questions=args.questions, max_batch=getattr(backend, "max_batch", 8),
+                                  catalog=catalog)
     config: dict[str, Any] = {"backend": args.backend, "n_questions": len(heldout), "max_new_tokens": max_new,
                               "temperature": temperature, "seed": args.seed, "top_k": args.top_k,
                               "task_tokens": {"A": spec.prompt_tokens, "B": spec.answer_tokens,
                                               "measured": has_stats,
-                                              "lengths": "paper" if tokens is None else args.tokens},
+                                              "lengths": lengths},
                               "heldout_question_ids": [q.id for q in heldout], "served_names": served}
     report = validate_graphs(candidates, real, simulated, model_map=model_map, seed=args.seed, catalog=catalog,
                              progress=progress_printer(args), config=config)

@@ -28,9 +28,11 @@ from tts_sim.core.evaluation import Evaluation
 from tts_sim.core.graph import Graph, Node
 from tts_sim.core.identity import graph_key
 from tts_sim.core.models import DEFAULT_CATALOG, ModelCatalog
+from tts_sim.core.profile import Profile
 from tts_sim.errors import ConfigError, GraphError
 from tts_sim.jsonio import read_json
-from tts_sim.stats import wilson_interval
+from tts_sim.stats import spearman, wilson_interval
+from tts_sim.tasks.spec import TaskSpec
 
 
 # ----- candidates -----------------------------------------------------------------------------------
@@ -119,6 +121,42 @@ def map_graph(graph: Graph, model_map: Mapping[str, str], catalog: ModelCatalog 
     return Graph.build(nodes, graph.edges, graph.output, catalog)
 
 
+# ----- settings shared by the commands that run graphs for real against a profile (validate, fidelity) -----
+def task_spec_for(profile: Profile, task: str) -> tuple[TaskSpec, bool]:
+    """The task's spec with the A and B the profile measured (when it has token statistics for the
+    task), and whether it had them."""
+    from tts_sim.real.profiling.run import measured_task_spec
+    from tts_sim.tasks import get_task
+
+    has_stats = bool(profile.metadata.get("token_stats", {}).get(task))
+    return (measured_task_spec(profile, task) if has_stats else get_task(task)), has_stats
+
+
+def sampling_settings(profile: Profile, max_new_tokens: int | None, temperature: float | None) -> tuple[int, float]:
+    """Max new tokens and temperature: as given, else the (measured) profile's, else 256 and 0.7."""
+    profiled = profile.metadata.get("config", {}) if profile.metadata.get("measured") else {}
+    max_new = max_new_tokens or int(profiled.get("max_new_tokens", 256))
+    return max_new, temperature if temperature is not None else float(profiled.get("temperature", 0.7))
+
+
+def latency_simulator(profile: Profile, spec: TaskSpec, *, cluster: str, tokens: str, n_questions: int,
+                      max_batch: int, catalog: ModelCatalog = DEFAULT_CATALOG) -> tuple[Any, str]:
+    """A ``SimulatedEvaluator`` that predicts what the real runs measure (``cluster`` in a closed loop
+    with one query in flight), and the token lengths it uses: ``tokens`` = ``sampled`` or ``mean``
+    reply lengths from the profile's token statistics (with template overheads), or ``paper`` (A + d*B
+    and B; also what profiles without token statistics give)."""
+    from tts_sim.sim.cluster import ClosedLoop, TokenModel, token_model_from_profile
+    from tts_sim.sim.evaluator import SimulatedEvaluator
+
+    model = None if tokens == "paper" else token_model_from_profile(profile, spec.name, tokens == "sampled")
+    # sampled reply lengths make latency a distribution: enough simulated queries to pin its p50 and p95
+    n_sim = max(20, n_questions) if model is None or not model.sampled else max(500, n_questions)
+    simulated = SimulatedEvaluator(spec, profile=profile, cluster=cluster, arrival=ClosedLoop(1), n_queries=n_sim,
+                                   catalog=catalog, max_batch=max_batch,
+                                   tokens=model if model is not None else TokenModel())
+    return simulated, "paper" if model is None else tokens
+
+
 # ----- comparison -----------------------------------------------------------------------------------
 def relative_error(predicted: float, measured: float) -> float:
     """(predicted - measured) / measured (NaN when nothing was measured)."""
@@ -166,14 +204,6 @@ class GraphValidation:
         }
 
 
-def _spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
-    from scipy.stats import spearmanr
-
-    if len(x) < 2 or len(set(x)) < 2 or len(set(y)) < 2:
-        return None
-    return float(spearmanr(x, y).statistic)
-
-
 @dataclass
 class ValidationReport:
     task: str
@@ -186,12 +216,12 @@ class ValidationReport:
     @property
     def spearman_accuracy(self) -> float | None:
         """Rank correlation of predicted and measured accuracy across graphs (None if undefined)."""
-        return _spearman([r.predicted.accuracy for r in self.rows], [r.measured.accuracy for r in self.rows])
+        return spearman([r.predicted.accuracy for r in self.rows], [r.measured.accuracy for r in self.rows])
 
     @property
     def spearman_latency(self) -> float | None:
         pairs = [(p, m) for r in self.rows if (p := r.predicted.latency) and (m := r.measured.latency)]
-        return _spearman([p.mean_s for p, _ in pairs], [m.mean_s for _, m in pairs])
+        return spearman([p.mean_s for p, _ in pairs], [m.mean_s for _, m in pairs])
 
     def summary(self) -> dict[str, Any]:
         errs = [r.latency_errors() for r in self.rows]
@@ -221,8 +251,8 @@ class ValidationReport:
                 "-" if r.candidate.score is None else f"{r.candidate.score:.3f}",
                 f"{r.predicted.accuracy:.2f} [{lo:.2f},{hi:.2f}]",
                 f"{r.measured.accuracy:.2f} [{r.measured.ci_low:.2f},{r.measured.ci_high:.2f}]",
-                _pair(p.mean_s if p else None, m.mean_s if m else None, e.get("mean")),
-                _pair(p.p95_s if p else None, m.p95_s if m else None, e.get("p95")),
+                pair_text(p.mean_s if p else None, m.mean_s if m else None, e.get("mean")),
+                pair_text(p.p95_s if p else None, m.p95_s if m else None, e.get("p95")),
             ))
         return out
 
@@ -284,7 +314,8 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
-def _pair(pred: float | None, meas: float | None, err: float | None) -> str:
+def pair_text(pred: float | None, meas: float | None, err: float | None) -> str:
+    """``"pred/meas (+err%)"`` of a latency, or ``-`` without both."""
     if pred is None or meas is None:
         return "-"
     return f"{pred:.2f}/{meas:.2f} ({'n/a' if err is None or not math.isfinite(err) else f'{100 * err:+.0f}%'})"

@@ -1,26 +1,26 @@
-"""Search checkpoints: an append-only journal (JSON lines) of the run's config, every trial and
-every agent reply. Resuming replays the searcher (deterministic given config and seed) and answers
-its evaluations and agent calls from the journal, so nothing already paid for runs again.
+"""Search checkpoints: an append-only journal (JSON lines, ``tts_sim.journal``) of the run's config,
+every trial and every agent reply. Resuming replays the searcher (deterministic given config and
+seed) and answers its evaluations and agent calls from the journal, so nothing already paid for runs
+again.
 
-Crash safety: the header line (schema, version, config) is written atomically when the journal is
-created; every later record is appended as one line and fsynced. Replay only reads: a run killed
-at any moment - during a fresh search or during a resume's replay - leaves every record it had
-fsynced. A truncated last line (a kill mid-write) is dropped and cut off before the next append; a
-bad line anywhere else is corruption and refused. A checkpoint of the old format (one JSON object,
-rewritten after each record) is read and converted to a journal in one atomic replace.
+Crash safety is the journal's (header written atomically, each record appended and fsynced, a torn
+last line dropped and cut off before the next append, a bad line anywhere else refused). Replay only
+reads: a run killed at any moment - during a fresh search or during a resume's replay - leaves every
+record it had fsynced. A checkpoint of the old format (one JSON object, rewritten after each record)
+is read and converted to a journal in one atomic replace.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tts_sim.errors import ConfigError, shown
+from tts_sim.journal import Journal, config_mismatch
 from tts_sim.jsonio import loads
+
+__all__ = ["LEGACY_SCHEMA", "SCHEMA", "SCHEMA_VERSION", "Checkpoint", "CheckpointState", "config_mismatch"]
 
 SCHEMA = "tts-sim/search-journal"
 SCHEMA_VERSION = 1
@@ -41,44 +41,27 @@ class Checkpoint:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._good_end: int | None = None  # byte length of the complete lines, when a torn tail was seen
+        self._journal = Journal(self.path, SCHEMA, SCHEMA_VERSION, what="checkpoint",
+                                kind="tts-sim search checkpoint")
         self._legacy: CheckpointState | None = None
 
     # ----- reading ----------------------------------------------------------------------------
     def load(self) -> CheckpointState | None:
         """The saved state, or None when the file does not exist yet (or is empty)."""
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise ConfigError(f"cannot read checkpoint {self.path}: {exc.strerror or exc}") from None
-        if not raw.strip():
+        raw = self._journal.read_bytes()
+        if raw is None or not raw.strip():
             return None
         lines = raw.split(b"\n")
         header = loads(lines[0], f"checkpoint {self.path}", stored=True)
         if isinstance(header, dict) and header.get("schema") == LEGACY_SCHEMA and len(lines) <= 2:
             self._legacy = _legacy_state(header, self.path)
             return self._legacy
-        if not isinstance(header, dict) or header.get("schema") != SCHEMA:
-            raise ConfigError(f"{self.path} is not a tts-sim search checkpoint")
-        if header.get("version") != SCHEMA_VERSION:
-            raise ConfigError(f"checkpoint {self.path}: version {shown(header.get('version'))} unsupported")
-        if not isinstance(header.get("config"), dict):
-            raise ConfigError(f"checkpoint {self.path} is malformed (its header has no config)")
-        state = CheckpointState(dict(header["config"]))
-        offset = len(lines[0]) + 1
-        for i, line in enumerate(lines[1:], start=2):
-            if line.strip():
-                try:
-                    record = loads(line, f"checkpoint {self.path} line {i}", stored=True)
-                    _add_record(state, record, f"checkpoint {self.path} line {i}")
-                except ConfigError:
-                    if all(not rest.strip() for rest in lines[i:]):  # the last line, torn by a kill
-                        self._good_end = offset
-                        break
-                    raise
-            offset += len(line) + 1
+        loaded = self._journal.load(_check_record, raw)
+        assert loaded is not None  # the file is not empty
+        config, records = loaded
+        state = CheckpointState(config)
+        for record in records:
+            _add_record(state, record)
         return state
 
     # ----- writing ----------------------------------------------------------------------------
@@ -89,64 +72,30 @@ class Checkpoint:
             records += [{"agent": a} for a in self._legacy.agent_calls]
             if records:
                 records[-1]["elapsed_s"] = self._legacy.elapsed_s
-            self._write_atomically([_header(self._legacy.config), *records])
+            self._journal.write_atomically([self._journal.header(self._legacy.config), *records])
             self._legacy = None
-        elif not self.path.exists() or not self.path.stat().st_size:
-            self._write_atomically([_header(config)])
-        elif self._good_end is not None:
-            with self.path.open("r+b") as f:
-                f.truncate(self._good_end)
-                f.flush()
-                os.fsync(f.fileno())
-            self._good_end = None
-        else:  # a complete last line lacking its newline
-            with self.path.open("rb") as f:
-                f.seek(-1, os.SEEK_END)
-                complete = f.read(1) == b"\n"
-            if not complete:
-                self._append_bytes(b"\n")
+        else:
+            self._journal.begin(config)
 
     def add_trial(self, trial: dict[str, Any], elapsed_s: float) -> None:
-        self._append({"trial": trial, "elapsed_s": round(elapsed_s, 6)})
+        self._journal.append([{"trial": trial, "elapsed_s": round(elapsed_s, 6)}])
 
     def add_agent_call(self, reply: dict[str, Any], elapsed_s: float) -> None:
-        self._append({"agent": reply, "elapsed_s": round(elapsed_s, 6)})
-
-    def _append(self, record: dict[str, Any]) -> None:
-        self._append_bytes((json.dumps(record, separators=(",", ":")) + "\n").encode())
-
-    def _append_bytes(self, data: bytes) -> None:
-        with self.path.open("ab") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-
-    def _write_atomically(self, records: list[dict[str, Any]]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(b"".join((json.dumps(r, separators=(",", ":")) + "\n").encode() for r in records))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        _fsync_dir(self.path.parent)
+        self._journal.append([{"agent": reply, "elapsed_s": round(elapsed_s, 6)}])
 
 
-def _header(config: dict[str, Any]) -> dict[str, Any]:
-    return {"schema": SCHEMA, "version": SCHEMA_VERSION, "config": config}
-
-
-def _add_record(state: CheckpointState, record: Any, where: str) -> None:
+def _check_record(record: Any, where: str) -> None:
     if not isinstance(record, dict) or len({"trial", "agent"} & set(record)) != 1:
         raise ConfigError(f"{where}: not a trial or agent record")
-    body = record.get("trial", record.get("agent"))
-    if not isinstance(body, dict):
+    if not isinstance(record.get("trial", record.get("agent")), dict):
         raise ConfigError(f"{where}: the record's body is not an object")
-    (state.trials if "trial" in record else state.agent_calls).append(body)
+
+
+def _add_record(state: CheckpointState, record: dict[str, Any]) -> None:
+    if "trial" in record:
+        state.trials.append(record["trial"])
+    else:
+        state.agent_calls.append(record["agent"])
     elapsed = record.get("elapsed_s")
     if isinstance(elapsed, (int, float)) and not isinstance(elapsed, bool) and 0 <= elapsed < float("inf"):
         state.elapsed_s = float(elapsed)
@@ -162,26 +111,3 @@ def _legacy_state(data: dict[str, Any], path: Path) -> CheckpointState:
     elapsed = data.get("elapsed_s", 0.0)
     ok = isinstance(elapsed, (int, float)) and not isinstance(elapsed, bool) and 0 <= elapsed < float("inf")
     return CheckpointState(dict(config), list(trials), list(calls), float(elapsed) if ok else 0.0)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-
-def config_mismatch(saved: dict[str, Any], current: dict[str, Any]) -> str | None:
-    """The first key whose value differs (JSON-normalised), or None."""
-    a, b = json.loads(json.dumps(saved)), json.loads(json.dumps(current))
-    for key in sorted(set(a) | set(b)):
-        if a.get(key) != b.get(key):
-            return key
-    return None

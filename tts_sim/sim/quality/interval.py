@@ -6,7 +6,11 @@ fit's (the fusion coefficients are estimates). The second is propagated by a par
 coefficient vectors drawn from the maximum-likelihood estimate's asymptotic normal distribution
 (mean = the fit, covariance = the inverse observed information, clipped to the fit's bounds), the
 graph's expected accuracy recomputed under each with common random numbers, the spread of those
-values added to the run's noise. Not included: the answer banks' own sampling noise (the smoothed
+values added to the run's noise. For a run on ``heldout`` new questions (not the profile's: a
+fidelity check), the run's noise is that of ``heldout`` questions drawn from the population the
+profile's questions sample: binomial at the mean accuracy, ``p(1 - p) / heldout``, plus the spread of
+the per-question probabilities over the profile's ``Q`` questions, ``var(p_q) / Q`` (how well the
+profile pins the population mean). Not included: the answer banks' own sampling noise (the smoothed
 per-question distributions are taken as known) and any misfit of the model's form.
 """
 
@@ -65,9 +69,11 @@ def coefficient_draws(params: FusionParams, n: int, rng: np.random.Generator) ->
 
 def prediction_interval(qm: QualityModel, graph: Graph, questions: Sequence[int] | None = None, *,
                         level: float = 0.95, draws: int = DRAWS, replicates: int = DRAW_REPLICATES,
-                        seed: int = 0) -> PredictionInterval:
-    """The ``level`` prediction interval of one evaluation of ``graph`` on ``questions`` (see the module
-    docstring). Deterministic in ``seed``."""
+                        seed: int = 0, heldout: int | None = None) -> PredictionInterval:
+    """The ``level`` prediction interval of one evaluation of ``graph`` on ``questions`` - or, with
+    ``heldout``, on that many new questions (see the module docstring). Deterministic in ``seed``."""
+    if heldout is not None and heldout < 1:
+        raise ConfigError(f"heldout must be >= 1 questions, got {heldout}")
     if not 0 < level < 1:
         raise ConfigError(f"level must be in (0, 1), got {level}")
     if draws < 2:
@@ -75,7 +81,11 @@ def prediction_interval(qm: QualityModel, graph: Graph, questions: Sequence[int]
     p = qm.expected(graph, questions)
     n = p.size
     centre = float(p.mean()) if n else 0.0
-    sampling_sd = float(np.sqrt((p * (1 - p)).sum()) / n) if n else 0.0
+    if heldout is None:
+        sampling_sd = float(np.sqrt((p * (1 - p)).sum()) / n) if n else 0.0
+    else:
+        spread = float(p.var(ddof=1)) / n if n > 1 else 0.0
+        sampling_sd = float(np.sqrt(centre * (1 - centre) / heldout + spread))
     rng = np.random.default_rng(seed)
     fused = any(graph.predecessors(node) for node in graph.executed)
     x = coefficient_draws(qm.params, draws, rng) if fused else None
@@ -92,8 +102,11 @@ def prediction_interval(qm: QualityModel, graph: Graph, questions: Sequence[int]
         deltas = values - base  # common random numbers: the Monte Carlo noise of ``expected`` cancels
         fit_sd = float(values.std(ddof=1))
         includes = (f"fusion-fit coefficient uncertainty (parametric bootstrap, {draws} draws) "
-                    f"+ run noise of {n} questions")
+                    f"+ run noise of {n if heldout is None else f'{heldout} held-out'} questions")
     noise = rng.standard_normal((len(deltas), 512)) * sampling_sd
     sample = np.clip(centre + deltas[:, None] + noise, 0.0, 1.0).ravel()
     low, high = np.quantile(sample, [(1 - level) / 2, (1 + level) / 2])
-    return PredictionInterval(centre, float(low), float(high), level, fit_sd, sampling_sd, n, len(deltas), includes)
+    if heldout is not None and not fused:
+        includes = f"run noise of {heldout} held-out questions only (no fusion node: the fit does not enter)"
+    return PredictionInterval(centre, float(low), float(high), level, fit_sd, sampling_sd,
+                              n if heldout is None else heldout, len(deltas), includes)

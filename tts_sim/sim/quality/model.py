@@ -178,10 +178,10 @@ class QualityModel:
         return float(np.maximum(free, special.softmax(logits, axis=1)[:, 0]).mean())
 
     def prediction_interval(self, graph: Graph, questions: Sequence[int] | None = None, *, level: float = 0.95,
-                            seed: int = 0) -> PredictionInterval:
-        """Where one evaluation's accuracy is predicted to fall, the fusion fit's uncertainty included
-        (``tts_sim.sim.quality.interval``)."""
-        return prediction_interval(self, graph, questions, level=level, seed=seed)
+                            seed: int = 0, heldout: int | None = None) -> PredictionInterval:
+        """Where one evaluation's accuracy is predicted to fall - on ``questions``, or on ``heldout`` new
+        questions - the fusion fit's uncertainty included (``tts_sim.sim.quality.interval``)."""
+        return prediction_interval(self, graph, questions, level=level, seed=seed, heldout=heldout)
 
     def accuracy(self, graph: Graph, questions: Sequence[int] | None = None, *, seed: int | None = None
                  ) -> AccuracyEstimate:

@@ -1,0 +1,134 @@
+"""``tts-sim fidelity``: held-out graphs for real on held-out questions vs the simulator's predictions."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import time
+from typing import Any
+
+from tts_sim.cli.options import add_quiet
+from tts_sim.errors import ConfigError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from tts_sim.cli.options import add_common, non_negative_float, non_negative_int, positive_int
+    from tts_sim.cli.profile import add_backend_options
+
+    p = subparsers.add_parser("fidelity", help="run held-out graphs for real: predicted vs measured accuracy "
+                                               "(with intervals) and latency, summary figures, JSON/Markdown/PNG")
+    add_common(p, task=False)
+    p.add_argument("--profile", required=True, metavar="FILE",
+                   help="the profile whose predictions are checked (a measured one: it names its questions)")
+    p.add_argument("--task", help="task (default: the profile's, when it has exactly one)")
+    p.add_argument("--data", help="the task's data file (tasks without packaged data)")
+    g = p.add_argument_group("graphs (held out: give a file, draw some, or both)")
+    g.add_argument("--graphs", action="append", metavar="FILE",
+                   help="a graph JSON file or a JSON list of graphs (repeatable)")
+    g.add_argument("--generate", type=non_negative_int, default=0, metavar="N",
+                   help="draw N distinct random graphs over the profile's models (seeded by --seed)")
+    g.add_argument("--max-width", type=positive_int, default=6, help="widest level of a drawn graph")
+    g.add_argument("--max-depth", type=non_negative_int, default=3, help="deepest drawn graph (levels before the "
+                                                                         "output node)")
+    q = p.add_argument_group("questions (held out: none may be one the profile was measured on)")
+    q.add_argument("--questions", type=positive_int, default=150, help="questions run per graph")
+    q.add_argument("--offset", type=non_negative_int, default=0, help="first question (index into the task's data)")
+    q.add_argument("--latency-questions", type=non_negative_int, default=30, metavar="N",
+                   help="run the first N questions of each graph one at a time: their wall times are the measured "
+                        "latency")
+    q.add_argument("--batch", type=positive_int, default=16,
+                   help="questions run together after those (one backend call per level and model)")
+    p.add_argument("--served-name", action="append", metavar="REAL=SERVED",
+                   help="name under which the backend serves a profiled model (openai servers)")
+    p.add_argument("--max-new-tokens", type=positive_int, help="default: the profile's, else 256")
+    p.add_argument("--temperature", type=non_negative_float, help="default: the profile's, else 0.7")
+    p.add_argument("--seed", type=int, default=0, help="random seed (graphs drawn, sampling, intervals)")
+    p.add_argument("--cluster", default="cpu", help="simulated cluster for predicted latency")
+    p.add_argument("--tokens", choices=("sampled", "mean", "paper"), default="sampled",
+                   help="token lengths of predicted latency (see `tts-sim validate --help`)")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="folder for fidelity_TASK.json/.md/.png and the journal a killed run resumes from")
+    add_quiet(p)
+    add_backend_options(p)
+    p.set_defaults(func=cmd_fidelity)
+
+
+def _task(args: argparse.Namespace, profile: Any) -> str:
+    if args.task:
+        return str(args.task)
+    if len(profile.tasks) == 1:
+        return str(next(iter(profile.tasks)))
+    raise ConfigError(f"pass --task (the profile has {len(profile.tasks)} tasks: "
+                      f"{', '.join(sorted(profile.tasks)) or 'none'})")
+
+
+def cmd_fidelity(args: argparse.Namespace) -> None:
+    from tts_sim.cli.options import catalog_from, emit, profile_from
+    from tts_sim.cli.profile import make_backend
+    from tts_sim.real.executor import GraphExecutor
+    from tts_sim.real.fidelity import FidelityPlan, assemble, heldout_graphs, heldout_questions, measure
+    from tts_sim.real.fidelity.run import check_models, journal_path, model_pool, write_outputs
+    from tts_sim.real.profiling.run import parse_models
+    from tts_sim.real.validate import latency_simulator, load_candidates, sampling_settings, task_spec_for
+    from tts_sim.tasks.questions import load_questions
+
+    catalog = catalog_from(args)
+    profile = profile_from(args)
+    if profile is None:
+        raise ConfigError("fidelity needs --profile")
+    task = _task(args, profile)
+    tp = profile.task(task)
+    if not tp.question_ids:
+        raise ConfigError(f"profile {profile.label!r} does not name its {task} questions: cannot tell held-out "
+                          f"ones apart (profile with `tts-sim profile`)")
+    if not args.graphs and not args.generate:
+        raise ConfigError("no graphs: give --graphs FILE and/or --generate N")
+    questions = heldout_questions(load_questions(task, args.data), tp.question_ids, args.offset, args.questions, task)
+    served = parse_models(args.served_name) if args.served_name else {}
+    spec, has_stats = task_spec_for(profile, task)
+    max_new, temperature = sampling_settings(profile, args.max_new_tokens, args.temperature)
+
+    given = [c.graph for c in load_candidates(args.graphs, 10**9, catalog)] if args.graphs else []  # scored first
+    backend = make_backend(args)
+    simulated, lengths = latency_simulator(profile, spec, cluster=args.cluster, tokens=args.tokens,
+                                           n_questions=max(args.latency_questions, 1),
+                                           max_batch=getattr(backend, "max_batch", 8), catalog=catalog)
+    pool = model_pool(simulated)
+    graphs = given + heldout_graphs(args.generate, pool, args.seed, max_width=args.max_width,
+                                    max_depth=args.max_depth, exclude=given, catalog=catalog)
+    check_models(graphs, pool)
+    profiled_models = profile.metadata.get("models", {})
+    model_map = {m: served.get(r, r) for m in pool
+                 for r in [str(profiled_models.get(m, {}).get("backend_model", m))]}
+    plan = FidelityPlan(task, tuple(graphs), tuple(questions), min(args.latency_questions, len(questions)),
+                        args.batch, args.seed)
+    executor = GraphExecutor(backend, task, model_map=model_map, max_new_tokens=max_new, temperature=temperature,
+                             seed=args.seed)
+    # what the measurements depend on (not the profile itself: a refitted one re-predicts from the same journal)
+    journal_config = plan.journal_config(backend=args.backend, model_map=model_map, max_new_tokens=max_new,
+                                         temperature=temperature)
+    t0 = time.perf_counter()
+    done = measure(plan, executor, journal_path(args.out, task), journal_config, quiet=args.quiet)
+    measure_s = time.perf_counter() - t0
+
+    command = "tts-sim " + shlex.join(getattr(args, "argv", []) or [])
+    config: dict[str, Any] = {
+        **journal_config, "questions_text": f"{questions[0].id} .. {questions[-1].id} (offset {args.offset})",
+        "cluster": args.cluster, "token_lengths": lengths, "task_tokens_measured": has_stats,
+        "interval_text": "95% prediction interval of a run on this many held-out questions: the fusion fit's "
+                         "coefficient uncertainty (parametric bootstrap) + the questions' sampling noise",
+        "graphs_given": len(given), "graphs_generated": args.generate, "max_width": args.max_width,
+        "max_depth": args.max_depth, "backend_info": {m: _info(backend, m) for m in sorted(set(model_map.values()))}}
+    t0 = time.perf_counter()
+    report = assemble(plan, done, simulated, profile=profile.label, command=command, config=config)
+    report.config["timings"] = {"measure_s": round(measure_s, 3), "predict_s": round(time.perf_counter() - t0, 3),
+                                "note": "measure_s: this invocation's real runs (a resumed run counts only "
+                                        "what it ran)"}
+    paths = write_outputs(report, args.out)
+    emit(args, report.to_dict(), report.to_text() + "\n" + "\n".join(f"{k}: {v}" for k, v in paths.items()))
+
+
+def _info(backend: Any, model: str) -> dict[str, str]:
+    info = backend.info(model)
+    return {"backend": info.backend, "version": info.version, "provider": info.provider, "device": info.device,
+            "quantization": info.quantization}
