@@ -81,9 +81,9 @@ def profile_for(path: str | None) -> Any:
     profile = _PROFILES.get(path)
     if profile is None:
         if path:
-            from tts_sim.core.profile import Profile
+            from tts_sim.sim.profiles import load_profile
 
-            profile = Profile.load(path)
+            profile = load_profile(path)
         else:
             from tts_sim.sim.scenario import load_default_profile
 

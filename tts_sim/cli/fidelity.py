@@ -18,8 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("fidelity", help="run held-out graphs for real: predicted vs measured accuracy "
                                                "(with intervals) and latency, summary figures, JSON/Markdown/PNG")
     add_common(p, task=False)
-    p.add_argument("--profile", required=True, metavar="FILE",
-                   help="the profile whose predictions are checked (a measured one: it names its questions)")
+    p.add_argument("--profile", required=True, metavar="PROFILE",
+                   help="the profile whose predictions are checked: a file or 'measured:TASK' (a measured one: it "
+                        "names its questions)")
     p.add_argument("--task", help="task (default: the profile's, when it has exactly one)")
     p.add_argument("--data", help="the task's data file (tasks without packaged data)")
     g = p.add_argument_group("graphs (held out: give a file, draw some, or both)")

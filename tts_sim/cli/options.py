@@ -137,7 +137,9 @@ def add_cluster_options(p: argparse.ArgumentParser, default_cluster: str | None 
     load.add_argument("--qps", type=positive_float, default=1.0, help="open-loop Poisson arrival rate")
     load.add_argument("--concurrency", type=positive_int, help="closed loop: queries in flight")
     p.add_argument("--queries", type=positive_int, default=1000, help="queries to simulate")
-    p.add_argument("--profile", metavar="FILE", help="profile file (default: the embedded scenario)")
+    p.add_argument("--profile", metavar="PROFILE",
+                   help="a profile file, 'scenario' (the embedded synthetic default) or a shipped measured "
+                        "profile 'measured:TASK' (default: scenario)")
     p.add_argument("--scheduler", default="static",
                    help="batching policy: a registered scheduler, e.g. static or continuous (iteration-level, "
                         "vLLM-style)")
@@ -197,10 +199,11 @@ def catalog_from(args: argparse.Namespace) -> ModelCatalog:
 
 
 def profile_from(args: argparse.Namespace) -> Profile | None:
-    from tts_sim.core.profile import Profile
+    """The ``--profile`` a user named (``scenario``, ``measured:TASK`` or a file), None when not given."""
+    from tts_sim.sim.profiles import load_profile
 
-    path = getattr(args, "profile", None)
-    return Profile.load(path) if path else None
+    spec = getattr(args, "profile", None)
+    return load_profile(spec) if spec else None
 
 
 def arrival_from(args: argparse.Namespace) -> OpenLoop | ClosedLoop:

@@ -125,6 +125,10 @@ def cmd_profile(args: argparse.Namespace) -> None:
     if config.latency and not can_time_steps(backend):
         raise ConfigError(f"backend {args.backend!r} cannot time single prefill/decode steps: pass --no-latency")
     run = run_profile(backend, config, progress=progress_printer(args))
+    if getattr(args, "argv", None) is not None:  # the command that regenerates this profile
+        import shlex
+
+        run.profile.metadata["command"] = shlex.join(["tts-sim", *args.argv])
     out = Path(args.out or f"profile-{'-'.join(models)}-{args.task}.json.gz")
     run.profile.save(out)
     meta = run.profile.metadata

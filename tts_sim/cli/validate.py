@@ -22,8 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=positive_int, default=5, help="graphs to validate (best search scores first)")
     add_common(p, task=False)
     p.add_argument("--task", help="task (default: the search result's)")
-    p.add_argument("--profile", metavar="FILE", help="profile for the predictions (default: the embedded scenario); "
-                                                     "one measured by `tts-sim profile` for the real model is best")
+    p.add_argument("--profile", metavar="PROFILE",
+                   help="profile for the predictions: a file, 'scenario' (default) or 'measured:TASK'; one "
+                        "measured for the real model (`tts-sim profile`) is best")
     p.add_argument("--data", help="the task's data file (tasks without packaged data)")
     p.add_argument("--questions", type=positive_int, default=20, help="held-out questions run per graph")
     p.add_argument("--offset", type=non_negative_int, default=0,

@@ -15,6 +15,8 @@ class Grader(Protocol):
     ``instructions``: the answer-format line appended to prompts. ``extract``: the final answer in a
     reply (None if it gives none). ``canonical``: a normalised key; equal answers get equal keys, so
     distinct wrong answers can be told apart. ``is_correct``: whether an extracted answer is right.
+    A grader may also declare ``stop`` (strings that end a reply, e.g. ``("\\n",)`` for one-line
+    answers); every real call of the task then stops there (``stop_sequences``).
     """
 
     task: str
@@ -28,6 +30,11 @@ class Grader(Protocol):
 
 
 _INSTANCES: dict[str, Grader] = {}
+
+
+def stop_sequences(grader: Grader) -> tuple[str, ...]:
+    """The strings that end a reply of ``grader``'s task (none unless the grader declares ``stop``)."""
+    return tuple(getattr(grader, "stop", ()))
 
 
 def get_grader(task: str) -> Grader:

@@ -115,6 +115,27 @@ ADD = TaskSpec(
 )
 
 
+# Generated arithmetic in several wordings (tts_sim.tasks.arithmetic), the tasks on which both real small models
+# are mid-range. A, B and the two real models' accuracies: measured (docs/tasks.md: genai int8 engine,
+# temperature 0.7, top-p 0.9, one-line answers); every other figure is a scenario assumption.
+_LARGE_ARITH = {"llama-3.2-1b": 0.95, "llama-3.2-3b": 0.98, "llama-3.1-8b": 0.99, "llama-3.1-70b": 0.995,
+                "gemma-3-1b": 0.95, "gemma-2b": 0.90, "gemma-7b": 0.97}
+ADD_WORDS = TaskSpec(
+    "add-words", "math", 40, 11, {**_LARGE_ARITH, "smollm2-135m": 0.30, "gemma-3-270m": 0.25},
+    chance=1 / 17, assumed=tuple(_LARGE_ARITH),
+    source="A, B, smollm2-135m, gemma-3-270m: measured (docs/tasks.md); others: scenario assumptions",
+    loader="tts_sim.tasks.arithmetic:load_add_words",
+    grader="tts_sim.tasks.arithmetic:AddWordsGrader",
+)
+MUL_WORDS = TaskSpec(
+    "mul-words", "math", 40, 11, {**_LARGE_ARITH, "smollm2-135m": 0.25, "gemma-3-270m": 0.20},
+    chance=1 / 36, assumed=tuple(_LARGE_ARITH),
+    source="A, B, smollm2-135m, gemma-3-270m: measured (docs/tasks.md); others: scenario assumptions",
+    loader="tts_sim.tasks.arithmetic:load_mul_words",
+    grader="tts_sim.tasks.arithmetic:MulWordsGrader",
+)
+
+
 def get_task(name: str) -> TaskSpec:
     """The registered ``TaskSpec`` called ``name`` (one-line error if unknown)."""
     return TASKS.get(name)

@@ -18,7 +18,7 @@ from tts_sim.core.backend import Backend, GenerationRequest
 from tts_sim.core.prompts import DIRECT, PromptTemplates, node_messages, templates_for
 from tts_sim.errors import ConfigError
 from tts_sim.real.executor import request_seed
-from tts_sim.tasks.graders import Grader
+from tts_sim.tasks.graders import Grader, stop_sequences
 from tts_sim.tasks.question import Question
 
 NO_ANSWER = "<no answer>"
@@ -130,12 +130,13 @@ def collect_answer_banks(backend: Backend, models: Mapping[str, str], questions:
     templates = templates if templates is not None else templates_for(grader.task)
     index = index if index is not None else AnswerIndex(grader, questions)
     banks = AnswerBanks(list(questions), index)
+    stop = stop_sequences(grader)
     for model, backend_model in models.items():
         jobs = [(q, j) for q in range(len(questions)) for j in range(samples)]
         for start in range(0, len(jobs), batch):
             chunk = jobs[start:start + batch]
             requests = [GenerationRequest(node_messages(templates, DIRECT, questions[q].prompt, grader.instructions),
-                                          max_new_tokens, temperature, top_p, (),
+                                          max_new_tokens, temperature, top_p, stop,
                                           request_seed(seed, questions[q].id, f"bank/{model}/{j}")) for q, j in chunk]
             gens = backend.generate(backend_model, requests)
             if len(gens) != len(requests):

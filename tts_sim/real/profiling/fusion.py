@@ -23,6 +23,7 @@ from tts_sim.core.prompts import PromptTemplates, node_messages, prompt_kind, te
 from tts_sim.errors import ConfigError
 from tts_sim.real.executor import GraphExecutor, request_seed
 from tts_sim.real.profiling.banks import AnswerBanks
+from tts_sim.tasks.graders import stop_sequences
 
 ROLES = ("assistant", "fuser")
 
@@ -76,7 +77,8 @@ def fusion_from_banks(backend: Backend, banks: AnswerBanks, models: Mapping[str,
             requests = [GenerationRequest(
                 node_messages(templates, kind, banks.questions[q].prompt, grader.instructions,
                               [s.text for s in inputs]),
-                max_new_tokens, temperature, top_p, (), request_seed(seed, banks.questions[q].id, f"fusion/{i}"))
+                max_new_tokens, temperature, top_p, stop_sequences(grader),
+                request_seed(seed, banks.questions[q].id, f"fusion/{i}"))
                 for i, _, kind, (q, inputs) in chunk]
             gens = backend.generate(models[model], requests)
             if len(gens) != len(requests):

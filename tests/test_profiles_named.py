@@ -1,0 +1,36 @@
+"""Profiles by name: ``scenario``, ``measured:TASK`` (shipped), or a file; clear errors otherwise."""
+
+from __future__ import annotations
+
+import pytest
+
+from tts_sim.errors import ProfileError
+from tts_sim.sim import profiles
+from tts_sim.sim.scenario import load_default_profile
+
+
+def test_scenario_name_is_the_embedded_default():
+    assert profiles.load_profile("scenario").checksum == load_default_profile().checksum
+
+
+def test_every_shipped_measured_profile_loads_and_is_labelled_measured():
+    for name in profiles.measured_names():
+        profile = profiles.load_profile(name)
+        task = name.removeprefix("measured:")
+        assert profile.metadata.get("measured") is True
+        assert task in profile.tasks
+        assert profile.metadata.get("command", "").startswith("tts-sim profile")
+
+
+def test_a_file_path_still_works(tmp_path):
+    path = tmp_path / "p.json.gz"
+    load_default_profile().save(path)
+    assert profiles.load_profile(str(path)).checksum == load_default_profile().checksum
+
+
+@pytest.mark.parametrize("spec, words", [("measured:nope", "no shipped profile 'measured:nope'"),
+                                         ("no-such-file.json", "not a file, and not a name")])
+def test_unknown_names_fail_in_one_line(spec, words):
+    with pytest.raises(ProfileError, match=words) as info:
+        profiles.load_profile(spec)
+    assert "\n" not in str(info.value)
