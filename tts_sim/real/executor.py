@@ -24,7 +24,7 @@ from tts_sim.core.backend import Backend, Generation, GenerationRequest
 from tts_sim.core.graph import Graph
 from tts_sim.core.prompts import PromptTemplates, node_messages, prompt_kind, templates_for
 from tts_sim.errors import ConfigError
-from tts_sim.tasks.graders import Grader, get_grader
+from tts_sim.tasks.graders import Grader, get_grader, grader_stop
 from tts_sim.tasks.question import Question
 
 
@@ -95,7 +95,7 @@ class GraphExecutor:
     def __init__(self, backend: Backend, task: str, *, grader: Grader | None = None,
                  templates: PromptTemplates | None = None, model_map: Mapping[str, str] | None = None,
                  max_new_tokens: int = 256, temperature: float = 0.7, top_p: float = 1.0,
-                 stop: Sequence[str] = (), seed: int = 0, parallel_models: bool = True) -> None:
+                 stop: Sequence[str] | None = None, seed: int = 0, parallel_models: bool = True) -> None:
         if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
             raise ConfigError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
         if not temperature >= 0:
@@ -106,7 +106,8 @@ class GraphExecutor:
         self.templates = templates if templates is not None else templates_for(task)
         self.model_map = dict(model_map or {})
         self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
-        self.stop, self.seed, self.parallel_models = tuple(stop), seed, parallel_models
+        self.stop = tuple(stop) if stop is not None else grader_stop(self.grader)  # default: the grader's
+        self.seed, self.parallel_models = seed, parallel_models
 
     def backend_model(self, model: str) -> str:
         return self.model_map.get(model, model)
