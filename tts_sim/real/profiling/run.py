@@ -56,7 +56,7 @@ class ProfileConfig:
     temperature: float = 0.7
     top_p: float = 1.0
     seed: int = 0
-    batch: int = 8
+    batch: int = 16
     latency: bool = True
     banks: bool = True
     prompt_lengths: tuple[int, ...] = DEFAULT_PROMPT_LENGTHS
