@@ -245,3 +245,20 @@ def test_draws_respect_roles_and_in_degree_caps():
     with pytest.raises(ConfigError, match="roles"):
         plan_fusion_graphs(banks, [SMALL], 3, roles=("judge",))
     assert plan_fusion_graphs(banks, [SMALL], 0) == []
+
+
+def test_journal_keeps_latency_tables_and_survives_a_torn_header(tmp_path):
+    from tts_sim.core.backend import Generation
+    from tts_sim.core.profile import LatencyTable
+
+    path = tmp_path / "j.jsonl"
+    path.write_text('{"schema": "tts-sim/prof')  # killed while writing the header
+    journal = CallJournal(path, {"a": 1})
+    assert journal.replayed == 0 and path.read_text().count("\n") == 1
+    table = LatencyTable(SMALL, "cpu", "onnxruntime", "int4", "CPUExecutionProvider", [(16, 1, 0.01), (64, 2, 0.03)],
+                         [(32, 1, 0.002)])
+    journal.record_table(SMALL, table)
+    journal.record([("k1", Generation("x = 1.5", 10, 3, 0.1 / 3, 2 / 7, "length"))])
+    again = CallJournal(path, {"a": 1})
+    assert again.tables == {SMALL: table} and again.replayed == 1
+    assert again.results["k1"] == Generation("x = 1.5", 10, 3, 0.1 / 3, 2 / 7, "length")  # floats exact

@@ -21,7 +21,8 @@ from tts_sim.core.backend import Backend, Generation, GenerationRequest
 from tts_sim.core.profile import LatencyTable
 from tts_sim.errors import ConfigError
 
-JOURNAL_VERSION = 1
+SCHEMA = "tts-sim/profile-journal"
+SCHEMA_VERSION = 1
 
 
 class ProgressBar(Protocol):
@@ -51,11 +52,8 @@ class CallJournal:
         self.results: dict[str, Generation] = {}
         self.tables: dict[str, LatencyTable] = {}
         self.replayed = 0
-        if self.path is not None:
-            if self.path.exists() and self.path.stat().st_size > 0:
-                self._replay(self.path)
-            else:
-                self._append({"journal": JOURNAL_VERSION, "fingerprint": self.fingerprint})
+        if self.path is not None and not self._replay(self.path):
+            self._append({"schema": SCHEMA, "version": SCHEMA_VERSION, "fingerprint": self.fingerprint})
 
     def record(self, calls: Sequence[tuple[str, Generation]]) -> None:
         """Keep one finished batch (and append it to the file)."""
@@ -75,19 +73,27 @@ class CallJournal:
             f.flush()
             os.fsync(f.fileno())
 
-    def _replay(self, path: Path) -> None:
-        data = path.read_bytes()
+    def _replay(self, path: Path) -> bool:
+        """Read the journal at ``path``; False when there is none yet (no complete first line)."""
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise ConfigError(f"cannot read journal {path}: {exc.strerror or exc}") from None
         complete = data[:data.rfind(b"\n") + 1]
         if len(complete) < len(data):  # killed while writing the last line
             with path.open("r+b") as f:
                 f.truncate(len(complete))
-        lines = complete.decode("utf-8").splitlines()
+        lines = complete.decode("utf-8", errors="replace").splitlines()
+        if not lines:
+            return False
         try:
-            head = json.loads(lines[0]) if lines else {}
+            head = json.loads(lines[0])
         except json.JSONDecodeError:
-            head = {}
-        if head.get("journal") != JOURNAL_VERSION:
-            raise ConfigError(f"{path}: not a tts-sim profiling journal (version {JOURNAL_VERSION})")
+            head = None
+        if not isinstance(head, dict) or head.get("schema") != SCHEMA or head.get("version") != SCHEMA_VERSION:
+            raise ConfigError(f"{path}: not a tts-sim profiling journal ({SCHEMA} version {SCHEMA_VERSION})")
         if head.get("fingerprint") != self.fingerprint:
             diff = sorted(k for k in {*head.get("fingerprint", {}), *self.fingerprint}
                           if head.get("fingerprint", {}).get(k) != self.fingerprint.get(k))
@@ -108,6 +114,7 @@ class CallJournal:
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 raise ConfigError(f"{path}:{n}: malformed journal line ({type(exc).__name__})") from None
         self.replayed = len(self.results)
+        return True
 
 
 def run_calls(backend: Backend, calls: Sequence[PlannedCall], journal: CallJournal, *, batch: int,
