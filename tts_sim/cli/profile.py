@@ -104,7 +104,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="fusion calls (records) from small graphs over bank replies: width 1-4, depth 1-2, "
                         "1-4 inputs per node")
     p.add_argument("--fusion-graphs", type=non_negative_int, default=0,
-                   help="random small graphs run end to end for more fusion records")
+                   help="random small graphs run end to end for more fusion records (not journaled: a resumed "
+                        "run repeats them)")
     p.add_argument("--max-new-tokens", type=positive_int, default=256)
     p.add_argument("--temperature", type=non_negative_float, default=0.7)
     p.add_argument("--top-p", type=probability, default=1.0)
