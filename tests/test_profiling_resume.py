@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.test_executor_fakes import FakeBackend
+from tts_sim.core.backend import BackendInfo
 from tts_sim.core.graph import Role
 from tts_sim.core.profile import Profile
 from tts_sim.errors import ConfigError
@@ -262,3 +263,12 @@ def test_journal_keeps_latency_tables_and_survives_a_torn_header(tmp_path):
     again = CallJournal(path, {"a": 1})
     assert again.tables == {SMALL: table} and again.replayed == 1
     assert again.results["k1"] == Generation("x = 1.5", 10, 3, 0.1 / 3, 2 / 7, "length")  # floats exact
+
+
+def test_journal_of_another_backend_is_refused(tmp_path):
+    journal = tmp_path / "j.jsonl"
+    run_profile(_fake(), _config(fusion_records=4), questions=QS, journal=journal)
+    other = _fake()
+    other.info = lambda model: BackendInfo("fake", "0", "FakeProvider", "fake-device", model, "int4")
+    with pytest.raises(ConfigError, match="differs in: backends"):
+        run_profile(other, _config(fusion_records=4), questions=QS, journal=journal)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tts_sim.core.backend import Backend
+from tts_sim.core.backend import Backend, BackendInfo
 from tts_sim.core.profile import Profile, TaskProfile
 from tts_sim.core.prompts import PROMPTS_VERSION
 from tts_sim.errors import ConfigError, ProfileError
@@ -109,10 +109,10 @@ def run_profile(backend: Backend, config: ProfileConfig, *, grader: Grader | Non
     if config.banks:  # an unknown task or a missing data file fails before minutes of latency timing
         grader = grader if grader is not None else get_grader(config.task)
         qs = list(questions) if questions is not None else profile_questions(config)
-    log = CallJournal(journal, _fingerprint(config, qs if config.banks else []))
+    infos = {m: backend.info(b) for m, b in config.models.items()}
+    log = CallJournal(journal, _fingerprint(config, qs if config.banks else [], infos))
     if log.replayed or log.tables:
         say(f"journal {journal}: replayed {log.replayed} calls and {len(log.tables)} latency tables")
-    infos = {m: backend.info(b) for m, b in config.models.items()}
     timings: dict[str, float] = {}
     profile = Profile(metadata={})
     run = ProfileRun(profile)
@@ -242,14 +242,17 @@ def measured_task_spec(profile: Profile, task: str, base: TaskSpec | None = None
                                source=f"{base.source}; A and B measured in {profile.label}".lstrip("; "))
 
 
-def _fingerprint(config: ProfileConfig, questions: Sequence[Question]) -> dict[str, Any]:
+def _fingerprint(config: ProfileConfig, questions: Sequence[Question],
+                 infos: Mapping[str, BackendInfo]) -> dict[str, Any]:
     """What a journal must match to be replayed: every setting that changes a call or its order (not the
-    batch size, label or progress), the questions' ids and the prompt templates' version."""
+    batch size, label or progress), the questions' ids, the prompt templates' version and what serves
+    each model (backend, version, provider, device, quantisation)."""
     d = _config_dict(config)
     for key in ("batch", "label"):
         d.pop(key)
+    served = {m: [i.backend, i.version, i.provider, i.device, i.quantization] for m, i in sorted(infos.items())}
     return {**d, "question_ids": [q.id for q in questions], "prompts_version": PROMPTS_VERSION,
-            "generator_version": GENERATOR_VERSION}
+            "generator_version": GENERATOR_VERSION, "backends": served}
 
 
 def _config_dict(config: ProfileConfig) -> dict[str, Any]:
