@@ -86,6 +86,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from tts_sim.backends.onnxruntime import OnnxRuntimeBackend
+    from tts_sim.cli.profile import call_bar
     from tts_sim.real.profiling import collect_answer_banks, fusion_from_banks
     from tts_sim.tasks import load_questions
     from tts_sim.tasks.graders import get_grader
@@ -105,16 +106,18 @@ def main() -> None:
 
     grader = get_grader(args.task)
     questions = load_questions(args.task, None, args.questions)
+    bar = call_bar(len(models) * len(questions) * args.samples + args.fusion_records, 0)
     backend.phase = "bank"
     t0 = time.perf_counter()
     banks = collect_answer_banks(backend, models, questions, grader, args.samples, max_new_tokens=args.max_new_tokens,
-                                 temperature=args.temperature, seed=args.seed, batch=args.max_batch)
+                                 temperature=args.temperature, seed=args.seed, batch=args.max_batch, bar=bar)
     bank_s = time.perf_counter() - t0
     backend.phase = "fusion"
     t0 = time.perf_counter()
     calls = fusion_from_banks(backend, banks, models, args.fusion_records, max_new_tokens=args.max_new_tokens,
-                              temperature=args.temperature, seed=args.seed + 1, batch=args.max_batch)
+                              temperature=args.temperature, seed=args.seed + 1, batch=args.max_batch, bar=bar)
     fusion_s = time.perf_counter() - t0
+    bar.close()
 
     rows = {f"{phase}/{model}": t.row() for (phase, model), t in sorted(backend.tallies.items()) if phase != "warmup"}
     print(f"{'phase/model':<22} {'calls':>6} {'s':>7} {'calls/s':>8} {'gen tok/s':>9} {'prompt':>7} {'reply':>6}")
