@@ -102,7 +102,7 @@ def test_fusion_records_follow_the_replies_they_saw():
     assert kinds <= {"refine", "fuse", "synthesise"} and len(kinds) >= 2
     for c in calls:
         r = c.record
-        assert 1 <= len(r.inputs) <= 3 and r.model == SMALL and r.role in ("assistant", "fuser")
+        assert 1 <= len(r.inputs) <= 4 and r.model == SMALL and r.role in ("assistant", "fuser")
         # the fake answers the inputs' majority (ties: smallest value); check the recorded ids agree
         values = [int(GRADER.extract(t)) for t in c.input_texts]
         best = max(values.count(v) for v in values)

@@ -68,6 +68,26 @@ def make_backend(args: argparse.Namespace) -> Backend:
     return backend
 
 
+def journal_path(out: Path) -> Path:
+    """The default journal next to profile ``out``: ``p.json.gz`` -> ``p.journal.jsonl``."""
+    name = out.name
+    for suffix in (".json.gz", ".json"):
+        if name.endswith(suffix):
+            name = name[:-len(suffix)]
+            break
+    return out.with_name(name + ".journal.jsonl")
+
+
+def call_bar(total: int, done: int) -> Any:
+    """A progress bar over the profile's backend calls on stderr, with calls/s and ETA."""
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=done, unit="call", desc="profile calls", file=sys.stderr, mininterval=1.0,
+                smoothing=0.05, dynamic_ncols=True)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     from tts_sim.cli.options import add_common
     from tts_sim.real.profiling.latency import DEFAULT_BATCH_SIZES, DEFAULT_CONTEXTS, DEFAULT_PROMPT_LENGTHS
@@ -81,14 +101,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--offset", type=non_negative_int, default=0, help="skip this many questions of the pool")
     p.add_argument("--samples", "-k", type=positive_int, default=8, help="answers sampled per question and model")
     p.add_argument("--fusion-records", type=non_negative_int, default=40,
-                   help="fusion calls over bank replies (1-3 inputs)")
+                   help="fusion calls (records) from small graphs over bank replies: width 1-4, depth 1-2, "
+                        "1-4 inputs per node")
     p.add_argument("--fusion-graphs", type=non_negative_int, default=0,
-                   help="random small graphs run end to end for more fusion records")
+                   help="random small graphs run end to end for more fusion records (not journaled: a resumed "
+                        "run repeats them)")
     p.add_argument("--max-new-tokens", type=positive_int, default=256)
     p.add_argument("--temperature", type=non_negative_float, default=0.7)
     p.add_argument("--top-p", type=probability, default=1.0)
     p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--batch", type=positive_int, default=8, help="requests per backend call")
+    p.add_argument("--batch", type=positive_int, default=16,
+                   help="requests per backend call (calls of all questions are batched; a resumed run may change it)")
     p.add_argument("--no-latency", action="store_true", help="skip the latency tables")
     p.add_argument("--no-banks", action="store_true", help="skip answer banks and fusion calibration")
     p.add_argument("--prompt-lengths", type=int_list, default=DEFAULT_PROMPT_LENGTHS,
@@ -101,6 +124,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="skip prefill rows whose batch holds more tokens (length x batch)")
     p.add_argument("--label", help="profile label (default: models, device and backend)")
     p.add_argument("-o", "--out", help="profile file (.json or .json.gz; default profile-MODEL-TASK.json.gz)")
+    p.add_argument("--journal", help="JSONL journal of finished calls; a rerun with the same options resumes from it "
+                                     "(default: OUT with .journal.jsonl for .json/.json.gz)")
     add_quiet(p)
     add_backend_options(p)
     p.set_defaults(func=cmd_profile)
@@ -124,15 +149,17 @@ def cmd_profile(args: argparse.Namespace) -> None:
     backend = make_backend(args)
     if config.latency and not can_time_steps(backend):
         raise ConfigError(f"backend {args.backend!r} cannot time single prefill/decode steps: pass --no-latency")
-    run = run_profile(backend, config, progress=progress_printer(args))
+    out = Path(args.out or f"profile-{'-'.join(models)}-{args.task}.json.gz")
+    journal = Path(args.journal) if args.journal else journal_path(out)
+    run = run_profile(backend, config, progress=progress_printer(args), journal=journal,
+                      bar=None if args.quiet else call_bar)
     if getattr(args, "argv", None) is not None:  # the command that regenerates this profile
         import shlex
 
         run.profile.metadata["command"] = shlex.join(["tts-sim", *args.argv])
-    out = Path(args.out or f"profile-{'-'.join(models)}-{args.task}.json.gz")
     run.profile.save(out)
     meta = run.profile.metadata
-    rows: list[tuple[Any, ...]] = [("profile", str(out)), ("label", meta["label"]),
+    rows: list[tuple[Any, ...]] = [("profile", str(out)), ("journal", str(journal)), ("label", meta["label"]),
                                    ("device", meta["device"]), ("provider", meta["provider"])]
     for m, info in meta["models"].items():
         if "bank_accuracy" in info:

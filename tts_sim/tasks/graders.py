@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+from tts_sim.errors import ConfigError
 from tts_sim.tasks.question import Question
 from tts_sim.tasks.spec import get_task
 
@@ -15,8 +16,8 @@ class Grader(Protocol):
     ``instructions``: the answer-format line appended to prompts. ``extract``: the final answer in a
     reply (None if it gives none). ``canonical``: a normalised key; equal answers get equal keys, so
     distinct wrong answers can be told apart. ``is_correct``: whether an extracted answer is right.
-    A grader may also declare ``stop`` (strings that end a reply, e.g. ``("\\n",)`` for one-line
-    answers); every real call of the task then stops there (``stop_sequences``).
+    A grader may also declare ``stop: tuple[str, ...]``, stop sequences for every call of its task
+    (e.g. ``("\\n",)`` for single-line answers); read it with ``grader_stop`` (default: none).
     """
 
     task: str
@@ -29,12 +30,15 @@ class Grader(Protocol):
     def is_correct(self, extracted: str | None, question: Question) -> bool: ...
 
 
+def grader_stop(grader: Grader) -> tuple[str, ...]:
+    """The stop sequences ``grader`` declares (its optional ``stop`` attribute; ``()`` without one)."""
+    stop = getattr(grader, "stop", ())
+    if isinstance(stop, str) or not all(isinstance(s, str) and s for s in stop):
+        raise ConfigError(f"grader of task {grader.task!r}: stop must be a tuple of non-empty strings, got {stop!r}")
+    return tuple(stop)
+
+
 _INSTANCES: dict[str, Grader] = {}
-
-
-def stop_sequences(grader: Grader) -> tuple[str, ...]:
-    """The strings that end a reply of ``grader``'s task (none unless the grader declares ``stop``)."""
-    return tuple(getattr(grader, "stop", ()))
 
 
 def get_grader(task: str) -> Grader:

@@ -9,16 +9,17 @@ texts, so fusion calibration can feed real replies to fusion nodes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from tts_sim.core.backend import Backend, GenerationRequest
+from tts_sim.core.backend import Backend, Generation, GenerationRequest
 from tts_sim.core.prompts import DIRECT, PromptTemplates, node_messages, templates_for
 from tts_sim.errors import ConfigError
 from tts_sim.real.executor import request_seed
-from tts_sim.tasks.graders import Grader, stop_sequences
+from tts_sim.real.profiling.journal import CallJournal, PlannedCall, ProgressBar, run_calls
+from tts_sim.tasks.graders import Grader, grader_stop
 from tts_sim.tasks.question import Question
 
 NO_ANSWER = "<no answer>"
@@ -114,38 +115,48 @@ class AnswerBanks:
                 "samples": len(self.samples)}
 
 
-def collect_answer_banks(backend: Backend, models: Mapping[str, str], questions: Sequence[Question],
-                         grader: Grader, samples: int, *, templates: PromptTemplates | None = None,
-                         max_new_tokens: int = 256, temperature: float = 0.7, top_p: float = 1.0, seed: int = 0,
-                         batch: int = 8, index: AnswerIndex | None = None,
-                         progress: Callable[[str], None] | None = None) -> AnswerBanks:
-    """Sample ``samples`` direct answers per question from each model (``models``: catalog name ->
-    backend name), ``batch`` requests per ``generate`` call."""
-    if samples < 1 or batch < 1:
-        raise ConfigError(f"samples and batch must be >= 1, got {samples} and {batch}")
+def plan_bank_calls(models: Mapping[str, str], questions: Sequence[Question], grader: Grader, samples: int, *,
+                    templates: PromptTemplates | None = None, max_new_tokens: int = 256, temperature: float = 0.7,
+                    top_p: float = 1.0, seed: int = 0) -> list[PlannedCall]:
+    """The bank's calls in plan order (model, question, sample), each with its own seed."""
+    if samples < 1:
+        raise ConfigError(f"samples must be >= 1, got {samples}")
     if samples > 1 and temperature == 0:
         raise ConfigError("several samples per question need temperature > 0 (greedy decoding repeats itself)")
     if not questions:
         raise ConfigError("no questions to profile")
     templates = templates if templates is not None else templates_for(grader.task)
+    stop = grader_stop(grader)
+    return [PlannedCall(f"bank/{model}/{q}/{j}", model, backend_model, GenerationRequest(
+                node_messages(templates, DIRECT, questions[q].prompt, grader.instructions), max_new_tokens,
+                temperature, top_p, stop, request_seed(seed, questions[q].id, f"bank/{model}/{j}")))
+            for model, backend_model in models.items() for q in range(len(questions)) for j in range(samples)]
+
+
+def banks_from_results(plan: Sequence[PlannedCall], results: Mapping[str, Generation], questions: Sequence[Question],
+                       grader: Grader, index: AnswerIndex | None = None) -> AnswerBanks:
+    """The banks ``plan``'s generations make; answer ids are given in plan order (so a replay rebuilds them)."""
     index = index if index is not None else AnswerIndex(grader, questions)
     banks = AnswerBanks(list(questions), index)
-    stop = stop_sequences(grader)
-    for model, backend_model in models.items():
-        jobs = [(q, j) for q in range(len(questions)) for j in range(samples)]
-        for start in range(0, len(jobs), batch):
-            chunk = jobs[start:start + batch]
-            requests = [GenerationRequest(node_messages(templates, DIRECT, questions[q].prompt, grader.instructions),
-                                          max_new_tokens, temperature, top_p, stop,
-                                          request_seed(seed, questions[q].id, f"bank/{model}/{j}")) for q, j in chunk]
-            gens = backend.generate(backend_model, requests)
-            if len(gens) != len(requests):
-                raise ConfigError(f"backend returned {len(gens)} completions for {len(requests)} requests")
-            for (q, _), gen in zip(chunk, gens, strict=True):
-                answer = grader.extract(gen.text)
-                banks.samples.append(BankSample(model, q, gen.text, answer, index.id_of(q, answer),
-                                                gen.prompt_tokens, gen.completion_tokens, gen.prefill_s,
-                                                gen.decode_s, gen.finish_reason))
-            if progress is not None:
-                progress(f"{model}: bank {min(start + batch, len(jobs))}/{len(jobs)} samples")
+    for call in plan:
+        q = int(call.key.rsplit("/", 2)[1])
+        gen = results[call.key]
+        answer = grader.extract(gen.text)
+        banks.samples.append(BankSample(call.model, q, gen.text, answer, index.id_of(q, answer),
+                                        gen.prompt_tokens, gen.completion_tokens, gen.prefill_s, gen.decode_s,
+                                        gen.finish_reason))
     return banks
+
+
+def collect_answer_banks(backend: Backend, models: Mapping[str, str], questions: Sequence[Question],
+                         grader: Grader, samples: int, *, templates: PromptTemplates | None = None,
+                         max_new_tokens: int = 256, temperature: float = 0.7, top_p: float = 1.0, seed: int = 0,
+                         batch: int = 8, index: AnswerIndex | None = None, journal: CallJournal | None = None,
+                         bar: ProgressBar | None = None) -> AnswerBanks:
+    """Sample ``samples`` direct answers per question from each model (``models``: catalog name ->
+    backend name), ``batch`` requests per ``generate`` call; finished calls in ``journal`` are not sent again."""
+    plan = plan_bank_calls(models, questions, grader, samples, templates=templates, max_new_tokens=max_new_tokens,
+                           temperature=temperature, top_p=top_p, seed=seed)
+    results = run_calls(backend, plan, journal if journal is not None else CallJournal(None, {}), batch=batch,
+                        bar=bar)
+    return banks_from_results(plan, results, questions, grader, index)

@@ -2,9 +2,10 @@
 
 Two designs, both graded with the banks' shared ``AnswerIndex``:
 
-- ``fusion_from_banks`` (cheap: one call per record): a node of a random model and role reads 1..3
-  replies drawn from the answer banks of the same question and answers; assistants use the refine or
-  the output node's synthesise prompt at random.
+- ``fusion_from_banks`` (one call per record, every call of a level batched across questions): small
+  random graphs (``draw_fusion_graph``: width 1-4, depth 1-2, both roles, mixed models, in-degree 1-4)
+  whose sources are replies from the answer banks of the same question; second-level nodes read
+  first-level outputs and bank replies.
 - ``fusion_from_graphs``: small random graphs run end to end with ``GraphExecutor``; every executed
   node with predecessors gives one record (inputs here may themselves be fused or refined answers).
 """
@@ -16,14 +17,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tts_sim.core.backend import Backend, GenerationRequest
+from tts_sim.core.backend import Backend, Generation, GenerationRequest
 from tts_sim.core.graph import Graph, Node, Role
 from tts_sim.core.profile import FusionRecord
 from tts_sim.core.prompts import PromptTemplates, node_messages, prompt_kind, templates_for
 from tts_sim.errors import ConfigError
 from tts_sim.real.executor import GraphExecutor, request_seed
-from tts_sim.real.profiling.banks import AnswerBanks
-from tts_sim.tasks.graders import stop_sequences
+from tts_sim.real.profiling.banks import AnswerBanks, BankSample
+from tts_sim.real.profiling.journal import CallJournal, PlannedCall, ProgressBar, run_calls
+from tts_sim.tasks.graders import grader_stop
 
 ROLES = ("assistant", "fuser")
 
@@ -38,13 +40,59 @@ class FusionCall:
     text: str
     completion_tokens: int
     input_tokens: tuple[int, ...] = ()  # completion tokens of each input reply
+    level: int = 1  # 1: reads bank replies only; 2: reads fusion outputs too
 
 
-def fusion_from_banks(backend: Backend, banks: AnswerBanks, models: Mapping[str, str], n_records: int, *,
-                      max_inputs: int = 3, roles: Sequence[str] = ROLES, templates: PromptTemplates | None = None,
-                      max_new_tokens: int = 256, temperature: float = 0.7, top_p: float = 1.0, seed: int = 0,
-                      batch: int = 8, progress: Callable[[str], None] | None = None) -> list[FusionCall]:
-    """``n_records`` single fusion calls whose inputs are bank replies (``models``: catalog -> backend name)."""
+@dataclass(frozen=True)
+class FusionGraph:
+    """One drawn calibration graph on question ``question``: its sources ``s0..`` are bank replies
+    (``sources[i]`` indexes ``banks.samples``), its other nodes are real calls."""
+
+    question: int
+    graph: Graph
+    sources: tuple[int, ...]
+
+
+def draw_fusion_graph(rng: np.random.Generator, q: int, pool: Sequence[int], samples: Sequence[BankSample],
+                      models: Sequence[str], calls: int, *, max_width: int = 4, roles: Sequence[str] = ROLES
+                      ) -> FusionGraph:
+    """A small graph of at most ``calls`` fusion nodes (>= 1) on question ``q``: 1..``max_width`` bank
+    replies (``pool``: indices into ``samples``, mixed models) read either by one output node (depth 1)
+    or by 1..``max_width`` middle nodes whose outputs, with the replies no middle read, feed the output
+    (depth 2). Every fusion node has 1..``max_width`` inputs and a random model; roles are random where
+    legal (a fuser never feeds a fuser)."""
+    w = int(rng.integers(1, max_width + 1))
+    picks = rng.choice(len(pool), size=w, replace=w > len(pool))
+    sources = tuple(int(pool[int(i)]) for i in picks)
+    nodes = [Node(f"s{i}", Role.ASSISTANT, samples[j].model) for i, j in enumerate(sources)]
+    src = [n.id for n in nodes]
+    out_role = Role(str(roles[int(rng.integers(len(roles)))]))
+    edges: set[tuple[str, str]] = set()
+    if calls >= 2 and rng.random() < 0.5:  # depth 2
+        m = int(rng.integers(1, min(max_width, calls - 1) + 1))
+        mid_roles = [Role.ASSISTANT if out_role is Role.FUSER else Role(str(roles[int(rng.integers(len(roles)))]))
+                     for _ in range(m)]
+        read: set[str] = set()
+        for i, role in enumerate(mid_roles):
+            k = int(rng.integers(1, w + 1))
+            feeds = [src[int(x)] for x in sorted(rng.choice(w, size=k, replace=False))]
+            read |= set(feeds)
+            nodes.append(Node(f"m{i}", role, models[int(rng.integers(len(models)))]))
+            edges |= {(u, f"m{i}") for u in feeds}
+        direct = [u for u in src if u not in read]
+        while m + len(direct) > max_width:  # too many inputs for the output: a middle reads one more reply
+            u = direct.pop(int(rng.integers(len(direct))))
+            edges.add((u, f"m{int(rng.integers(m))}"))
+        edges |= {(f"m{i}", "out") for i in range(m)} | {(u, "out") for u in direct}
+    else:
+        edges |= {(u, "out") for u in src}
+    nodes.append(Node("out", out_role, models[int(rng.integers(len(models)))]))
+    return FusionGraph(q, Graph.build(nodes, edges, "out", catalog=None), sources)
+
+
+def plan_fusion_graphs(banks: AnswerBanks, models: Sequence[str], n_records: int, *, max_inputs: int = 4,
+                       roles: Sequence[str] = ROLES, seed: int = 0) -> list[FusionGraph]:
+    """Graphs on random profiled questions until they hold exactly ``n_records`` fusion nodes."""
     if n_records < 0 or max_inputs < 1:
         raise ConfigError(f"need n_records >= 0 and max_inputs >= 1, got {n_records} and {max_inputs}")
     unknown = [r for r in roles if r not in ROLES]
@@ -53,44 +101,78 @@ def fusion_from_banks(backend: Backend, banks: AnswerBanks, models: Mapping[str,
     missing = [m for m in models if m not in banks.models]
     if missing:
         raise ConfigError(f"model(s) {', '.join(missing)} have no answer bank to calibrate fusion with")
+    rng = np.random.default_rng(seed)
+    pools: list[list[int]] = [[] for _ in banks.questions]
+    for i, s in enumerate(banks.samples):
+        pools[s.question].append(i)
+    usable = [q for q, p in enumerate(pools) if p]
+    names = sorted(models)
+    graphs: list[FusionGraph] = []
+    left = n_records
+    while left > 0:
+        q = usable[int(rng.integers(len(usable)))]
+        g = draw_fusion_graph(rng, q, pools[q], banks.samples, names, left, max_width=max_inputs, roles=roles)
+        graphs.append(g)
+        left -= len(g.graph.nodes) - len(g.sources)
+    return graphs
+
+
+def fusion_from_banks(backend: Backend, banks: AnswerBanks, models: Mapping[str, str], n_records: int, *,
+                      max_inputs: int = 4, roles: Sequence[str] = ROLES, templates: PromptTemplates | None = None,
+                      max_new_tokens: int = 256, temperature: float = 0.7, top_p: float = 1.0, seed: int = 0,
+                      batch: int = 8, journal: CallJournal | None = None,
+                      bar: ProgressBar | None = None) -> list[FusionCall]:
+    """``n_records`` fusion calls from small graphs (``plan_fusion_graphs``) over bank replies
+    (``models``: catalog -> backend name): all first-level calls of all graphs, batched, then all
+    second-level ones, which read first-level outputs. Records follow graph order, nodes in topological
+    order; answer ids are given in that order after every call is back (so a replay rebuilds them)."""
+    graphs = plan_fusion_graphs(banks, list(models), n_records, max_inputs=max_inputs, roles=roles, seed=seed)
     grader = banks.index.grader
     templates = templates if templates is not None else templates_for(grader.task)
-    rng = np.random.default_rng(seed)
-    by_q = [banks.by_question(q) for q in range(len(banks.questions))]
-    usable = [q for q, s in enumerate(by_q) if s]
-    plans: dict[str, list[tuple[int, str, str, tuple]]] = {m: [] for m in models}
-    names = sorted(models)
-    for i in range(n_records):
-        model = names[int(rng.integers(len(names)))]
-        role = roles[int(rng.integers(len(roles)))]
-        q = usable[int(rng.integers(len(usable)))]
-        pool = by_q[q]
-        d = int(rng.integers(1, max_inputs + 1))
-        picks = rng.choice(len(pool), size=d, replace=d > len(pool))
-        inputs = tuple(pool[int(j)] for j in picks)
-        kind = prompt_kind(role, d, is_output=role == "assistant" and bool(rng.random() < 0.5))
-        plans[model].append((i, role, kind, (q, inputs)))
-    calls: dict[int, FusionCall] = {}
-    for model, plan in plans.items():
-        for start in range(0, len(plan), batch):
-            chunk = plan[start:start + batch]
-            requests = [GenerationRequest(
-                node_messages(templates, kind, banks.questions[q].prompt, grader.instructions,
-                              [s.text for s in inputs]),
-                max_new_tokens, temperature, top_p, stop_sequences(grader),
-                request_seed(seed, banks.questions[q].id, f"fusion/{i}"))
-                for i, _, kind, (q, inputs) in chunk]
-            gens = backend.generate(models[model], requests)
-            if len(gens) != len(requests):
-                raise ConfigError(f"backend returned {len(gens)} completions for {len(requests)} requests")
-            for (i, role, kind, (q, inputs)), gen in zip(chunk, gens, strict=True):
-                record = FusionRecord(model, role, q, tuple(s.answer_id for s in inputs),
-                                      banks.index.id_of_text(q, gen.text), gen.prompt_tokens)
-                calls[i] = FusionCall(record, kind, tuple(s.text for s in inputs), gen.text, gen.completion_tokens,
-                                      tuple(s.completion_tokens for s in inputs))
-            if progress is not None:
-                progress(f"{model}: fusion {min(start + batch, len(plan))}/{len(plan)} calls")
-    return [calls[i] for i in sorted(calls)]
+    stop = grader_stop(grader)
+    journal = journal if journal is not None else CallJournal(None, {})
+    texts: dict[str, Generation] = {}  # "g/node" -> the node's reply (sources: their bank replies)
+    for g, fg in enumerate(graphs):
+        for i, j in enumerate(fg.sources):
+            s = banks.samples[j]
+            texts[f"{g}/s{i}"] = Generation(s.text, s.prompt_tokens, s.completion_tokens, s.prefill_s, s.decode_s,
+                                            s.finish_reason)
+    for level in (1, 2):
+        plan = []
+        for g, fg in enumerate(graphs):
+            question = banks.questions[fg.question]
+            for node in fg.graph.topological_order:
+                if fg.graph.levels[node] != level:
+                    continue
+                preds = fg.graph.predecessors(node)
+                kind = prompt_kind(fg.graph.node(node).role, len(preds), node == fg.graph.output)
+                messages = node_messages(templates, kind, question.prompt, grader.instructions,
+                                         [texts[f"{g}/{p}"].text for p in preds])
+                model = fg.graph.node(node).model
+                plan.append(PlannedCall(f"fusion/{g}/{node}", model, models[model], GenerationRequest(
+                    messages, max_new_tokens, temperature, top_p, stop,
+                    request_seed(seed, question.id, f"fusion/{g}/{node}"))))
+        results = run_calls(backend, plan, journal, batch=batch, bar=bar)
+        texts.update({key.removeprefix("fusion/"): gen for key, gen in results.items()})
+    calls: list[FusionCall] = []
+    for g, fg in enumerate(graphs):
+        q, graph = fg.question, fg.graph
+        ids = {n: banks.samples[j].answer_id for n, j in zip((f"s{i}" for i in range(len(fg.sources))),
+                                                               fg.sources, strict=True)}
+        for node in graph.topological_order:
+            preds = graph.predecessors(node)
+            if not preds:
+                continue
+            gen = texts[f"{g}/{node}"]
+            ids[node] = banks.index.id_of_text(q, gen.text)
+            n = graph.node(node)
+            record = FusionRecord(n.model, n.role.value, q, tuple(ids[p] for p in preds), ids[node],
+                                  gen.prompt_tokens)
+            inputs = [texts[f"{g}/{p}"] for p in preds]
+            calls.append(FusionCall(record, prompt_kind(n.role, len(preds), node == graph.output),
+                                    tuple(x.text for x in inputs), gen.text, gen.completion_tokens,
+                                    tuple(x.completion_tokens for x in inputs), graph.levels[node]))
+    return calls
 
 
 def random_small_graph(rng: np.random.Generator, models: Sequence[str], max_sources: int = 3) -> Graph:

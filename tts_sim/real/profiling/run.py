@@ -14,15 +14,17 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from tts_sim.core.backend import Backend
+from tts_sim.core.backend import Backend, BackendInfo
 from tts_sim.core.profile import Profile, TaskProfile
 from tts_sim.core.prompts import PROMPTS_VERSION
 from tts_sim.errors import ConfigError, ProfileError
 from tts_sim.real.executor import GraphExecutor
 from tts_sim.real.profiling.banks import AnswerBanks, collect_answer_banks
 from tts_sim.real.profiling.fusion import FusionCall, fusion_from_banks, fusion_from_graphs
+from tts_sim.real.profiling.journal import CallJournal, ProgressBar
 from tts_sim.real.profiling.latency import (
     DEFAULT_BATCH_SIZES,
     DEFAULT_CONTEXTS,
@@ -54,7 +56,7 @@ class ProfileConfig:
     temperature: float = 0.7
     top_p: float = 1.0
     seed: int = 0
-    batch: int = 8
+    batch: int = 16
     latency: bool = True
     banks: bool = True
     prompt_lengths: tuple[int, ...] = DEFAULT_PROMPT_LENGTHS
@@ -96,13 +98,21 @@ def profile_questions(config: ProfileConfig) -> list[Question]:
 
 def run_profile(backend: Backend, config: ProfileConfig, *, grader: Grader | None = None,
                 questions: Sequence[Question] | None = None,
-                progress: Callable[[str], None] | None = None) -> ProfileRun:
-    """Measure what ``config`` asks for on ``backend`` and assemble the ``Profile``."""
+                progress: Callable[[str], None] | None = None, journal: str | Path | None = None,
+                bar: Callable[[int, int], ProgressBar] | None = None) -> ProfileRun:
+    """Measure what ``config`` asks for on ``backend`` and assemble the ``Profile``.
+
+    ``journal``: a JSONL file that keeps every finished batch of calls (and latency table); a rerun
+    with the same configuration and questions replays it and only makes the missing calls.
+    ``bar(total, done)``: a progress bar over the answer-bank and fusion calls (``done`` replayed)."""
     say = progress or (lambda _msg: None)
     if config.banks:  # an unknown task or a missing data file fails before minutes of latency timing
         grader = grader if grader is not None else get_grader(config.task)
         qs = list(questions) if questions is not None else profile_questions(config)
     infos = {m: backend.info(b) for m, b in config.models.items()}
+    log = CallJournal(journal, _fingerprint(config, qs if config.banks else [], infos))
+    if log.replayed or log.tables:
+        say(f"journal {journal}: replayed {log.replayed} calls and {len(log.tables)} latency tables")
     timings: dict[str, float] = {}
     profile = Profile(metadata={})
     run = ProfileRun(profile)
@@ -110,27 +120,35 @@ def run_profile(backend: Backend, config: ProfileConfig, *, grader: Grader | Non
     if config.latency:
         t0 = time.perf_counter()
         for model, backend_model in config.models.items():
-            info = infos[model]
-            timer = step_timer(backend, backend_model)
-            profile.latency.append(measure_latency_table(
-                timer, model, device=config.device or device_key(info), backend=info.backend,
-                quantization=info.quantization, provider=info.provider, prompt_lengths=config.prompt_lengths,
-                batch_sizes=config.batch_sizes, contexts=config.contexts, repeats=config.repeats,
-                steps=config.steps, max_batch_tokens=config.max_batch_tokens, progress=say))
+            if model not in log.tables:
+                info = infos[model]
+                timer = step_timer(backend, backend_model)
+                log.record_table(model, measure_latency_table(
+                    timer, model, device=config.device or device_key(info), backend=info.backend,
+                    quantization=info.quantization, provider=info.provider, prompt_lengths=config.prompt_lengths,
+                    batch_sizes=config.batch_sizes, contexts=config.contexts, repeats=config.repeats,
+                    steps=config.steps, max_batch_tokens=config.max_batch_tokens, progress=say))
+            profile.latency.append(log.tables[model])
         timings["latency_s"] = time.perf_counter() - t0
 
     token_stats: dict[str, Any] = {}
     if config.banks:
         assert grader is not None  # set above, before the latency tables
+        total = len(config.models) * len(qs) * config.samples + config.fusion_records
+        progress_bar = bar(total, min(log.replayed, total)) if bar is not None else None
         t0 = time.perf_counter()
         banks = collect_answer_banks(backend, config.models, qs, grader, config.samples,
                                      max_new_tokens=config.max_new_tokens, temperature=config.temperature,
-                                     top_p=config.top_p, seed=config.seed, batch=config.batch, progress=say)
+                                     top_p=config.top_p, seed=config.seed, batch=config.batch, journal=log,
+                                     bar=progress_bar)
         timings["banks_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         calls = fusion_from_banks(backend, banks, config.models, config.fusion_records,
                                   max_new_tokens=config.max_new_tokens, temperature=config.temperature,
-                                  top_p=config.top_p, seed=config.seed + 1, batch=config.batch, progress=say)
+                                  top_p=config.top_p, seed=config.seed + 1, batch=config.batch, journal=log,
+                                  bar=progress_bar)
+        if progress_bar is not None and hasattr(progress_bar, "close"):
+            progress_bar.close()
         if config.fusion_graphs:
             executor = GraphExecutor(backend, config.task, grader=grader, model_map=config.models,
                                      max_new_tokens=config.max_new_tokens, temperature=config.temperature,
@@ -222,6 +240,19 @@ def measured_task_spec(profile: Profile, task: str, base: TaskSpec | None = None
     return dataclasses.replace(base, prompt_tokens=float(stats["prompt_tokens"]),
                                answer_tokens=float(stats["answer_tokens"]),
                                source=f"{base.source}; A and B measured in {profile.label}".lstrip("; "))
+
+
+def _fingerprint(config: ProfileConfig, questions: Sequence[Question],
+                 infos: Mapping[str, BackendInfo]) -> dict[str, Any]:
+    """What a journal must match to be replayed: every setting that changes a call or its order (not the
+    batch size, label or progress), the questions' ids, the prompt templates' version and what serves
+    each model (backend, version, provider, device, quantisation)."""
+    d = _config_dict(config)
+    for key in ("batch", "label"):
+        d.pop(key)
+    served = {m: [i.backend, i.version, i.provider, i.device, i.quantization] for m, i in sorted(infos.items())}
+    return {**d, "question_ids": [q.id for q in questions], "prompts_version": PROMPTS_VERSION,
+            "generator_version": GENERATOR_VERSION, "backends": served}
 
 
 def _config_dict(config: ProfileConfig) -> dict[str, Any]:
