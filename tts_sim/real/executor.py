@@ -1,10 +1,10 @@
-"""``GraphExecutor``: run a collaboration graph for real on a ``Backend``, one question at a time.
+"""``GraphExecutor``: run a collaboration graph for real on a ``Backend``, on one question or a batch.
 
 Executed nodes run level by level (``Graph.levels``): every node of a level has all its predecessors
 done, so a level's nodes run concurrently. Nodes of one level that use the same backend model go to
-the backend in **one** ``generate`` call (the backend batches them); different models of one level
-run in a thread pool, one call each. A level starts when the previous level's calls have all
-returned, which is the simulator's semantics for a static batch.
+the backend in **one** ``generate`` call (the backend batches them), across questions too with
+``run_batch``; different models of one level run in a thread pool, one call each. A level starts when
+the previous level's calls have all returned, which is the simulator's semantics for a static batch.
 
 Each node's prompt comes from ``tts_sim.core.prompts`` (its role, its predecessors' full replies, the
 grader's answer-format line). Sampling seeds derive from (seed, question id, node id), so a run is
@@ -114,40 +114,52 @@ class GraphExecutor:
 
     def run(self, graph: Graph, question: Question, *, seed: int | None = None) -> GraphRun:
         """Run ``graph``'s executed nodes on ``question``; dead nodes never run."""
+        return self.run_batch(graph, [question], seed=seed)[0]
+
+    def run_batch(self, graph: Graph, questions: Sequence[Question], *, seed: int | None = None) -> list[GraphRun]:
+        """Run ``graph`` on several questions together: level by level, the nodes of every question
+        that use one backend model go to the backend in one ``generate`` call. Replies do not depend
+        on how questions are batched (seeds are per question and node). A run's ``wall_s`` is from the
+        batch's start to the return of the call holding its output node: what each of
+        ``len(questions)`` queries arriving together waits."""
         seed = self.seed if seed is None else seed
         levels: dict[int, list[str]] = {}
         for node_id in graph.executed:
             levels.setdefault(graph.levels[node_id], []).append(node_id)
-        texts: dict[str, str] = {}
-        traces: dict[str, NodeTrace] = {}
+        texts: dict[tuple[int, str], str] = {}
+        traces: dict[tuple[int, str], NodeTrace] = {}
         t0 = time.perf_counter()
         for level in sorted(levels):
-            groups: dict[str, list[str]] = {}
+            groups: dict[str, list[tuple[int, str]]] = {}
             for node_id in levels[level]:
-                groups.setdefault(self.backend_model(graph.node(node_id).model), []).append(node_id)
-            calls = [(model, ids, [self._request(graph, n, question, texts, seed) for n in ids])
-                     for model, ids in groups.items()]
+                model = self.backend_model(graph.node(node_id).model)
+                groups.setdefault(model, []).extend((qi, node_id) for qi in range(len(questions)))
+            calls = [(model, keys, [self._request(graph, n, questions[qi], qi, texts, seed) for qi, n in keys])
+                     for model, keys in groups.items()]
             if self.parallel_models and len(calls) > 1:
                 with ThreadPoolExecutor(max_workers=len(calls)) as pool:
                     done = list(pool.map(lambda c: self._call(c[0], c[2], t0), calls))
             else:
                 done = [self._call(model, reqs, t0) for model, _, reqs in calls]
-            for (model, ids, _), (gens, start, end) in zip(calls, done, strict=True):
-                for node_id, gen in zip(ids, gens, strict=True):
-                    texts[node_id] = gen.text
-                    traces[node_id] = self._trace(graph, node_id, model, level, gen, start, end, len(ids))
-        wall = time.perf_counter() - t0
-        out = traces[graph.output]
-        correct = bool(self.grader.is_correct(out.answer, question))
-        return GraphRun(question, out.answer, correct, wall, tuple(traces[n] for n in graph.executed))
+            for (model, keys, _), (gens, start, end) in zip(calls, done, strict=True):
+                for key, gen in zip(keys, gens, strict=True):
+                    texts[key] = gen.text
+                    traces[key] = self._trace(graph, key[1], model, level, gen, start, end, len(keys))
+        runs = []
+        for qi, question in enumerate(questions):
+            out = traces[(qi, graph.output)]
+            correct = bool(self.grader.is_correct(out.answer, question))
+            runs.append(GraphRun(question, out.answer, correct, out.end_s,
+                                 tuple(traces[(qi, n)] for n in graph.executed)))
+        return runs
 
     # ----- internals ----------------------------------------------------------------------------
-    def _request(self, graph: Graph, node_id: str, question: Question, texts: Mapping[str, str],
-                 seed: int) -> GenerationRequest:
+    def _request(self, graph: Graph, node_id: str, question: Question, qi: int,
+                 texts: Mapping[tuple[int, str], str], seed: int) -> GenerationRequest:
         preds = graph.predecessors(node_id)
         kind = prompt_kind(graph.node(node_id).role, len(preds), node_id == graph.output)
         messages = node_messages(self.templates, kind, question.prompt, self.grader.instructions,
-                                 [texts[p] for p in preds])
+                                 [texts[(qi, p)] for p in preds])
         return GenerationRequest(messages, self.max_new_tokens, self.temperature, self.top_p, self.stop,
                                  request_seed(seed, question.id, node_id))
 
