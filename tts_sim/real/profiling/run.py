@@ -246,9 +246,10 @@ def _fingerprint(config: ProfileConfig, questions: Sequence[Question],
                  infos: Mapping[str, BackendInfo]) -> dict[str, Any]:
     """What a journal must match to be replayed: every setting that changes a call or its order (not the
     batch size, label or progress), the questions' ids, the prompt templates' version and what serves
-    each model (backend, version, provider, device, quantisation)."""
+    each model (backend, version, provider, device, quantisation). Not whether latency tables are
+    measured: a run with ``--no-latency`` can be completed with its tables later (say, on a quiet machine)."""
     d = _config_dict(config)
-    for key in ("batch", "label"):
+    for key in ("batch", "label", "latency"):
         d.pop(key)
     served = {m: [i.backend, i.version, i.provider, i.device, i.quantization] for m, i in sorted(infos.items())}
     return {**d, "question_ids": [q.id for q in questions], "prompts_version": PROMPTS_VERSION,
