@@ -52,6 +52,9 @@ class GenaiEngine:
     Same surface as ``OnnxEngine``: ``encode_chat``, ``generate``, ``generate_batch``, ``time_prefill``,
     ``time_decode``, ``manifest``, ``provider``, ``step_hook``."""
 
+    #: prompts of different lengths never share a generator (the backend groups requests by length)
+    equal_lengths_only = True
+
     def __init__(self, model_dir: Path, device: str = "cpu", threads: int | None = None,
                  step_hook: Callable[[StepTiming], None] | None = None, spin: bool = False) -> None:
         og = _import_genai()
