@@ -147,10 +147,13 @@ def refill(variant: Variant, args: argparse.Namespace) -> list[dict]:
         for chunk in batch_rows([len(p) for p in ids], args.max_batch, grouped):
             results = variant.engine.generate_batch([ids[r] for r in chunk], [params[r] for r in chunk])
             generated += sum(r.completion_tokens for r in results)
-            batches.append(len(chunk))
+            # sequences decoded together: the genai engine runs one generator per prompt length in a call
+            lengths = [len(ids[r]) for r in chunk]
+            batches += ([lengths.count(n) for n in dict.fromkeys(lengths)]
+                        if getattr(variant.engine, "equal_lengths_only", False) else [len(chunk)])
         wall = time.perf_counter() - start
         rows.append({"model": variant.model, "variant": variant.spec, "batching": "by length" if grouped else
-                     "in order", "requests": len(ids), "max_batch": args.max_batch, "calls": batches,
+                     "in order", "requests": len(ids), "max_batch": args.max_batch, "batches": batches,
                      "tokens": generated, "wall_s": round(wall, 2), "tok_s": round(generated / wall, 1),
                      "load": load()})
         print(f"  {variant.model} {variant.spec} refill ({rows[-1]['batching']}): {rows[-1]['tok_s']} tok/s "
@@ -280,7 +283,7 @@ def tables(single: list[dict], batch_rows: list[dict], refill_rows: Sequence[dic
                     f"| {r['sampled_tok_s']} |\n" for r in batch_rows)
     rhead = ("\n| model | variant | batching | requests | batches | tokens | wall s | tok/s |\n"
              "|---|---|---|---|---|---|---|---|\n")
-    rbody = "".join(f"| {r['model']} | {r['variant']} | {r['batching']} | {r['requests']} | {r['calls']} "
+    rbody = "".join(f"| {r['model']} | {r['variant']} | {r['batching']} | {r['requests']} | {r['batches']} "
                     f"| {r['tokens']} | {r['wall_s']} | {r['tok_s']} |\n" for r in refill_rows)
     return head + body + (bhead + bbody if batch_rows else "") + (rhead + rbody if refill_rows else "")
 
