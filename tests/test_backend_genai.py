@@ -48,6 +48,7 @@ def test_old_manifests_read_as_the_onnx_engine(tmp_path):
 
 @pytest.mark.parametrize(("kwargs", "match"), [
     ({"quantization": "int8-dynamic", "engine": "genai"}, "unknown quantization 'int8-dynamic' for the genai"),
+    ({"quantization": "int4-b128", "engine": "onnx"}, "unknown quantization 'int4-b128' for the onnx"),
     ({"engine": "tensorrt"}, "unknown engine"),
     ({"execution_provider": "tpu", "engine": "genai"}, "unknown execution provider"),
 ])
@@ -165,6 +166,30 @@ def test_genai_stop_strings_lengths_and_step_timers(genai_tiny):
     finally:
         engine.step_hook = None
     assert {s.kind for s in steps} == {"decode", "prefill"} and all(s.batch == 2 for s in steps)
+
+
+@pytest.mark.slow
+def test_int4_b128_builds_blocks_of_128_and_keeps_int4_folders(tmp_path):
+    import onnx
+
+    from .test_backend_onnx import _build
+
+    hf = tmp_path / "hf"
+    _build("llama", hf)
+    cache = tmp_path / "cache"
+    folders = {q: prepare_model(str(hf), q, cache_dir=cache, progress=lambda _: None, engine="genai")
+               for q in ("int4", "int4-b128")}
+    assert folders["int4"] != folders["int4-b128"]
+    for q, block in (("int4", 32), ("int4-b128", 128)):
+        graph = onnx.load(str(folders[q] / "model.onnx"), load_external_data=False).graph
+        sizes = {a.i for n in graph.node if n.op_type == "MatMulNBits" for a in n.attribute if a.name == "block_size"}
+        assert sizes == {block}, (q, sizes)
+    assert ModelManifest.read(folders["int4-b128"]).recipe.endswith("block size 128")
+    assert "block size" not in ModelManifest.read(folders["int4"]).recipe
+    from tts_sim.backends.onnxruntime.backend import open_engine
+
+    engine = open_engine(folders["int4-b128"], threads=1)
+    assert engine.generate([[5, 6, 7]], max_new_tokens=4)[0].completion_tokens >= 1
 
 
 @pytest.mark.slow

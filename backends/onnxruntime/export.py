@@ -329,12 +329,11 @@ def _genai_versions() -> dict[str, str]:
 
 
 def _genai_recipe(quantization: str, execution_provider: str) -> str:
-    """The manifest's recipe; a folder built with other options is rebuilt (``is_prepared``)."""
-    from .genai_build import builder_options
+    from .genai_build import BLOCK_SIZES, PRECISIONS
 
-    extra = [o for o in builder_options(quantization, execution_provider) if o.startswith("block_size=")]
-    return (f"onnxruntime-genai model builder, {quantization}, {execution_provider}, GroupQueryAttention, "
-            "pruned LM head" + "".join(f", {o.replace('_', ' ').replace('=', ' ')}" for o in extra))
+    block = f", block size {BLOCK_SIZES[quantization]}" if quantization in BLOCK_SIZES else ""
+    return (f"onnxruntime-genai model builder, {PRECISIONS.get(quantization, quantization)}, {execution_provider}, "
+            f"GroupQueryAttention, pruned LM head{block}")
 
 
 def _recipe(quantization: str) -> str:
