@@ -30,9 +30,9 @@ BUILDER_TRANSFORMERS = "transformers==5.23.0"
 #: genai builder precision per quantisation name; ``int4-b128`` is int4 with MatMulNBits blocks of 128 weights
 PRECISIONS = {"fp32": "fp32", "fp16": "fp16", "int8": "int8", "int4": "int4", "int4-b128": "int4"}
 #: builder block size per quantisation name where it is not the builder's default (32). Measured here
-#: (docs/engine/README.md): blocks of 128 decode 1.1-1.6x faster than 32 (SmolLM2 and Gemma-3-270M, batch 1-16),
-#: but a batch's int4 greedy rows no longer equal the same prompts decoded alone (they do at 32), and greedy
-#: agreement with fp32 was lower on the 5 agreement prompts; so it is a separate quantisation, not the default.
+#: (docs/engine/README.md): blocks of 128 decode 1.15-1.25x faster than 32 single-stream (SmolLM2, Gemma-3-270M)
+#: and up to 1.6x at batch 8, but a batch's int4 greedy rows no longer equal the same prompts decoded alone (they
+#: do at 32) and greedy agreement with fp32 was lower; so it is a separate quantisation, not the default.
 BLOCK_SIZES = {"int4-b128": 128}
 
 
