@@ -18,8 +18,8 @@ call's requests by prompt length before cutting batches (``batch_rows``).
 Continuous batching: onnxruntime-genai 0.18's ``og.Engine`` batches in flight only with PagedAttention models,
 which its builder makes for CUDA fp16/bf16 only. On CPU it falls back to static batches (a new batch starts
 when every request of the last one has finished), fails (``ENGINE_EXECUTION_FAILURE``) on our pruned-LM-head
-builds, and on an unpruned SmolLM2 int4 build ran 5 chat prompts about as fast as one at a time (1.0-1.1x at
-load 23; default static batch 4); it is not used.
+builds, and on an unpruned SmolLM2 int4 build ran 5 chat prompts no faster than one at a time (0.88-1.1x,
+``benchmarks/genai_og_engine.py``; default static batch 4); it is not used.
 """
 
 from __future__ import annotations
