@@ -25,6 +25,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -79,9 +80,12 @@ class Variant:
 
     def __init__(self, model: str, spec: str, args: argparse.Namespace) -> None:
         self.model, self.spec = model, spec
-        engine_name, quantization = spec.split(":")
-        progress = lambda m: print(f"  {m}", flush=True)  # noqa: E731
-        self.folder = prepare_model(model, quantization, progress=progress, engine=engine_name)
+        if ":" in spec:
+            engine_name, quantization = spec.split(":")
+            progress = lambda m: print(f"  {m}", flush=True)  # noqa: E731
+            self.folder = prepare_model(model, quantization, progress=progress, engine=engine_name)
+        else:  # a prepared folder, e.g. one built with other options, measured beside the default
+            self.folder = Path(spec.replace("{model}", model)).expanduser()
         self.engine = open_engine(self.folder, threads=args.threads, spin=args.spin)
         manifest = self.engine.manifest
         weights_read, self.weights_total = bytes_per_token(self.folder, manifest.onnx_file)
@@ -122,11 +126,47 @@ def batched(variant: Variant, args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+REFILL_PROMPTS = ("Write a long story about a robot who learns to paint. Use many details.",
+                  "Name a colour.")
+
+
+def refill(variant: Variant, args: argparse.Namespace) -> list[dict]:
+    """Profiler-shaped call: ``--refill-samples`` sampled completions of each of two prompts of different
+    lengths, interleaved, decoded in batches of ``--max-batch`` as ``OnnxRuntimeBackend.generate`` cuts them:
+    in request order (before; the genai engine then runs one generator per prompt length in each chunk) and
+    grouped by prompt length (``batch_rows``, now). Generated tokens / wall seconds, prefill included."""
+    from tts_sim.backends.onnxruntime.backend import batch_rows
+    from tts_sim.backends.onnxruntime.sampling import SamplingParams
+
+    prompts = [variant.engine.encode_chat([{"role": "user", "content": text}]) for text in REFILL_PROMPTS]
+    ids = [prompts[i % 2] for i in range(2 * args.refill_samples)]
+    params = [SamplingParams(args.batch_new_tokens, 0.7, 1.0, (), i) for i in range(len(ids))]
+    rows = []
+    for grouped in (False, True):
+        start, generated, batches = time.perf_counter(), 0, []
+        for chunk in batch_rows([len(p) for p in ids], args.max_batch, grouped):
+            results = variant.engine.generate_batch([ids[r] for r in chunk], [params[r] for r in chunk])
+            generated += sum(r.completion_tokens for r in results)
+            # sequences decoded together: the genai engine runs one generator per prompt length in a call
+            lengths = [len(ids[r]) for r in chunk]
+            batches += ([lengths.count(n) for n in dict.fromkeys(lengths)]
+                        if getattr(variant.engine, "equal_lengths_only", False) else [len(chunk)])
+        wall = time.perf_counter() - start
+        rows.append({"model": variant.model, "variant": variant.spec, "batching": "by length" if grouped else
+                     "in order", "requests": len(ids), "max_batch": args.max_batch, "batches": batches,
+                     "tokens": generated, "wall_s": round(wall, 2), "tok_s": round(generated / wall, 1),
+                     "load": load()})
+        print(f"  {variant.model} {variant.spec} refill ({rows[-1]['batching']}): {rows[-1]['tok_s']} tok/s "
+              f"(load {load()})", flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["smollm2-135m", "gemma-3-270m"])
     parser.add_argument("--variants", nargs="+", default=["genai:int4"],
-                        help="ENGINE:QUANT, engine onnx or genai (e.g. genai:int4 genai:fp32 onnx:int4)")
+                        help="ENGINE:QUANT, engine onnx or genai (e.g. genai:int4 genai:fp32 onnx:int4), or a "
+                             "prepared model folder ({model} stands for the model name)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--spin", action="store_true", help="let onnxruntime's idle threads busy-wait")
     parser.add_argument("--context", type=int, default=128, help="cached tokens for the decode-step timing")
@@ -138,13 +178,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--llama-args", nargs="*", default=[], help="extra llama-server arguments, e.g. --no-repack")
     parser.add_argument("--batches", type=int, nargs="*", default=[1, 4, 8, 16])
     parser.add_argument("--batch-new-tokens", type=int, default=64)
+    parser.add_argument("--refill-samples", type=int, default=8,
+                        help="samples per prompt in the refill comparison (0: skip it)")
+    parser.add_argument("--max-batch", type=int, default=8, help="backend batch size in the refill comparison")
     parser.add_argument("--bandwidth-gbs", type=float, default=33.0,
                         help="memory bandwidth (environment.md: 2 threads)")
     parser.add_argument("--out", type=Path, default=Path("bench_decode"), help="output prefix (.json and .md)")
     args = parser.parse_args(argv)
     for spec in args.variants:
-        if spec.count(":") != 1:
-            print(f"error: variant {spec!r} is not ENGINE:QUANT", file=sys.stderr)
+        folders = [Path(spec.replace("{model}", m)).expanduser() for m in args.models]
+        if spec.count(":") != 1 and not all((f / "tts_sim_model.json").is_file() for f in folders):
+            print(f"error: variant {spec!r} is neither ENGINE:QUANT nor a prepared model folder", file=sys.stderr)
             return 2
 
     import onnxruntime
@@ -167,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         except LlamaServerError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    single, batch_rows = [], []
+    single, batch_rows, refill_rows = [], [], []
     for model in args.models:
         print(f"{model}", flush=True)
         variants = [Variant(model, spec, args) for spec in args.variants]
@@ -210,18 +254,21 @@ def main(argv: list[str] | None = None) -> int:
                 "sample": variant.sample})
         for variant in variants:
             batch_rows += batched(variant, args)
+            if args.refill_samples > 0:
+                refill_rows += refill(variant, args)
     meta["load_avg_end"] = os.getloadavg()
     meta["wall_s"] = round(time.time() - started, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "single": single, "batched": batch_rows},
+    args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "single": single, "batched": batch_rows,
+                                                         "refill": refill_rows},
                                                         indent=2, default=str) + "\n")
-    text = tables(single, batch_rows)
+    text = tables(single, batch_rows, refill_rows)
     args.out.with_suffix(".md").write_text(f"{text}\n{json.dumps(meta, default=str)}\n")
     print(text)
     return 0
 
 
-def tables(single: list[dict], batch_rows: list[dict]) -> str:
+def tables(single: list[dict], batch_rows: list[dict], refill_rows: Sequence[dict] = ()) -> str:
     head = ("| model | variant | file MB | read/token MB | step tok/s | generate tok/s | bound tok/s | % of bound "
             "| llama-server tok/s | generate / llama-server (per-round median) |\n"
             "|---|---|---|---|---|---|---|---|---|---|\n")
@@ -234,7 +281,11 @@ def tables(single: list[dict], batch_rows: list[dict]) -> str:
              "|---|---|---|---|---|---|\n")
     bbody = "".join(f"| {r['model']} | {r['variant']} | {r['batch']} | {r['step_ms']} | {r['decode_tok_s']} "
                     f"| {r['sampled_tok_s']} |\n" for r in batch_rows)
-    return head + body + (bhead + bbody if batch_rows else "")
+    rhead = ("\n| model | variant | batching | requests | batches | tokens | wall s | tok/s |\n"
+             "|---|---|---|---|---|---|---|---|\n")
+    rbody = "".join(f"| {r['model']} | {r['variant']} | {r['batching']} | {r['requests']} | {r['batches']} "
+                    f"| {r['tokens']} | {r['wall_s']} | {r['tok_s']} |\n" for r in refill_rows)
+    return head + body + (bhead + bbody if batch_rows else "") + (rhead + rbody if refill_rows else "")
 
 
 if __name__ == "__main__":

@@ -61,10 +61,10 @@ def _compare(a: list[list[int]], b: list[list[int]]) -> dict:
 
 
 def agreement(model: str, tokens: int = 32, quantizations: tuple[str, ...] = ("int8", "int4"),
-              threads: int = 2) -> dict:
-    """fp32 genai vs transformers, and each quantisation vs fp32 genai, on ``PROMPTS``."""
+              threads: int = 2, n_prompts: int = len(PROMPTS)) -> dict:
+    """fp32 genai vs transformers, and each quantisation vs fp32 genai, on the first ``n_prompts`` of ``PROMPTS``."""
     fp32 = open_engine(prepare_model(model, "fp32", progress=_quiet, engine="genai"), threads=threads)
-    prompts = [fp32.encode_chat([{"role": "user", "content": p}]) for p in PROMPTS]
+    prompts = [fp32.encode_chat([{"role": "user", "content": p}]) for p in PROMPTS[:n_prompts]]
 
     def run(engine) -> list[list[int]]:
         return [list(engine.generate([p], max_new_tokens=tokens)[0].token_ids) for p in prompts]
@@ -87,12 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", default=["smollm2-135m", "gemma-3-270m"])
     parser.add_argument("--quantizations", nargs="*", default=["int8", "int4"])
     parser.add_argument("--tokens", type=int, default=32)
+    parser.add_argument("--prompts", type=int, default=len(PROMPTS), choices=range(1, len(PROMPTS) + 1),
+                        help="use the first N prompts (a quick check)")
     parser.add_argument("--out", type=Path, default=Path("genai_agreement.json"))
     args = parser.parse_args(argv)
     started = time.time()
     reports = []
     for model in args.models:
-        reports.append(agreement(model, args.tokens, tuple(args.quantizations)))
+        reports.append(agreement(model, args.tokens, tuple(args.quantizations), n_prompts=args.prompts))
         print(json.dumps(reports[-1]), flush=True)
     meta = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "load_avg_end": os.getloadavg(),
             "wall_s": round(time.time() - started, 1)}

@@ -48,6 +48,7 @@ def test_old_manifests_read_as_the_onnx_engine(tmp_path):
 
 @pytest.mark.parametrize(("kwargs", "match"), [
     ({"quantization": "int8-dynamic", "engine": "genai"}, "unknown quantization 'int8-dynamic' for the genai"),
+    ({"quantization": "int4-b128", "engine": "onnx"}, "unknown quantization 'int4-b128' for the onnx"),
     ({"engine": "tensorrt"}, "unknown engine"),
     ({"execution_provider": "tpu", "engine": "genai"}, "unknown execution provider"),
 ])
@@ -168,6 +169,30 @@ def test_genai_stop_strings_lengths_and_step_timers(genai_tiny):
 
 
 @pytest.mark.slow
+def test_int4_b128_builds_blocks_of_128_and_keeps_int4_folders(tmp_path):
+    import onnx
+
+    from .test_backend_onnx import _build
+
+    hf = tmp_path / "hf"
+    _build("llama", hf)
+    cache = tmp_path / "cache"
+    folders = {q: prepare_model(str(hf), q, cache_dir=cache, progress=lambda _: None, engine="genai")
+               for q in ("int4", "int4-b128")}
+    assert folders["int4"] != folders["int4-b128"]
+    for q, block in (("int4", 32), ("int4-b128", 128)):
+        graph = onnx.load(str(folders[q] / "model.onnx"), load_external_data=False).graph
+        sizes = {a.i for n in graph.node if n.op_type == "MatMulNBits" for a in n.attribute if a.name == "block_size"}
+        assert sizes == {block}, (q, sizes)
+    assert ModelManifest.read(folders["int4-b128"]).recipe.endswith("block size 128")
+    assert "block size" not in ModelManifest.read(folders["int4"]).recipe
+    from tts_sim.backends.onnxruntime.backend import open_engine
+
+    engine = open_engine(folders["int4-b128"], threads=1)
+    assert engine.generate([[5, 6, 7]], max_new_tokens=4)[0].completion_tokens >= 1
+
+
+@pytest.mark.slow
 def test_a_failing_build_leaves_nothing_in_the_cache(tmp_path):
     pytest.importorskip("onnxruntime_genai")
     hf = tmp_path / "hf"
@@ -218,3 +243,41 @@ def test_cuda_without_a_cuda_runtime_fails_before_preparing(engine, tmp_path):
     with pytest.raises(ConfigError, match="--device cuda") as err:
         backend.engine("smollm2-135m")
     assert "\n" not in str(err.value) and not any(tmp_path.iterdir())
+
+
+class _LengthEngine:
+    """Records each ``generate_batch`` call; the reply of a prompt names its own first token and length."""
+
+    def __init__(self, equal_lengths_only: bool) -> None:
+        self.equal_lengths_only = equal_lengths_only
+        self.calls: list[list[int]] = []
+
+    def encode_chat(self, messages) -> list[int]:
+        return [ord(c) for c in messages[0]["content"]]
+
+    def generate_batch(self, prompts, params):
+        from tts_sim.backends.onnxruntime.engine import GenerationResult
+
+        self.calls.append([len(p) for p in prompts])
+        return [GenerationResult(text=f"{chr(p[0])}{len(p)}/{sp.seed}", token_ids=(1,), prompt_tokens=len(p),
+                                 completion_tokens=1, prefill_s=0.0, decode_s=0.0, finish_reason="length",
+                                 provider="CPUExecutionProvider") for p, sp in zip(prompts, params, strict=True)]
+
+
+@pytest.mark.parametrize("equal_lengths_only", [True, False])
+def test_backend_fills_batches_and_keeps_request_order(equal_lengths_only):
+    from tts_sim.core.backend import GenerationRequest
+
+    # the profiler's shape: 3 prompts of two lengths, 4 samples each, interleaved, max_batch 4
+    texts = ["aaa", "bbbbb", "ccc"] * 4
+    requests = [GenerationRequest(messages=({"role": "user", "content": t},), max_new_tokens=1, seed=i)
+                for i, t in enumerate(texts)]
+    backend = OnnxRuntimeBackend(max_batch=4, progress=lambda _: None)
+    engine = _LengthEngine(equal_lengths_only)
+    backend._engines["m"] = engine
+    out = backend.generate("m", requests)
+    assert [g.text for g in out] == [f"{t[0]}{len(t)}/{i}" for i, t in enumerate(texts)]
+    if equal_lengths_only:  # 8 prompts of length 3 and 4 of length 5: three full batches, one length each
+        assert engine.calls == [[3] * 4, [3] * 4, [5] * 4]
+    else:  # an engine that pads takes requests in order
+        assert engine.calls == [[3, 5, 3, 3], [5, 3, 3, 5], [3, 3, 5, 3]]

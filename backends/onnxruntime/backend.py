@@ -86,17 +86,19 @@ class OnnxRuntimeBackend:
         return self._engines[model]
 
     def generate(self, model: str, requests: Sequence[GenerationRequest]) -> list[Generation]:
+        """Completions in request order, decoded in batches of up to ``max_batch`` (see ``batch_rows``)."""
         engine = self.engine(model)
-        out: list[Generation] = []
-        for start in range(0, len(requests), self.max_batch):
-            chunk = requests[start:start + self.max_batch]
-            prompts = [engine.encode_chat(r.messages) for r in chunk]
-            params = [SamplingParams(r.max_new_tokens, r.temperature, r.top_p, tuple(r.stop), r.seed) for r in chunk]
-            for result in engine.generate_batch(prompts, params):
-                out.append(Generation(text=result.text, prompt_tokens=result.prompt_tokens,
+        prompts = [engine.encode_chat(r.messages) for r in requests]
+        params = [SamplingParams(r.max_new_tokens, r.temperature, r.top_p, tuple(r.stop), r.seed) for r in requests]
+        out: list[Generation | None] = [None] * len(requests)
+        for rows in batch_rows([len(p) for p in prompts], self.max_batch,
+                               getattr(engine, "equal_lengths_only", False)):
+            results = engine.generate_batch([prompts[r] for r in rows], [params[r] for r in rows])
+            for row, result in zip(rows, results, strict=True):
+                out[row] = Generation(text=result.text, prompt_tokens=result.prompt_tokens,
                                       completion_tokens=result.completion_tokens, prefill_s=result.prefill_s,
-                                      decode_s=result.decode_s, finish_reason=result.finish_reason))
-        return out
+                                      decode_s=result.decode_s, finish_reason=result.finish_reason)
+        return [g for g in out if g is not None]
 
     def info(self, model: str) -> BackendInfo:
         import onnxruntime
@@ -115,6 +117,19 @@ class OnnxRuntimeBackend:
                                   "spin": engine.spin,
                                   "model_dir": str(engine.model_dir), "source": engine.manifest.source,
                                   "architecture": engine.manifest.architecture})
+
+
+def batch_rows(lengths: Sequence[int], max_batch: int, equal_lengths_only: bool) -> list[list[int]]:
+    """Request indices per engine call. An engine that pads mixed prompt lengths takes the requests in order,
+    ``max_batch`` at a time. One that batches only equal lengths (``GenaiEngine``) would split such a chunk into
+    one generator per length; so requests are grouped by prompt length over the whole call first and each group
+    fills batches of ``max_batch`` (the profiler's k samples of each prompt decode k at a time, not k per chunk)."""
+    if not equal_lengths_only:
+        return [list(range(start, min(start + max_batch, len(lengths)))) for start in range(0, len(lengths), max_batch)]
+    groups: dict[int, list[int]] = {}
+    for row, length in enumerate(lengths):
+        groups.setdefault(length, []).append(row)
+    return [rows[start:start + max_batch] for rows in groups.values() for start in range(0, len(rows), max_batch)]
 
 
 def require_cuda_runtime(engine: str) -> None:

@@ -332,8 +332,11 @@ def _genai_versions() -> dict[str, str]:
 
 
 def _genai_recipe(quantization: str, execution_provider: str) -> str:
-    return (f"onnxruntime-genai model builder, {quantization}, {execution_provider}, GroupQueryAttention, "
-            "pruned LM head")
+    from .genai_build import BLOCK_SIZES, PRECISIONS
+
+    block = f", block size {BLOCK_SIZES[quantization]}" if quantization in BLOCK_SIZES else ""
+    return (f"onnxruntime-genai model builder, {PRECISIONS.get(quantization, quantization)}, {execution_provider}, "
+            f"GroupQueryAttention, pruned LM head{block}")
 
 
 def _recipe(quantization: str) -> str:

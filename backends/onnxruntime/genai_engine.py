@@ -12,7 +12,14 @@ each step come back (``get_logits``), every row draws with its own ``SamplingPar
 Batching: only prompts of equal length share a generator; a call with mixed lengths runs one generator per
 length, one after the other (the profiler's batches of one prompt sampled k times are one group). Measured
 with onnxruntime-genai 0.18 on SmolLM2: a batch padded with an id absent from the prompts (left or right)
-changes the shorter prompt's greedy tokens, so padding is not used.
+changes the shorter prompt's greedy tokens, so padding is not used. ``OnnxRuntimeBackend`` therefore groups a
+call's requests by prompt length before cutting batches (``batch_rows``).
+
+Continuous batching: onnxruntime-genai 0.18's ``og.Engine`` batches in flight only with PagedAttention models,
+which its builder makes for CUDA fp16/bf16 only. On CPU it falls back to static batches (a new batch starts
+when every request of the last one has finished), fails (``ENGINE_EXECUTION_FAILURE``) on our pruned-LM-head
+builds, and on an unpruned SmolLM2 int4 build ran 5 chat prompts no faster than one at a time (0.88-1.1x,
+``benchmarks/genai_og_engine.py``; default static batch 4); it is not used.
 """
 
 from __future__ import annotations
@@ -51,6 +58,9 @@ class GenaiEngine:
 
     Same surface as ``OnnxEngine``: ``encode_chat``, ``generate``, ``generate_batch``, ``time_prefill``,
     ``time_decode``, ``manifest``, ``provider``, ``step_hook``."""
+
+    #: prompts of different lengths never share a generator (the backend groups requests by length)
+    equal_lengths_only = True
 
     def __init__(self, model_dir: Path, device: str = "cpu", threads: int | None = None,
                  step_hook: Callable[[StepTiming], None] | None = None, spin: bool = False) -> None:

@@ -14,8 +14,9 @@ MANIFEST_FORMAT = "tts-sim/onnx-model"
 MANIFEST_VERSION = 1
 QUANTIZATIONS = ("fp32", "int8", "int4", "int8-dynamic")
 ENGINES = ("onnx", "genai")
-#: quantisations each engine can prepare (genai: its model builder's precisions; fp16 is for CUDA)
-ENGINE_QUANTIZATIONS = {"onnx": QUANTIZATIONS, "genai": ("fp32", "int8", "int4", "fp16")}
+#: quantisations each engine can prepare (genai: its model builder's precisions; fp16 is for CUDA; int4-b128 is
+#: int4 in blocks of 128, see ``genai_build.BLOCK_SIZES``)
+ENGINE_QUANTIZATIONS = {"onnx": QUANTIZATIONS, "genai": ("fp32", "int8", "int4", "fp16", "int4-b128")}
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,10 @@ class SamplingParams:
 def nucleus_probabilities(logits: np.ndarray, temperature: float, top_p: float) -> np.ndarray:
     """The distribution sampled from: softmax(logits / temperature), cut to the smallest set of most likely
     tokens whose mass reaches ``top_p`` (ties broken towards lower ids), renormalised."""
-    z = logits.astype(np.float64) / temperature
-    z -= z.max()
-    p = np.exp(z)
+    p = logits.astype(np.float64)  # one float64 buffer, updated in place (same values as out-of-place steps)
+    p /= temperature
+    p -= p.max()
+    np.exp(p, out=p)
     p /= p.sum()
     if top_p >= 1.0:
         return p
@@ -61,5 +62,5 @@ def choose_token(logits: np.ndarray, params: SamplingParams, rng: np.random.Gene
     if params.temperature == 0:
         return int(np.argmax(logits))
     p = nucleus_probabilities(logits, params.temperature, params.top_p)
-    cdf = np.cumsum(p)
+    cdf = np.cumsum(p, out=p)  # p is this call's own buffer
     return int(min(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"), p.size - 1))

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from tts_sim.cli.options import add_common, catalog_from, emit, table
 
-QUANTIZATIONS = ("fp32", "int8", "int4", "int8-dynamic")  # tts_sim.backends.onnxruntime.QUANTIZATIONS, not imported
+#: the engines' quantisations (tts_sim.backends.onnxruntime's ENGINE_QUANTIZATIONS, not imported)
+QUANTIZATIONS = ("fp32", "int8", "int4", "int8-dynamic", "int4-b128")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = msub.add_parser("prepare", help="convert a GGUF / Hugging Face model to ONNX")
     q.add_argument("name", help="smollm2-135m, gemma-3-270m, or a .gguf file / HF folder")
     q.add_argument("--quantization", "-q", choices=QUANTIZATIONS, default="fp32",
-                   help="int8/int4: weight-only (MatMulNBits); int8-dynamic: quantize_dynamic (mixes batch rows)")
+                   help="int8/int4: weight-only (MatMulNBits); int8-dynamic: quantize_dynamic (mixes batch rows); "
+                        "int4-b128 (genai): int4 in blocks of 128, faster, batch rows differ from single ones")
     q.add_argument("--engine", choices=("onnx", "genai"), default="onnx",
                    help="onnx: optimum export; genai: onnxruntime-genai model builder (fused attention, fastest; "
                         "fp32/int8/int4)")

@@ -36,7 +36,8 @@ def add_backend_options(p: argparse.ArgumentParser) -> None:
                                                      "(an OpenAI-compatible server: vLLM, llama.cpp server, Ollama)")
     g.add_argument("--backend-option", action="append", metavar="KEY=VALUE",
                    help="any option of the backend's config (repeatable)")
-    g.add_argument("--quantization", "-q", choices=["fp32", "int8", "int4"], help="onnx weights (default fp32)")
+    g.add_argument("--quantization", "-q", choices=["fp32", "int8", "int4", "int4-b128"],
+                   help="onnx weights (default fp32; int4-b128: genai engine only)")
     g.add_argument("--engine", choices=("onnx", "genai"),
                    help="onnx backend: optimum export + numpy loop (default), or genai: onnxruntime-genai (fused "
                         "attention, fastest)")
