@@ -53,8 +53,8 @@ def test_requests_join_and_leave_the_running_batch_at_step_boundaries() -> None:
                      ("prefill", 2.75, 3.75, 1), ("decode", 3.75, 4.0, 3), ("decode", 4.0, 4.75, 1)]
     assert r.latency.scheduler == "continuous" and r.latency.preemptions == 0
     # static batching serves them one batch after the other: [0,2], [2,4], [4,6]
-    s = ClusterSimulator("1xH100", ConstantPredictor()).simulate(SINGLE, TASK, ArrivalTimes((0.0, 0.6, 2.6)), 3,
-                                                                  record=True)
+    s = ClusterSimulator("1xH100", ConstantPredictor(), scheduler="static").simulate(
+        SINGLE, TASK, ArrivalTimes((0.0, 0.6, 2.6)), 3, record=True)
     assert spans(s) == [(0, 0.0, 2.0), (1, 2.0, 4.0), (2, 4.0, 6.0)]
 
 
@@ -110,7 +110,7 @@ def test_parallel_nodes_of_a_query_share_the_question_prefix() -> None:
     assert (on.latency.prefill_tokens, on.latency.prefill_tokens_saved) == (22, 16)
     assert (off.latency.prefill_tokens, off.latency.prefill_tokens_saved) == (38, 0)
     # static batching never shares (and pads): 2 x 10 + 18
-    static = ClusterSimulator("1xH100", TokenPredictor()).simulate(g, TASK, ClosedLoop(1), 1)
+    static = ClusterSimulator("1xH100", TokenPredictor(), scheduler="static").simulate(g, TASK, ClosedLoop(1), 1)
     assert (static.latency.prefill_tokens, static.latency.prefill_tokens_saved) == (38, 0)
 
 
@@ -141,10 +141,10 @@ def test_overload_is_flagged_and_loads_are_stated() -> None:
     g = graph([("a", ONE_B), ("b", "gemma-2b"), ("f", "llama-3.1-8b"), ("out", "llama-3.2-3b")],
               [("a", "f"), ("b", "f"), ("f", "out"), ("a", "out")])
     task = TaskSpec("m", "math", 202, 275)
-    for scheduler in ("static", "continuous"):
+    for scheduler, hot_qps in (("static", 6.0), ("continuous", 60.0)):  # continuous batches up to 256
         sim = ClusterSimulator("2xH100", scheduler=scheduler)
         calm = sim.simulate(g, task, OpenLoop(0.2), 1000, seed=1).latency
-        hot = sim.simulate(g, task, OpenLoop(6.0), 1000, seed=1).latency
+        hot = sim.simulate(g, task, OpenLoop(hot_qps), 1000, seed=1).latency
         closed = sim.simulate(g, task, ClosedLoop(32), 500).latency
         assert not calm.overloaded and calm.load == "open loop, 0.2 queries/s" and calm.offered_qps == 0.2
         assert hot.overloaded and "throughput" in hot.overload_reason
@@ -211,7 +211,8 @@ def test_registry_and_bad_input(tmp_path, capsys) -> None:
     g = _graph_file(tmp_path)
     for argv, words in ((["--scheduler", "fifo"], "unknown scheduler 'fifo'"),
                         (["--scheduler", "continuous", "--kv-block-size", "0"], "KV block size"),
-                        (["--kv-block-size", "8"], "--kv-block-size does not apply to --scheduler static"),
+                        (["--scheduler", "static", "--kv-block-size", "8"],
+                         "--kv-block-size does not apply to --scheduler static"),
                         (["--scheduler", "continuous", "--chunked-prefill", "0"], "chunked-prefill")):
         capsys.readouterr()
         assert main(["simulate", g, "--cluster", "1xH100", "--queries", "5", *argv]) == 2

@@ -13,7 +13,6 @@ from tts_sim.errors import ConfigError
 from tts_sim.sim.cluster import (
     ClosedLoop,
     ClusterError,
-    ClusterSimulator,
     ClusterSpec,
     DeviceSpec,
     OpenLoop,
@@ -22,7 +21,13 @@ from tts_sim.sim.cluster import (
     TimelineEvent,
     parse_cluster,
 )
+from tts_sim.sim.cluster import ClusterSimulator as _ClusterSimulator
 from tts_sim.tasks import TaskSpec
+
+
+def ClusterSimulator(*args, **kw):  # noqa: N802 - these tests pin down static batching
+    return _ClusterSimulator(*args, **{"scheduler": "static", **kw})
+
 
 # A=10 prompt tokens, B=4 answer tokens: a node with in-degree d has a 10+4d token prompt, 4 decode steps.
 TASK = TaskSpec("tiny", "math", 10, 4)

@@ -19,14 +19,19 @@ from tts_sim.real.profiling.run import fusion_token_stats
 from tts_sim.sim.cluster import (
     ClosedLoop,
     ClusterError,
-    ClusterSimulator,
     DeviceSpec,
     LengthDistribution,
     OpenLoop,
     TokenModel,
     token_model_from_profile,
 )
+from tts_sim.sim.cluster import ClusterSimulator as _ClusterSimulator
 from tts_sim.tasks import TaskSpec
+
+
+def ClusterSimulator(*args, **kw):  # noqa: N802 - these tests pin down static batching
+    return _ClusterSimulator(*args, **{"scheduler": "static", **kw})
+
 
 ONE_B, THREE_B = "llama-3.2-1b", "llama-3.2-3b"
 TASK = TaskSpec("tiny", "math", 10, 4)

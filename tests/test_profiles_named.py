@@ -29,7 +29,7 @@ def test_a_file_path_still_works(tmp_path):
 
 
 @pytest.mark.parametrize("spec, words", [("measured:nope", "no shipped profile 'measured:nope'"),
-                                         ("no-such-file.json", "not a file, and not a name")])
+                                         ("no-such-file.json", "no such file, and not a profile name")])
 def test_unknown_names_fail_in_one_line(spec, words):
     with pytest.raises(ProfileError, match=words) as info:
         profiles.load_profile(spec)

@@ -10,7 +10,6 @@ from tts_sim.core.models import DEFAULT_CATALOG
 from tts_sim.sim.cluster import (
     ClosedLoop,
     ClusterError,
-    ClusterSimulator,
     ClusterSpec,
     DeviceSpec,
     OpenLoop,
@@ -22,9 +21,15 @@ from tts_sim.sim.cluster import (
     parse_tp,
     tp_cluster,
 )
+from tts_sim.sim.cluster import ClusterSimulator as _ClusterSimulator
 from tts_sim.tasks import TaskSpec
 
 from .test_cli_graph import run
+
+
+def ClusterSimulator(*args, **kw):  # noqa: N802 - these tests pin down static batching
+    return _ClusterSimulator(*args, **{"scheduler": "static", **kw})
+
 
 ONE_B = DEFAULT_CATALOG["llama-3.2-1b"]  # M=1e9 FLOPs, 1.24e9 params x 2 B, L=16, D=2048, KV 32768 B/token
 TASK = TaskSpec("tiny", "math", 10, 4)

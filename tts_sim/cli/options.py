@@ -140,9 +140,9 @@ def add_cluster_options(p: argparse.ArgumentParser, default_cluster: str | None 
     p.add_argument("--profile", metavar="PROFILE",
                    help="a profile file, 'scenario' (the embedded synthetic default) or a shipped measured "
                         "profile 'measured:TASK' (default: scenario)")
-    p.add_argument("--scheduler", default="static",
-                   help="batching policy: a registered scheduler, e.g. static or continuous (iteration-level, "
-                        "vLLM-style)")
+    p.add_argument("--scheduler", default="auto",
+                   help="batching policy: a registered scheduler, static (padded batches, as the CPU engine) or "
+                        "continuous (iteration-level, vLLM-style), or auto: continuous on GPUs, static with a CPU")
     p.add_argument("--kv-block-size", type=int, metavar="TOKENS",
                    help="continuous: KV-cache block size in tokens (default 16)")
     p.add_argument("--no-prefix-caching", action="store_true",
@@ -162,18 +162,20 @@ def sim_options(args: argparse.Namespace) -> dict[str, Any]:
     """SimulatedEvaluator keywords from the cluster options: scheduler (+ its options), predictor.
 
     Scheduler options are checked against the scheduler's config dataclass, before any work is done."""
-    from tts_sim.sim.cluster import SCHEDULERS, build_scheduler
+    from tts_sim.sim.cluster import SCHEDULERS, build_scheduler, parse_cluster
+    from tts_sim.sim.cluster.schedulers import resolve_auto
 
+    kinds = [d.kind for d in parse_cluster(args.cluster).devices] if getattr(args, "cluster", None) else ["gpu"]
+    scheduler = str(resolve_auto(args.scheduler, kinds))
     flags = {"block_size": ("--kv-block-size", args.kv_block_size),
              "prefix_caching": ("--no-prefix-caching", False if args.no_prefix_caching else None),
              "chunked_prefill": ("--chunked-prefill", args.chunked_prefill)}
-    known = SCHEDULERS.options(args.scheduler.strip().lower()) if args.scheduler.strip().lower() in SCHEDULERS \
-        else {}
+    known = SCHEDULERS.options(scheduler.strip().lower()) if scheduler.strip().lower() in SCHEDULERS else {}
     for key, (flag, value) in flags.items():
         if value is not None and known and key not in known:
-            raise ConfigError(f"{flag} does not apply to --scheduler {args.scheduler}")
+            raise ConfigError(f"{flag} does not apply to --scheduler {scheduler}")
     options = {key: value for key, (_, value) in flags.items()}
-    build_scheduler(args.scheduler, options)  # bad names and values fail here, before any work
+    build_scheduler(scheduler, options)  # bad names and values fail here, before any work
     if args.tp != 1:
         if not args.cluster:
             raise ConfigError("--tp needs --cluster (tensor parallelism splits a model over a node's GPUs)")
@@ -181,7 +183,7 @@ def sim_options(args: argparse.Namespace) -> dict[str, Any]:
             from tts_sim.sim.cluster import parse_cluster, tp_cluster
 
             tp_cluster(parse_cluster(args.cluster), args.tp)
-    return {"scheduler": args.scheduler, "scheduler_options": options, "predictor": args.latency_predictor,
+    return {"scheduler": scheduler, "scheduler_options": options, "predictor": args.latency_predictor,
             "tp": args.tp}
 
 

@@ -43,7 +43,7 @@ class SimulatedEvaluator:
         n_queries: int = 1000,
         catalog: ModelCatalog = DEFAULT_CATALOG,
         replicates: int = 1,
-        max_batch: int = 8,
+        max_batch: int | None = None,
         tokens: Any = None,
         intervals: bool = False,
         scheduler: Any = None,

@@ -54,5 +54,6 @@ def load_profile(spec: str | Path) -> Profile:
         shipped = ", ".join(measured_names()) or "none"
         raise ProfileError(f"no shipped profile {text!r} (shipped: {shipped}; or give a profile file)")
     if not Path(text).exists():
-        raise ProfileError(f"no profile {text!r}: not a file, and not a name ({', '.join(profile_names())})")
+        raise ProfileError(f"cannot read profile {text}: no such file, and not a profile name "
+                           f"({', '.join(profile_names())})")
     return Profile.load(text)

@@ -5,10 +5,10 @@ engine with work (co-located engines time-share the GPU, so their step times add
 pinned down for exact-timeline tests:
 
 - Admission (FCFS per engine): a waiting request is admitted while the engine runs fewer than
-  ``max_batch`` requests and the free KV blocks hold its context (prompt, plus the reply tokens
-  it had generated if it was preempted). Blocks are ``block_size`` tokens; an engine's blocks are
-  its share of the device memory left after every hosted model's weights (shared in proportion to
-  the KV cache placement reserved for each model).
+  ``max_batch`` requests (default ``MAX_NUM_SEQS``, vLLM's 256) and the free KV blocks hold its
+  context (prompt, plus the reply tokens it had generated if it was preempted). Blocks are
+  ``block_size`` tokens; an engine's blocks are its share of the device memory left after every
+  hosted model's weights (shared in proportion to the KV cache placement reserved for each model).
 - Without chunked prefill: if any engine admits requests, the iteration prefills them (all
   admitted requests of an engine in one prefill pass at their mean prompt length) while the
   running batch waits; otherwise it is a decode step of every running request. A request is
@@ -49,9 +49,15 @@ PREFIX_LRU = 64
 IDLE, SETTLE, STEP, DECODE, BUSY = range(5)
 
 
+#: Sequences an engine runs at once unless the user sets ``max_batch``: vLLM's ``--max-num-seqs``
+#: default (256); the KV cache, not this, usually limits the batch.
+MAX_NUM_SEQS = 256
+
+
 class ContinuousScheduler:
     name = "continuous"
     kv_admission = True  # placement reserves one longest sequence; admission uses what memory is left
+    default_max_batch = MAX_NUM_SEQS
 
     def __init__(self, config: ContinuousConfig) -> None:
         self.config = config

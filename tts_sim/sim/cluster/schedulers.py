@@ -8,10 +8,13 @@ calls ``add(entry, model)`` on it; the replica serves requests and reports each 
 through ``run.node_done``. Built-ins:
 
 - ``static``: a device takes up to ``max_batch`` waiting requests of one model and serves them as
-  one padded batch until the longest reply is done (the CPU engine's behaviour; the default).
+  one padded batch until the longest reply is done (the CPU engine's behaviour).
 - ``continuous``: iteration-level batching as in vLLM: requests join and leave the running batch
   at every decode step, KV-cache memory in blocks limits admission, preemption by recompute,
   prefix caching of the question prompt shared by a query's nodes, optional chunked prefill.
+
+``auto`` (the default) is ``continuous`` on a cluster of GPUs, as every GPU serving engine batches
+(vLLM, SGLang, TensorRT-LLM, llama.cpp server), and ``static`` when a CPU device is in it.
 
 A replica is one device of the run: a GPU, or with tensor parallelism (``--tp``,
 tts_sim/sim/cluster/tensor_parallel.py) a group of k GPUs that the run sees as one device.
@@ -20,7 +23,7 @@ tts_sim/sim/cluster/tensor_parallel.py) a group of k GPUs that the run sees as o
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -30,7 +33,14 @@ from tts_sim.registry import Registry
 if TYPE_CHECKING:
     from tts_sim.sim.cluster.simulator import _Run
 
-DEFAULT_SCHEDULER = "static"
+AUTO = "auto"
+DEFAULT_SCHEDULER = AUTO
+DEFAULT_MAX_BATCH = 8  # static batches: the CPU engine's batch
+
+
+def default_max_batch(scheduler: Any) -> int:
+    """The batch limit of ``scheduler`` when the user sets none."""
+    return int(getattr(scheduler, "default_max_batch", DEFAULT_MAX_BATCH))
 
 
 class Replica(Protocol):
@@ -44,7 +54,9 @@ class Replica(Protocol):
 class Scheduler(Protocol):
     """A batching policy: builds one ``Replica`` per device of a simulation run. ``kv_admission``
     (optional, default False): it admits requests by free KV memory, so placement need only
-    reserve one longest sequence per model instead of ``max_batch`` of them."""
+    reserve one longest sequence per model instead of ``max_batch`` of them. ``default_max_batch``
+    (optional, default ``DEFAULT_MAX_BATCH``): the sequences an engine runs together when the user
+    sets no ``max_batch``."""
 
     name: str
 
@@ -56,10 +68,18 @@ class Scheduler(Protocol):
 SCHEDULERS: Registry[type] = Registry("schedulers")
 
 
-def build_scheduler(spec: str | Any | None = None, options: Mapping[str, Any] | None = None) -> Scheduler:
-    """A scheduler from its registered name (+ config options), a config, or a built scheduler."""
-    if spec is None:
-        spec = DEFAULT_SCHEDULER
+def resolve_auto(spec: str | Any | None, device_kinds: Collection[str] = ("gpu",)) -> str | Any:
+    """``auto`` (or None) -> ``continuous`` when every device is a GPU, else ``static``; others unchanged."""
+    if spec is None or (isinstance(spec, str) and spec.strip().lower() == AUTO):
+        return "continuous" if all(k == "gpu" for k in device_kinds) else "static"
+    return spec
+
+
+def build_scheduler(spec: str | Any | None = None, options: Mapping[str, Any] | None = None,
+                    device_kinds: Collection[str] = ("gpu",)) -> Scheduler:
+    """A scheduler from its registered name (+ config options), ``auto`` (see ``resolve_auto``; the
+    default), a config, or a built scheduler."""
+    spec = resolve_auto(spec, device_kinds)
     if isinstance(spec, str):
         config_cls = SCHEDULERS.get(spec.strip().lower())
         opts = {k: v for k, v in (options or {}).items() if v is not None}

@@ -54,7 +54,7 @@ from tts_sim.sim.cluster.histogram import LogHistogram
 from tts_sim.sim.cluster.latency import LatencyPredictor, RooflinePredictor
 from tts_sim.sim.cluster.overload import LatencyTrend, overload
 from tts_sim.sim.cluster.placement import ModelDemand, Placement, place
-from tts_sim.sim.cluster.schedulers import Scheduler, build_scheduler
+from tts_sim.sim.cluster.schedulers import Scheduler, build_scheduler, default_max_batch
 from tts_sim.sim.cluster.spec import ClusterSpec, parse_cluster
 from tts_sim.sim.cluster.tensor_parallel import AUTO, auto_tp, parse_tp, tp_cluster
 from tts_sim.sim.cluster.tokens import LengthDistribution, TokenModel
@@ -133,24 +133,29 @@ class ClusterSimulator:
     """Simulates queries of a graph on ``cluster`` (a ``ClusterSpec`` or its text).
 
     ``tokens``: the prompt and reply lengths service times use (default: the paper's A + d*B and B).
-    ``scheduler``: a name from ``SCHEDULERS`` (``static``, ``continuous``), a config or a built
-    scheduler; ``scheduler_options`` configure a named one (e.g. ``block_size``).
+    ``scheduler``: ``auto`` (default: continuous on GPUs, static with a CPU), a name from ``SCHEDULERS``
+    (``static``, ``continuous``), a config or a built scheduler; ``scheduler_options`` configure a
+    named one (e.g. ``block_size``). ``max_batch``: sequences batched together (default: the
+    scheduler's, 8 static, 256 continuous).
     ``tp``: tensor-parallel degree, a positive integer or ``"auto"`` (tts_sim/cluster/tensor_parallel.py):
     each replica then spans ``tp`` GPUs of a node and the run's devices are those groups.
     """
 
     def __init__(self, cluster: ClusterSpec | str, predictor: LatencyPredictor | None = None,
-                 catalog: ModelCatalog = DEFAULT_CATALOG, max_batch: int = 8, mem_fraction: float = 0.9,
+                 catalog: ModelCatalog = DEFAULT_CATALOG, max_batch: int | None = None, mem_fraction: float = 0.9,
                  tokens: TokenModel | None = None, scheduler: str | Scheduler | None = None,
                  scheduler_options: dict | None = None, tp: int | str | None = 1) -> None:
-        self.scheduler: Scheduler = build_scheduler(scheduler, scheduler_options)
         self.cluster = parse_cluster(cluster) if isinstance(cluster, str) else cluster
+        self.scheduler: Scheduler = build_scheduler(scheduler, scheduler_options,
+                                                    [d.kind for d in self.cluster.devices])
         self.tp = parse_tp(tp)
         # the devices a run schedules on: TP groups for a fixed degree (checked here), else per graph
         self.serving = tp_cluster(self.cluster, self.tp) if isinstance(self.tp, int) else self.cluster
         self.predictor: LatencyPredictor = predictor if predictor is not None else cast(LatencyPredictor,
                                                                                          RooflinePredictor())
         self.catalog = catalog
+        if max_batch is None:  # the scheduler's own default: 8 for static batches, 256 for continuous
+            max_batch = default_max_batch(self.scheduler)
         if not (isinstance(max_batch, int) and max_batch >= 1):
             raise ConfigError(f"max_batch must be an integer >= 1, got {max_batch!r}")
         self.max_batch = max_batch
