@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from tts_sim.core.backend import BackendInfo, Generation, GenerationRequest
+from tts_sim.core.backend import BackendInfo, Generation, GenerationRequest, stop_at
 from tts_sim.errors import ConfigError, TtsSimError
 from tts_sim.openai_client import (
     ClientSettings,
@@ -77,8 +77,8 @@ class OpenAIHttpBackend:
         body: dict[str, Any] = {"model": model, "messages": [dict(m) for m in request.messages],
                                 "max_tokens": request.max_new_tokens, "temperature": request.temperature,
                                 "top_p": request.top_p, **self.extra_body}
-        if request.stop:
-            body["stop"] = list(request.stop)
+        # stop strings are applied here (stop_at), not by the server: a server cuts at a stop string even in
+        # the reply's leading whitespace, which would empty a reply that opens with a newline
         if request.seed is not None:
             body["seed"] = request.seed
         if self.stream:
@@ -94,10 +94,13 @@ class OpenAIHttpBackend:
             raise HttpBackendError(f"model {model!r}: {exc}") from None
         prompt, completion = _usage(reply, model, self.stream)
         finish = "length" if reply.finish_reason == "length" else "stop"
+        text, cut = reply.text, stop_at(reply.text, request.stop) if request.stop else None
+        if cut is not None:
+            text, finish = text[:cut], "stop"
         if not self.stream:
-            return Generation(reply.text, prompt, completion, 0.0, reply.total_s, finish)
+            return Generation(text, prompt, completion, 0.0, reply.total_s, finish)
         ttft = reply.first_token_s if reply.first_token_s is not None else reply.total_s
-        return Generation(reply.text, prompt, completion, ttft, reply.total_s - ttft, finish)
+        return Generation(text, prompt, completion, ttft, reply.total_s - ttft, finish)
 
     def models(self) -> list[dict[str, Any]]:
         """The server's ``/models`` entries."""

@@ -32,3 +32,4 @@ def test_cross_model_structure():
     # both modal answers wrong on questions 2 and 3: the same wrong id on q2 only (q4 ties go to id 0)
     assert stats.same_wrong == pytest.approx(0.5)
     assert "| t | a |" in markdown_table([stats])
+

@@ -17,6 +17,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from tts_sim.core.backend import stop_at
 from tts_sim.errors import ConfigError
 
 from .chat import render_chat
@@ -284,7 +285,8 @@ class OnnxEngine:
 def append_token(stream: _Stream, token: int, eos_ids: frozenset[int] | set[int],
                  decode: Callable[[list[int]], str]) -> None:
     """Add ``token`` to ``stream`` and settle it when it ends: an end-of-sequence id, a stop string
-    (the text is cut before it) or ``max_new_tokens`` (shared by both engines)."""
+    (the text is cut before it; ``stop_at``: never in leading whitespace) or ``max_new_tokens``
+    (shared by both engines)."""
     stream.tokens.append(token)
     if token in eos_ids:
         stream.finish = "stop"
@@ -292,9 +294,9 @@ def append_token(stream: _Stream, token: int, eos_ids: frozenset[int] | set[int]
         return
     if stream.params.stop:
         text = decode(stream.tokens)
-        cuts = [i for i in (text.find(s) for s in stream.params.stop) if i >= 0]
-        if cuts:
-            stream.text, stream.finish = text[:min(cuts)], "stop"
+        cut = stop_at(text, stream.params.stop)
+        if cut is not None:
+            stream.text, stream.finish = text[:cut], "stop"
             return
     if len(stream.tokens) >= stream.params.max_new_tokens:
         stream.finish = "length"

@@ -18,7 +18,7 @@ class GenerationRequest:
     max_new_tokens: int = 256
     temperature: float = 0.0  # 0 = greedy
     top_p: float = 1.0
-    stop: tuple[str, ...] = ()
+    stop: tuple[str, ...] = ()  # the reply ends before the first of these after its visible text (stop_at)
     seed: int | None = None
 
 
@@ -62,3 +62,15 @@ class Backend(Protocol):
     def info(self, model: str) -> BackendInfo:
         """Which backend, provider and device serve ``model``."""
         ...
+
+
+def stop_at(text: str, stop: tuple[str, ...] | list[str]) -> int | None:
+    """Where a reply ends: the index of the first stop string that follows visible (non-whitespace)
+    text, or None. Leading whitespace never ends a reply: a model that opens with a newline before a
+    one-line answer (Gemma-3-270M base did, in most fusion calls) still gives its answer. Every
+    backend applies this one rule."""
+    start = len(text) - len(text.lstrip())
+    if start == len(text):
+        return None
+    cuts = [i for i in (text.find(s, start) for s in stop) if i >= 0]
+    return min(cuts) if cuts else None

@@ -1,0 +1,13 @@
+"""The one stop-string rule every backend applies."""
+
+from __future__ import annotations
+
+
+from tts_sim.core.backend import stop_at
+
+
+def test_stop_at_ignores_leading_whitespace():
+    assert stop_at("\n5\nUser: hi", ("\n",)) == 2
+    assert stop_at("  \n ", ("\n",)) is None  # nothing visible yet: keep generating
+    assert stop_at("3 + 2 = 5\n\nThe", ("\n\n", "\n")) == 9
+    assert stop_at("no stop here", ("\n",)) is None
