@@ -158,6 +158,7 @@ def test_call_bar_shows_rate_and_eta(capsys):
     from tts_sim.cli.profile import call_bar, journal_path
 
     bar = call_bar(10, 4)
+    assert bar.mininterval == 30.0  # stderr is not a terminal here: redrawn at a log file's pace
     bar.update(3)
     bar.close()
     err = capsys.readouterr().err
