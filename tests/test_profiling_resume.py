@@ -158,6 +158,7 @@ def test_call_bar_shows_rate_and_eta(capsys):
     from tts_sim.cli.profile import call_bar, journal_path
 
     bar = call_bar(10, 4)
+    assert bar.mininterval == 30.0  # stderr is not a terminal here: redrawn at a log file's pace
     bar.update(3)
     bar.close()
     err = capsys.readouterr().err
@@ -272,3 +273,26 @@ def test_journal_of_another_backend_is_refused(tmp_path):
     other.info = lambda model: BackendInfo("fake", "0", "FakeProvider", "fake-device", model, "int4")
     with pytest.raises(ConfigError, match="differs in: backends"):
         run_profile(other, _config(fusion_records=4), questions=QS, journal=journal)
+
+
+def test_journal_is_a_tts_sim_journal_whose_bad_lines_are_corruption_unless_last(tmp_path):
+    import gzip
+
+    from tts_sim.core.backend import Generation
+
+    path = tmp_path / "j.jsonl"
+    journal = CallJournal(path, {"a": (1, 2)})
+    for key in ("k1", "k2"):
+        journal.record([(key, Generation("x", 1, 1, 0.5, 0.25, "stop"))])
+    lines = path.read_text().splitlines()
+    assert json.loads(lines[0]) == {"schema": "tts-sim/profile-journal", "version": 1, "config": {"a": [1, 2]}}
+    bad = '{"calls": [["k9", "x"]]}'
+    path.write_text("\n".join([lines[0], bad, lines[2]]) + "\n")
+    with pytest.raises(ConfigError, match=r"line 2: malformed entry \(ValueError\)"):
+        CallJournal(path, {"a": [1, 2]})
+    path.write_text("\n".join([lines[0], lines[1], bad]) + "\n")  # last: a torn write, dropped and cut off
+    assert list(CallJournal(path, {"a": [1, 2]}).results) == ["k1"]
+    assert path.read_text().splitlines() == lines[:2]
+    path.write_bytes(gzip.compress(b"{}"))  # the profile itself passed as the journal
+    with pytest.raises(ConfigError, match="is not a tts-sim profiling journal: its first line is not valid JSON"):
+        CallJournal(path, {"a": [1, 2]})

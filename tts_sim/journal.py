@@ -1,10 +1,12 @@
 """Append-only journals: JSON lines after a header naming the schema, its version and the run's config.
 
 The one home of the crash-safe file pattern long runs resume from (the search checkpoint, the
-fidelity report). The header is written atomically when the journal is created; every later batch
-of records is appended with one write and fsynced, so a kill at any moment leaves every record that
-was fsynced. A truncated last line (a kill mid-write) is dropped on reading and cut off before the
-next append; a bad line anywhere else is corruption and refused with one line.
+fidelity report, the profiling journal). The header is written atomically when the journal is
+created; every later batch of records is appended with one write and fsynced, so a kill at any moment
+leaves every record that was fsynced. A truncated last line (a kill mid-write) is dropped on reading
+and cut off before the next append - a lone truncated header too (a file holding only the start of
+one, as a writer that appends its header leaves it), which is replaced; a bad line anywhere else is
+corruption and refused with one line.
 """
 
 from __future__ import annotations
@@ -53,7 +55,13 @@ class Journal:
         if raw is None or not raw.strip():
             return None
         lines = raw.split(b"\n")
-        header = loads(lines[0], f"{self.what} {self.path}", stored=True)
+        try:
+            header = loads(lines[0], f"{self.path} is not a {self.kind}: its first line")
+        except ConfigError:
+            if len(lines) == 1 and b'{"schema"'.startswith(raw[:9]):  # only a torn header: nothing journaled
+                self._good_end = 0
+                return None
+            raise
         if not isinstance(header, dict) or header.get("schema") != self.schema:
             raise ConfigError(f"{self.path} is not a {self.kind}")
         if header.get("version") != self.version:
@@ -80,8 +88,9 @@ class Journal:
 
     def begin(self, config: dict[str, Any]) -> None:
         """Make the file a journal ready for appends (call after ``load``)."""
-        if not self.path.exists() or not self.path.stat().st_size:
+        if self._good_end == 0 or not self.path.exists() or not self.path.stat().st_size:
             self.write_atomically([self.header(config)])
+            self._good_end = None
         elif self._good_end is not None:
             with self.path.open("r+b") as f:
                 f.truncate(self._good_end)
@@ -130,13 +139,15 @@ def _line(record: dict[str, Any]) -> bytes:
     return (json.dumps(record, separators=(",", ":")) + "\n").encode()
 
 
+def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """The keys whose values differ (JSON-normalised), sorted."""
+    a, b = json.loads(json.dumps(saved)), json.loads(json.dumps(current))
+    return [key for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)]
+
+
 def config_mismatch(saved: dict[str, Any], current: dict[str, Any]) -> str | None:
     """The first key whose value differs (JSON-normalised), or None."""
-    a, b = json.loads(json.dumps(saved)), json.loads(json.dumps(current))
-    for key in sorted(set(a) | set(b)):
-        if a.get(key) != b.get(key):
-            return key
-    return None
+    return next(iter(config_differences(saved, current)), None)
 
 
 def _fsync_dir(folder: Path) -> None:

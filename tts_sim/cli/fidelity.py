@@ -12,8 +12,9 @@ from tts_sim.errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from tts_sim.cli.options import add_common, non_negative_float, non_negative_int, positive_int
+    from tts_sim.cli.options import add_common, non_negative_int, positive_int
     from tts_sim.cli.profile import add_backend_options
+    from tts_sim.cli.validate import add_real_run_options
 
     p = subparsers.add_parser("fidelity", help="run held-out graphs for real: predicted vs measured accuracy "
                                                "(with intervals) and latency, summary figures, JSON/Markdown/PNG")
@@ -39,14 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "latency")
     q.add_argument("--batch", type=positive_int, default=16,
                    help="questions run together after those (one backend call per level and model)")
-    p.add_argument("--served-name", action="append", metavar="REAL=SERVED",
-                   help="name under which the backend serves a profiled model (openai servers)")
-    p.add_argument("--max-new-tokens", type=positive_int, help="default: the profile's, else 256")
-    p.add_argument("--temperature", type=non_negative_float, help="default: the profile's, else 0.7")
+    add_real_run_options(p)
     p.add_argument("--seed", type=int, default=0, help="random seed (graphs drawn, sampling, intervals)")
-    p.add_argument("--cluster", default="cpu", help="simulated cluster for predicted latency")
-    p.add_argument("--tokens", choices=("sampled", "mean", "paper"), default="sampled",
-                   help="token lengths of predicted latency (see `tts-sim validate --help`)")
     p.add_argument("--out", required=True, metavar="DIR",
                    help="folder for fidelity_TASK.json/.md/.png and the journal a killed run resumes from")
     add_quiet(p)
@@ -66,10 +61,10 @@ def _task(args: argparse.Namespace, profile: Any) -> str:
 def cmd_fidelity(args: argparse.Namespace) -> None:
     from tts_sim.cli.options import catalog_from, emit, profile_from
     from tts_sim.cli.profile import make_backend
+    from tts_sim.cli.validate import served_names
     from tts_sim.real.executor import GraphExecutor
     from tts_sim.real.fidelity import FidelityPlan, assemble, heldout_graphs, heldout_questions, measure
     from tts_sim.real.fidelity.run import check_models, journal_path, model_pool, write_outputs
-    from tts_sim.real.profiling.run import parse_models
     from tts_sim.real.validate import latency_simulator, load_candidates, sampling_settings, task_spec_for
     from tts_sim.tasks.questions import load_questions
 
@@ -85,7 +80,7 @@ def cmd_fidelity(args: argparse.Namespace) -> None:
     if not args.graphs and not args.generate:
         raise ConfigError("no graphs: give --graphs FILE and/or --generate N")
     questions = heldout_questions(load_questions(task, args.data), tp.question_ids, args.offset, args.questions, task)
-    served = parse_models(args.served_name) if args.served_name else {}
+    served = served_names(args)
     spec, has_stats = task_spec_for(profile, task)
     max_new, temperature = sampling_settings(profile, args.max_new_tokens, args.temperature)
 

@@ -80,13 +80,10 @@ def journal_path(out: Path) -> Path:
 
 
 def call_bar(total: int, done: int) -> Any:
-    """A progress bar over the profile's backend calls on stderr, with calls/s and ETA."""
-    import sys
+    """The progress bar over the profile's backend calls (``tts_sim.progress``)."""
+    from tts_sim import progress
 
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=done, unit="call", desc="profile calls", file=sys.stderr, mininterval=1.0,
-                smoothing=0.05, dynamic_ncols=True)
+    return progress.call_bar(total, done, desc="profile calls")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tts_sim.cli.options import add_quiet, progress_printer
+from tts_sim.cli.options import add_quiet, non_negative_float, positive_int, progress_printer
 from tts_sim.errors import ConfigError
 from tts_sim.jsonio import read_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from tts_sim.cli.options import add_common, non_negative_float, non_negative_int, positive_int
+    from tts_sim.cli.options import add_common, non_negative_int
     from tts_sim.cli.profile import add_backend_options
 
     p = subparsers.add_parser("validate", help="run the top graphs for real: predicted vs measured accuracy/latency")
@@ -31,21 +31,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="skip this many held-out questions (those not in the profile)")
     p.add_argument("--model-map", help="CATALOG=REAL,... : which real model runs each catalog model")
     p.add_argument("--substitute", metavar="MODEL", help="run every model of the graphs as MODEL (e.g. smollm2-135m)")
-    p.add_argument("--served-name", action="append", default=[], metavar="REAL=SERVED",
-                   help="name under which the backend serves a real model (openai servers)")
-    p.add_argument("--max-new-tokens", type=positive_int, help="default: the profile's, else 256")
-    p.add_argument("--temperature", type=non_negative_float, help="default: the profile's, else 0.7")
+    add_real_run_options(p)
     p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--cluster", default="cpu", help="simulated cluster for predicted latency (default cpu)")
-    p.add_argument("--tokens", choices=("sampled", "mean", "paper"), default="sampled",
-                   help="token lengths of predicted latency: the profile's reply-length distribution sampled per "
-                        "request (default) or its means, with template overheads; or the paper's A + d*B and B. "
-                        "Profiles without token statistics always give the paper's")
     p.add_argument("--report", metavar="FILE.md", help="write a Markdown report")
     p.add_argument("-o", "--out", metavar="FILE.json", help="write the full JSON report")
     add_quiet(p)
     add_backend_options(p)
     p.set_defaults(func=cmd_validate)
+
+
+def add_real_run_options(p: argparse.ArgumentParser) -> None:
+    """What ``validate`` and ``fidelity`` share: the backend's served names, the sampling settings
+    (``real.validate.sampling_settings``) and the predicted latency's cluster and token lengths
+    (``real.validate.latency_simulator``)."""
+    p.add_argument("--served-name", action="append", metavar="REAL=SERVED",
+                   help="name under which the backend serves a real model (openai servers)")
+    p.add_argument("--max-new-tokens", type=positive_int, help="default: the profile's, else 256")
+    p.add_argument("--temperature", type=non_negative_float, help="default: the profile's, else 0.7")
+    p.add_argument("--cluster", default="cpu", help="simulated cluster for predicted latency")
+    p.add_argument("--tokens", choices=("sampled", "mean", "paper"), default="sampled",
+                   help="token lengths of predicted latency: the profile's reply-length distribution sampled per "
+                        "request or its means, with template overheads; or the paper's A + d*B and B. "
+                        "Profiles without token statistics always give the paper's")
+
+
+def served_names(args: argparse.Namespace) -> dict[str, str]:
+    """``--served-name REAL=SERVED`` options as a mapping."""
+    from tts_sim.real.profiling.run import parse_models
+
+    return parse_models(args.served_name) if args.served_name else {}
 
 
 def _task_from(paths: list[str]) -> str:
@@ -68,7 +82,6 @@ def cmd_validate(args: argparse.Namespace) -> None:
     from tts_sim.cli.options import catalog_from, emit, profile_from
     from tts_sim.cli.profile import make_backend
     from tts_sim.real.evaluator import RealEvaluator
-    from tts_sim.real.profiling.run import parse_models
     from tts_sim.real.validate import (
         build_model_map,
         latency_simulator,
@@ -88,7 +101,7 @@ def cmd_validate(args: argparse.Namespace) -> None:
     unknown = sorted({m for m in model_map.values() if m not in catalog})
     if unknown:
         raise ConfigError(f"real model {unknown[0]!r} is not in the model catalog")
-    served = parse_models(args.served_name) if args.served_name else {}
+    served = served_names(args)
 
     profile = profile_from(args) or load_default_profile()
     spec, has_stats = task_spec_for(profile, task)

@@ -24,6 +24,7 @@ from tts_sim.core.graph import Graph
 from tts_sim.core.identity import graph_key
 from tts_sim.errors import ConfigError
 from tts_sim.journal import Journal, config_mismatch
+from tts_sim.progress import call_bar
 from tts_sim.real.executor import GraphExecutor, GraphRun
 from tts_sim.real.fidelity.report import FidelityReport, FidelityRow
 from tts_sim.stats import wilson_interval
@@ -125,13 +126,7 @@ def measure(plan: FidelityPlan, executor: GraphExecutor, journal_path: str | Pat
     wanted = {q.id for q in plan.questions}
     initial = sum(len(set(d) & wanted) * k for d, k in zip(done, sizes, strict=True))
     written = 0
-    import sys
-
-    from tqdm import tqdm
-
-    tty = sys.stderr.isatty()  # a log file gets the bar (calls/s, ETA) every 30 s instead of every second
-    with tqdm(total=total, initial=initial, desc=f"fidelity {plan.task}", unit="call", disable=quiet, file=sys.stderr,
-              mininterval=1.0 if tty else 30.0, dynamic_ncols=tty) as bar:
+    with call_bar(total, initial, desc=f"fidelity {plan.task}", disable=quiet) as bar:
         for index, questions, single in plan.schedule([set(d) for d in done]):
             runs = executor.run_batch(plan.graphs[index], questions, seed=plan.seed)
             records = [_record(index, run, single) for run in runs]

@@ -3,15 +3,14 @@
 A profiling phase plans its calls up front (``PlannedCall``: a unique key, the catalog model, the
 backend model and the request), in an order that does not depend on the batch size; ``run_calls``
 sends the ones the journal does not hold yet, ``batch`` requests of one model per ``generate`` call,
-and appends every finished batch to the ``CallJournal`` (one JSON line, flushed and fsynced) before
-the next. A restart with the same configuration replays the journal: the finished calls are not sent
-again, and everything built from the results (answer ids included) comes out as before.
+and appends every finished batch to the ``CallJournal`` (one fsynced JSON line, ``tts_sim.journal``)
+before the next. A restart with the same configuration replays the journal: the finished calls are
+not sent again, and everything built from the results (answer ids included) comes out as before.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,9 +19,12 @@ from typing import Any, Protocol
 from tts_sim.core.backend import Backend, Generation, GenerationRequest
 from tts_sim.core.profile import LatencyTable
 from tts_sim.errors import ConfigError
+from tts_sim.journal import Journal, config_differences
 
 SCHEMA = "tts-sim/profile-journal"
 SCHEMA_VERSION = 1
+#: One journal line: latency tables by key and finished calls (key, generation).
+Entry = tuple[dict[str, LatencyTable], list[tuple[str, Generation]]]
 
 
 class ProgressBar(Protocol):
@@ -41,10 +43,10 @@ class PlannedCall:
 
 class CallJournal:
     """Finished calls (and latency tables) of one profiling run, kept in memory and, given a ``path``,
-    in an append-only JSONL file whose first line is the run's ``fingerprint``.
+    in a ``tts_sim.journal.Journal`` whose header's config is the run's ``fingerprint``.
 
-    Opening an existing file replays it; a different fingerprint is a ``ConfigError``. A last line cut
-    off by a kill is dropped (the file is truncated to its last complete line)."""
+    Opening an existing file replays it; a different fingerprint is a ``ConfigError`` naming the keys
+    that differ. Crash safety is the journal's (a last line cut off by a kill is dropped)."""
 
     def __init__(self, path: str | Path | None, fingerprint: Mapping[str, Any]) -> None:
         self.path = Path(path) if path is not None else None
@@ -52,8 +54,12 @@ class CallJournal:
         self.results: dict[str, Generation] = {}
         self.tables: dict[str, LatencyTable] = {}
         self.replayed = 0
-        if self.path is not None and not self._replay(self.path):
-            self._append({"schema": SCHEMA, "version": SCHEMA_VERSION, "fingerprint": self.fingerprint})
+        self._journal: Journal | None = None
+        if self.path is not None:
+            self._journal = Journal(self.path, SCHEMA, SCHEMA_VERSION, what="profiling journal",
+                                    kind="tts-sim profiling journal")
+            self._replay(self._journal)
+            self._journal.begin(self.fingerprint)
 
     def record(self, calls: Sequence[tuple[str, Generation]]) -> None:
         """Keep one finished batch (and append it to the file)."""
@@ -66,55 +72,39 @@ class CallJournal:
         self.tables[key] = table
 
     def _append(self, entry: dict[str, Any]) -> None:
-        if self.path is None:
-            return
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(entry, separators=(",", ":")) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        if self._journal is not None:
+            self._journal.append([entry])
 
-    def _replay(self, path: Path) -> bool:
-        """Read the journal at ``path``; False when there is none yet (no complete first line)."""
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return False
-        except OSError as exc:
-            raise ConfigError(f"cannot read journal {path}: {exc.strerror or exc}") from None
-        complete = data[:data.rfind(b"\n") + 1]
-        if len(complete) < len(data):  # killed while writing the last line
-            with path.open("r+b") as f:
-                f.truncate(len(complete))
-        lines = complete.decode("utf-8", errors="replace").splitlines()
-        if not lines:
-            return False
-        try:
-            head = json.loads(lines[0])
-        except json.JSONDecodeError:
-            head = None
-        if not isinstance(head, dict) or head.get("schema") != SCHEMA or head.get("version") != SCHEMA_VERSION:
-            raise ConfigError(f"{path}: not a tts-sim profiling journal ({SCHEMA} version {SCHEMA_VERSION})")
-        if head.get("fingerprint") != self.fingerprint:
-            diff = sorted(k for k in {*head.get("fingerprint", {}), *self.fingerprint}
-                          if head.get("fingerprint", {}).get(k) != self.fingerprint.get(k))
-            raise ConfigError(f"{path}: journal of a different profiling run (differs in: {', '.join(diff)}); "
+    def _replay(self, journal: Journal) -> None:
+        parsed: list[Entry] = []  # filled by load's check; a torn last line fails it and adds nothing
+        loaded = journal.load(lambda entry, where: parsed.append(_parse_entry(entry, where)))
+        if loaded is None:
+            return
+        diff = config_differences(loaded[0], self.fingerprint)
+        if diff:
+            raise ConfigError(f"{journal.path}: journal of a different profiling run (differs in: {', '.join(diff)}); "
                               "use the same options, or another --journal / output path")
-        for n, line in enumerate(lines[1:], start=2):
-            try:
-                entry = json.loads(line)
-                if "table" in entry:
-                    d = entry["data"]
-                    self.tables[str(entry["table"])] = LatencyTable(
-                        d["model"], d["device"], d["backend"], d["quantization"], d["provider"],
-                        [tuple(r) for r in d["prefill"]], [tuple(r) for r in d["decode"]])
-                    continue
-                for k, text, pt, ct, pre, dec, fin in entry["calls"]:
-                    self.results.setdefault(str(k), Generation(str(text), int(pt), int(ct), float(pre), float(dec),
-                                                               str(fin)))
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                raise ConfigError(f"{path}:{n}: malformed journal line ({type(exc).__name__})") from None
+        for tables, calls in parsed:
+            self.tables.update(tables)
+            for key, generation in calls:
+                self.results.setdefault(key, generation)
         self.replayed = len(self.results)
-        return True
+
+
+def _parse_entry(entry: Any, where: str) -> Entry:
+    """A journal line: a latency table ({"table": key, "data": ...}) or a batch of calls ({"calls": [...]})."""
+    try:
+        if not isinstance(entry, dict):
+            raise TypeError
+        if "table" in entry:
+            d = entry["data"]
+            return {str(entry["table"]): LatencyTable(
+                d["model"], d["device"], d["backend"], d["quantization"], d["provider"],
+                [tuple(r) for r in d["prefill"]], [tuple(r) for r in d["decode"]])}, []
+        return {}, [(str(k), Generation(str(text), int(pt), int(ct), float(pre), float(dec), str(fin)))
+                    for k, text, pt, ct, pre, dec, fin in entry["calls"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: malformed entry ({type(exc).__name__})") from None
 
 
 def run_calls(backend: Backend, calls: Sequence[PlannedCall], journal: CallJournal, *, batch: int,
