@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from tts_sim.core.backend import stop_at
 
 

@@ -183,3 +183,13 @@ def test_validate_cli_end_to_end(add_profile, tmp_path, monkeypatch, capsys):
     assert main(["validate", result, "--backend", "fake-test", "--profile", str(path), "--questions", "5000",
                  "--substitute", BIG]) == 2
     assert "held-out questions left" in capsys.readouterr().err
+
+
+def test_real_runs_sample_as_their_measured_profile_did():
+    from tts_sim.core.profile import Profile
+    from tts_sim.real.validate import sampling_settings
+
+    measured = Profile(metadata={"measured": True, "config": {"max_new_tokens": 16, "temperature": 0.7, "top_p": 0.9}})
+    assert sampling_settings(measured, None, None) == (16, 0.7, 0.9)
+    assert sampling_settings(measured, 32, 0.5, 1.0) == (32, 0.5, 1.0)
+    assert sampling_settings(Profile(metadata={}), None, None) == (256, 0.7, 1.0)

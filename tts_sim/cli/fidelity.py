@@ -82,7 +82,7 @@ def cmd_fidelity(args: argparse.Namespace) -> None:
     questions = heldout_questions(load_questions(task, args.data), tp.question_ids, args.offset, args.questions, task)
     served = served_names(args)
     spec, has_stats = task_spec_for(profile, task)
-    max_new, temperature = sampling_settings(profile, args.max_new_tokens, args.temperature)
+    max_new, temperature, top_p = sampling_settings(profile, args.max_new_tokens, args.temperature, args.top_p)
 
     given = [c.graph for c in load_candidates(args.graphs, 10**9, catalog)] if args.graphs else []  # scored first
     backend = make_backend(args)
@@ -99,10 +99,10 @@ def cmd_fidelity(args: argparse.Namespace) -> None:
     plan = FidelityPlan(task, tuple(graphs), tuple(questions), min(args.latency_questions, len(questions)),
                         args.batch, args.seed)
     executor = GraphExecutor(backend, task, model_map=model_map, max_new_tokens=max_new, temperature=temperature,
-                             seed=args.seed)
+                             top_p=top_p, seed=args.seed)
     # what the measurements depend on (not the profile itself: a refitted one re-predicts from the same journal)
     journal_config = plan.journal_config(backend=args.backend, model_map=model_map, max_new_tokens=max_new,
-                                         temperature=temperature)
+                                         temperature=temperature, top_p=top_p)
     t0 = time.perf_counter()
     done = measure(plan, executor, journal_path(args.out, task), journal_config, quiet=args.quiet)
     measure_s = time.perf_counter() - t0

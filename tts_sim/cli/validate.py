@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tts_sim.cli.options import add_quiet, non_negative_float, positive_int, progress_printer
+from tts_sim.cli.options import add_quiet, non_negative_float, positive_int, probability, progress_printer
 from tts_sim.errors import ConfigError
 from tts_sim.jsonio import read_json
 
@@ -48,6 +48,7 @@ def add_real_run_options(p: argparse.ArgumentParser) -> None:
                    help="name under which the backend serves a real model (openai servers)")
     p.add_argument("--max-new-tokens", type=positive_int, help="default: the profile's, else 256")
     p.add_argument("--temperature", type=non_negative_float, help="default: the profile's, else 0.7")
+    p.add_argument("--top-p", type=probability, help="default: the profile's, else 1.0")
     p.add_argument("--cluster", default="cpu", help="simulated cluster for predicted latency")
     p.add_argument("--tokens", choices=("sampled", "mean", "paper"), default="sampled",
                    help="token lengths of predicted latency: the profile's reply-length distribution sampled per "
@@ -112,17 +113,17 @@ def cmd_validate(args: argparse.Namespace) -> None:
     if len(heldout) < args.questions:
         raise ConfigError(f"{task}: only {len(heldout)} held-out questions left (asked for {args.questions})")
 
-    max_new, temperature = sampling_settings(profile, args.max_new_tokens, args.temperature)
+    max_new, temperature, top_p = sampling_settings(profile, args.max_new_tokens, args.temperature, args.top_p)
     backend = make_backend(args)
     real = RealEvaluator(task, backend, spec=spec, questions=heldout, catalog=catalog,
                          model_map={m: served.get(r, r) for m, r in model_map.items()}, max_new_tokens=max_new,
-                         temperature=temperature, seed=args.seed,
+                         temperature=temperature, top_p=top_p, seed=args.seed,
                          progress=progress_printer(args))
     simulated, lengths = latency_simulator(profile, spec, cluster=args.cluster, tokens=args.tokens,
                                   n_questions=args.questions, max_batch=getattr(backend, "max_batch", 8),
                                   catalog=catalog)
     config: dict[str, Any] = {"backend": args.backend, "n_questions": len(heldout), "max_new_tokens": max_new,
-                              "temperature": temperature, "seed": args.seed, "top_k": args.top_k,
+                              "temperature": temperature, "top_p": top_p, "seed": args.seed, "top_k": args.top_k,
                               "task_tokens": {"A": spec.prompt_tokens, "B": spec.answer_tokens,
                                               "measured": has_stats,
                                               "lengths": lengths},

@@ -132,11 +132,14 @@ def task_spec_for(profile: Profile, task: str) -> tuple[TaskSpec, bool]:
     return (measured_task_spec(profile, task) if has_stats else get_task(task)), has_stats
 
 
-def sampling_settings(profile: Profile, max_new_tokens: int | None, temperature: float | None) -> tuple[int, float]:
-    """Max new tokens and temperature: as given, else the (measured) profile's, else 256 and 0.7."""
+def sampling_settings(profile: Profile, max_new_tokens: int | None, temperature: float | None,
+                      top_p: float | None = None) -> tuple[int, float, float]:
+    """Max new tokens, temperature and top-p: as given, else the (measured) profile's, else 256, 0.7 and 1.0
+    (a real run samples as the profile it is compared with did)."""
     profiled = profile.metadata.get("config", {}) if profile.metadata.get("measured") else {}
     max_new = max_new_tokens or int(profiled.get("max_new_tokens", 256))
-    return max_new, temperature if temperature is not None else float(profiled.get("temperature", 0.7))
+    temperature = temperature if temperature is not None else float(profiled.get("temperature", 0.7))
+    return max_new, temperature, top_p if top_p is not None else float(profiled.get("top_p", 1.0))
 
 
 def latency_simulator(profile: Profile, spec: TaskSpec, *, cluster: str, tokens: str, n_questions: int,

@@ -37,7 +37,7 @@ from tts_sim.tasks import TASKS, Question, TaskSpec, get_task, load_questions
 from tts_sim.tasks.graders import Grader, get_grader
 
 GENERATOR = "tts-sim profile"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: stop strings end a reply only after visible text (core.backend.stop_at)
 
 
 @dataclass
