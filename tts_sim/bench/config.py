@@ -87,8 +87,12 @@ class BenchConfig:
     cluster: str | None = field(default=None, metadata=_opt("cluster for latency (needed by latency objectives)"))
     objective: str = field(default="accuracy", metadata=_opt("search objective: accuracy, weighted:W, p95<=S"))
     executor: str = field(default="process", metadata=_opt(
-        "process | thread | inline | MODULE:FACTORY (a callable returning an Executor or a Pool)"))
-    workers: int = field(default=2, metadata=_opt("parallel workers"))
+        "process | thread | inline | ray | MODULE:FACTORY (a callable returning an Executor or a Pool)"))
+    ray_address: str | None = field(default=None, metadata=_opt(
+        "with --executor ray: the Ray cluster to use (HOST:PORT, auto, any ray.init address; default: "
+        "$RAY_ADDRESS, else a local Ray of --workers CPUs started and stopped by the bench)"))
+    workers: int = field(default=2, metadata=_opt(
+        "parallel workers (with --executor ray on a cluster: how many of its CPUs the bench keeps busy)"))
     out: str = field(default="runs/bench", metadata=_opt("output folder (results.jsonl, report.md, PNGs)"))
 
     def __post_init__(self) -> None:
@@ -103,10 +107,12 @@ class BenchConfig:
             if name in names and not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"bench: {name} must be names (text), got {shown(value)}")
             object.__setattr__(self, name, tuple(value))
-        for name in ("objective", "executor", "out", "profile", "cluster"):
+        for name in ("objective", "executor", "out", "profile", "cluster", "ray_address"):
             value = getattr(self, name)
-            if not (isinstance(value, str) or (value is None and name in ("profile", "cluster"))):
+            if not (isinstance(value, str) or (value is None and name in ("profile", "cluster", "ray_address"))):
                 raise ConfigError(f"bench: {name} must be text, got {shown(value)}")
+        if self.ray_address is not None and self.executor != "ray":
+            raise ConfigError(f"bench: --ray-address needs --executor ray (executor is {self.executor!r})")
         object.__setattr__(self, "budgets", tuple(_budget(b) for b in self.budgets))
         object.__setattr__(self, "regret_budgets", tuple(_budget(b) for b in self.regret_budgets))
         object.__setattr__(self, "seeds", tuple(_seed(s) for s in self.seeds))

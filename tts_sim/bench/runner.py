@@ -227,7 +227,8 @@ def run_bench(config: BenchConfig, *, resume: bool = True, executor: Executor | 
     settings = settings_for(config)
     run = BenchRun(out, list(done.values()), ran=0, skipped=len(done), dropped_partial_line=dropped)
     own = executor is None
-    pool: Executor = make_executor(config.executor, config.workers) if executor is None else executor
+    pool: Executor = executor if executor is not None else make_executor(config.executor, config.workers,
+                                                                          config.ray_address)
     bar = _bar(len(jobs), len(done), progress)
     interrupted = False
     pending: dict[Future, Job] = {}
