@@ -51,7 +51,7 @@ class BenchConfig:
         "searchers to compare (names of the searcher registry; default: every built-in searcher)"))
     priors: tuple[str, ...] = field(default=PRIOR_SETTINGS, metadata=_opt(
         "prior settings every searcher is run under (none, published); a searcher that cannot use a prior "
-        "runs once; a searcher that can is reported as NAME[prior=SETTING]"))
+        "runs once, under none (which must then be given); a searcher that can is reported as NAME[prior=SETTING]"))
     agent_cost_model: str = field(default=DEFAULT_AGENT_COST_MODEL, metadata=_opt(
         "model whose FLOPs (2 x params per token) price agent tokens in the search cost and break-even"))
     searcher_options: tuple[str, ...] = field(default=(), metadata=_opt(
@@ -182,15 +182,20 @@ class BenchConfig:
         """(label, searcher, prior) of every searcher run per cell and seed: a searcher that uses a
         prior (``uses_prior``) once per prior setting, labelled ``NAME[prior=SETTING]`` when several
         settings are benched (``NAME`` otherwise); one that does not once, with prior ``""`` (it runs
-        under ``none``, which it ignores), labelled ``NAME``."""
-        from tts_sim.search.searcher import SEARCHERS
+        under ``none``), labelled ``NAME``; a one-line error if ``none`` is not among the settings."""
+        from tts_sim.search.prior import NONE
+        from tts_sim.search.searcher import SEARCHERS, uses_prior
 
         out = []
         for name in self.searchers:
-            if getattr(SEARCHERS.get(name), "uses_prior", False):
+            if uses_prior(SEARCHERS.get(name)):
                 out += [(run_label(name, p) if len(self.priors) > 1 else name, name, p) for p in self.priors]
-            else:
+            elif NONE in self.priors:
                 out.append((name, name, ""))
+            else:
+                raise ConfigError(f"bench: searcher {name!r} does not use a prior, and --priors "
+                                  f"{' '.join(self.priors)} leaves it no setting to run under (add none, or "
+                                  f"leave it out of --searchers)")
         return out
 
     def labels(self) -> list[str]:

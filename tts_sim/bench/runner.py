@@ -89,6 +89,7 @@ def plan_jobs(config: BenchConfig) -> list[Job]:
     options = config.options_for()
     for name in config.searchers:
         SEARCHERS.build(name, options.get(name, {}))  # ConfigError naming an unknown searcher or option
+    config.runs()  # ConfigError naming a searcher that no prior setting of the bench suits
     if config.cluster:
         parse_cluster(config.cluster)  # ClusterError naming the bad item, before any job fails on it
     if parse_objective(config.objective).needs_latency and not config.cluster:
