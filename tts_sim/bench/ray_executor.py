@@ -2,7 +2,8 @@
 
 Where it runs: ``address`` (``--ray-address``: ``HOST:6379``, ``auto``, any ``ray.init`` address), else
 ``$RAY_ADDRESS``, else a local Ray started for the bench with ``workers`` CPUs (and shut down with
-it). A Ray the caller already initialised is used as it is and left running.
+it). A Ray the caller already initialised is used as it is and left running. Ray's usage statistics
+are off unless ``RAY_USAGE_STATS_ENABLED`` says otherwise.
 
 Each job is one task of one CPU that is not retried (a failed job is reported by the bench, and
 resumes run it again). A task's exception reaches the bench as the job's own exception (Ray's
