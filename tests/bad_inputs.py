@@ -271,7 +271,9 @@ def cases() -> dict[str, list[str]]:
                                ["--profile", "{d}/nope.json"], ["--profile", "{d}/profiles/deep.json"],
                                ["--budgets", "0.001"], ["--search-questions", "100000"], ["--priors", "oracle"],
                                ["--priors", ""], ["--agent-cost-model", "gpt-9"],
-                               ["--searcher-options", "random.nope=1"]]):
+                               ["--searcher-options", "random.nope=1"], ["--worlds", "ensemble:0"],
+                               ["--searchers", "gptswarm", "--priors", "published"],
+                               ["--ray-address", "127.0.0.1:6379"]]):
         out[f"bench-{i}-{'-'.join(extra).replace('{d}/', '')}"] = bench + extra
     argv_cases = {
         "no-command": [], "unknown-command": ["frobnicate"], "graph-no-subcommand": ["graph"],
@@ -295,6 +297,8 @@ def cases() -> dict[str, list[str]]:
                                             "--out", "{d}/search"],
         "search-unknown-searcher-option": ["search", "--set", "nope=1", "--evals", "2", "--quiet",
                                            "--out", "{d}/search"],
+        "search-prior-unsupported": ["search", "--searcher", "textgrad", "--prior", "published", "--evals", "2",
+                                     "--quiet", "--out", "{d}/search"],
         "validate-missing-file": ["validate", "{d}/nope.json"],
         "validate-not-json": ["validate", "{d}/graphs/not-json.json", "--task", "math"],
         "validate-deep": ["validate", "{d}/graphs/deep-list.json", "--task", "math"],

@@ -229,7 +229,7 @@ def test_default_process_pool_runs_jobs_in_other_processes(tmp_path):
     (["--seeds", "0,0"], "seeds lists 0 twice"),
     (["--evals", "0"], "argument --evals"),
     (["--search-questions", "500"], "leaves no held-out question of math's 500"),
-    (["--executor", "nowhere"], "expected process, thread, inline or MODULE:FACTORY"),
+    (["--executor", "nowhere"], "expected process, thread, inline, ray or MODULE:FACTORY"),
     (["--executor", "no_such_module_x:Pool"], "cannot import 'no_such_module_x'"),
     (["--executor", "os:no_such_factory"], "module 'os' has no 'no_such_factory'"),
     (["--objective", "fastest"], "unknown objective"),

@@ -147,3 +147,28 @@ def test_a_resumed_progress_bar_starts_at_the_recorded_evaluations(capsys, tmp_p
     journal.write_text("\n".join(lines[: trial_lines[2] + 1]) + "\n")  # as if killed after 3 evaluations
     assert run(capsys, *argv)[0] == 0
     assert starts == [0, 3]
+
+
+@pytest.mark.parametrize("searcher", ["gptswarm", "textgrad"])
+def test_a_prior_a_searcher_cannot_use_is_refused_not_ignored(capsys, tmp_path, searcher):
+    code, _, err = run(capsys, "search", "--searcher", searcher, "--prior", "published", "--evals", "2",
+                       "--out", str(tmp_path / "s"), "--quiet")
+    assert code == 2 and err.count("\n") == 1 and f"searcher {searcher!r} does not use a prior" in err, err
+    assert not (tmp_path / "s" / "result.json").exists()
+    bench = ["bench", "--tasks", "math", "--budgets", "18", "--seeds", "1", "--evals", "2", "--regret-budgets", "none",
+             "--reference-evals", "0", "--executor", "inline", "--out", str(tmp_path / "b"), "--quiet"]
+    code, _, err = run(capsys, *bench, "--searchers", "random", searcher, "--priors", "published")
+    assert code == 2 and err.count("\n") == 1 and "leaves it no setting to run under" in err, err
+    assert not (tmp_path / "b" / "results.jsonl").exists()
+    code, _, err = run(capsys, *bench, "--searchers", searcher, "--priors", "none", "published", "--json")
+    assert code == 0, err  # with none among the settings it runs once, under none
+
+
+def test_run_search_refuses_a_prior_for_a_searcher_that_ignores_it():
+    from tts_sim.errors import ConfigError
+    from tts_sim.search import SearchSpace, run_search
+    from tts_sim.sim.evaluator import SimulatedEvaluator
+
+    space = SearchSpace("math", 18.0)
+    with pytest.raises(ConfigError, match="searcher 'gptswarm' does not use a prior"):
+        run_search("gptswarm", space, SimulatedEvaluator("math"), 2, prior="published")

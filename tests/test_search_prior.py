@@ -121,12 +121,19 @@ def test_no_searcher_reads_the_task_accuracies_or_kind_under_the_none_prior(name
 
 
 @pytest.mark.parametrize("name", EVERY)
-def test_every_searcher_accepts_both_priors_and_records_the_setting(name):
+def test_every_searcher_records_its_prior_and_refuses_one_it_cannot_use(name):
+    """A searcher that uses a prior runs under both settings; one that does not runs under none and
+    refuses published in one line (it would ignore it)."""
     space, ev = SearchSpace("math", 18.0, max_nodes=4), FakeEvaluator("math", 80)
+    uses = getattr(SEARCHERS.get(name), "uses_prior", None)
+    assert isinstance(uses, bool)
     for setting in ("none", "published"):
+        if setting == "published" and not uses:
+            with pytest.raises(ConfigError, match=f"searcher {name!r} does not use a prior"):
+                run_search(name, space, ev, 5, seed=2, options=FAST.get(name), prior=setting)
+            continue
         result = run_search(name, space, ev, 5, seed=2, options=FAST.get(name), prior=setting)
         assert result.config["prior"] == setting
-    assert isinstance(getattr(SEARCHERS.get(name), "uses_prior", None), bool)
 
 
 def test_the_prior_changes_agent_reinforce_and_the_context_carries_it():
@@ -135,6 +142,7 @@ def test_the_prior_changes_agent_reinforce_and_the_context_carries_it():
 
     class Probe:
         name = "probe"
+        uses_prior = True
 
         def config(self):
             return {}

@@ -51,7 +51,7 @@ class BenchConfig:
         "searchers to compare (names of the searcher registry; default: every built-in searcher)"))
     priors: tuple[str, ...] = field(default=PRIOR_SETTINGS, metadata=_opt(
         "prior settings every searcher is run under (none, published); a searcher that cannot use a prior "
-        "runs once; a searcher that can is reported as NAME[prior=SETTING]"))
+        "runs once, under none (which must then be given); a searcher that can is reported as NAME[prior=SETTING]"))
     agent_cost_model: str = field(default=DEFAULT_AGENT_COST_MODEL, metadata=_opt(
         "model whose FLOPs (2 x params per token) price agent tokens in the search cost and break-even"))
     searcher_options: tuple[str, ...] = field(default=(), metadata=_opt(
@@ -87,8 +87,12 @@ class BenchConfig:
     cluster: str | None = field(default=None, metadata=_opt("cluster for latency (needed by latency objectives)"))
     objective: str = field(default="accuracy", metadata=_opt("search objective: accuracy, weighted:W, p95<=S"))
     executor: str = field(default="process", metadata=_opt(
-        "process | thread | inline | MODULE:FACTORY (a callable returning an Executor or a Pool)"))
-    workers: int = field(default=2, metadata=_opt("parallel workers"))
+        "process | thread | inline | ray | MODULE:FACTORY (a callable returning an Executor or a Pool)"))
+    ray_address: str | None = field(default=None, metadata=_opt(
+        "with --executor ray: the Ray cluster to use (HOST:PORT, auto, any ray.init address; default: "
+        "$RAY_ADDRESS, else a local Ray of --workers CPUs started and stopped by the bench)"))
+    workers: int = field(default=2, metadata=_opt(
+        "parallel workers (with --executor ray on a cluster: how many of its CPUs the bench keeps busy)"))
     out: str = field(default="runs/bench", metadata=_opt("output folder (results.jsonl, report.md, PNGs)"))
 
     def __post_init__(self) -> None:
@@ -103,10 +107,12 @@ class BenchConfig:
             if name in names and not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"bench: {name} must be names (text), got {shown(value)}")
             object.__setattr__(self, name, tuple(value))
-        for name in ("objective", "executor", "out", "profile", "cluster"):
+        for name in ("objective", "executor", "out", "profile", "cluster", "ray_address"):
             value = getattr(self, name)
-            if not (isinstance(value, str) or (value is None and name in ("profile", "cluster"))):
+            if not (isinstance(value, str) or (value is None and name in ("profile", "cluster", "ray_address"))):
                 raise ConfigError(f"bench: {name} must be text, got {shown(value)}")
+        if self.ray_address is not None and self.executor != "ray":
+            raise ConfigError(f"bench: --ray-address needs --executor ray (executor is {self.executor!r})")
         object.__setattr__(self, "budgets", tuple(_budget(b) for b in self.budgets))
         object.__setattr__(self, "regret_budgets", tuple(_budget(b) for b in self.regret_budgets))
         object.__setattr__(self, "seeds", tuple(_seed(s) for s in self.seeds))
@@ -176,15 +182,20 @@ class BenchConfig:
         """(label, searcher, prior) of every searcher run per cell and seed: a searcher that uses a
         prior (``uses_prior``) once per prior setting, labelled ``NAME[prior=SETTING]`` when several
         settings are benched (``NAME`` otherwise); one that does not once, with prior ``""`` (it runs
-        under ``none``, which it ignores), labelled ``NAME``."""
-        from tts_sim.search.searcher import SEARCHERS
+        under ``none``), labelled ``NAME``; a one-line error if ``none`` is not among the settings."""
+        from tts_sim.search.prior import NONE
+        from tts_sim.search.searcher import SEARCHERS, uses_prior
 
         out = []
         for name in self.searchers:
-            if getattr(SEARCHERS.get(name), "uses_prior", False):
+            if uses_prior(SEARCHERS.get(name)):
                 out += [(run_label(name, p) if len(self.priors) > 1 else name, name, p) for p in self.priors]
-            else:
+            elif NONE in self.priors:
                 out.append((name, name, ""))
+            else:
+                raise ConfigError(f"bench: searcher {name!r} does not use a prior, and --priors "
+                                  f"{' '.join(self.priors)} leaves it no setting to run under (add none, or "
+                                  f"leave it out of --searchers)")
         return out
 
     def labels(self) -> list[str]:

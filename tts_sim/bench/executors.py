@@ -6,12 +6,14 @@
   with the bench process, even when it is killed with SIGKILL);
 - ``thread``: a ``ThreadPoolExecutor``;
 - ``inline``: runs each job in the calling process when submitted (debugging, profiling);
+- ``ray``: Ray tasks on a local Ray or an existing cluster (``ray_address``; ``tts_sim.bench.ray_executor``,
+  the ``ray`` extra);
 - ``MODULE:FACTORY``: any callable returning an executor, called with ``max_workers=workers`` when it
   takes that keyword (``concurrent.futures:ThreadPoolExecutor``, a cluster engine's Executor adapter),
   else with ``processes=workers`` (``multiprocessing:Pool`` and its drop-in replacements such as
   ``ray.util.multiprocessing:Pool``), else with no argument. A returned pool without ``submit`` but
   with ``apply_async`` is wrapped in ``PoolExecutor``. Tested here with the standard library's
-  thread/process executors and ``multiprocessing.dummy:Pool``; Ray itself is not installed.
+  thread/process executors and ``multiprocessing.dummy:Pool``.
 
 Jobs and their settings are plain picklable values and the worker function is module-level, so any
 engine that can ship a function call to a worker runs the bench without changes to the searchers.
@@ -77,17 +79,22 @@ class PoolExecutor(Executor):
         self.pool.join()
 
 
-def make_executor(spec: str, workers: int) -> Executor:
-    """The executor named by ``spec`` with ``workers`` workers (see the module docstring)."""
+def make_executor(spec: str, workers: int, ray_address: str | None = None) -> Executor:
+    """The executor named by ``spec`` with ``workers`` workers (see the module docstring);
+    ``ray_address`` is where ``ray`` runs (None: ``$RAY_ADDRESS``, else a local Ray)."""
     if spec == "process":
         return ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(os.getpid(),))
     if spec == "thread":
         return ThreadPoolExecutor(max_workers=workers)
     if spec == "inline":
         return InlineExecutor()
+    if spec == "ray":
+        from tts_sim.bench.ray_executor import RayExecutor
+
+        return RayExecutor(workers, ray_address)
     module, sep, name = spec.partition(":")
     if not sep or not module or not name:
-        raise ConfigError(f"executor {spec!r}: expected process, thread, inline or MODULE:FACTORY")
+        raise ConfigError(f"executor {spec!r}: expected process, thread, inline, ray or MODULE:FACTORY")
     try:
         factory = getattr(importlib.import_module(module), name)
     except ImportError as exc:

@@ -89,6 +89,7 @@ def plan_jobs(config: BenchConfig) -> list[Job]:
     options = config.options_for()
     for name in config.searchers:
         SEARCHERS.build(name, options.get(name, {}))  # ConfigError naming an unknown searcher or option
+    config.runs()  # ConfigError naming a searcher that no prior setting of the bench suits
     if config.cluster:
         parse_cluster(config.cluster)  # ClusterError naming the bad item, before any job fails on it
     if parse_objective(config.objective).needs_latency and not config.cluster:
@@ -227,7 +228,8 @@ def run_bench(config: BenchConfig, *, resume: bool = True, executor: Executor | 
     settings = settings_for(config)
     run = BenchRun(out, list(done.values()), ran=0, skipped=len(done), dropped_partial_line=dropped)
     own = executor is None
-    pool: Executor = make_executor(config.executor, config.workers) if executor is None else executor
+    pool: Executor = executor if executor is not None else make_executor(config.executor, config.workers,
+                                                                          config.ray_address)
     bar = _bar(len(jobs), len(done), progress)
     interrupted = False
     pending: dict[Future, Job] = {}

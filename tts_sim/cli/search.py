@@ -120,9 +120,10 @@ def cmd_search(args: argparse.Namespace) -> None:
                         output_model=args.output_model or DEFAULT_OUTPUT_MODEL, catalog=catalog)
     if args.objective != "accuracy" and cluster is None:
         raise ConfigError(f"objective {args.objective!r} uses latency: give --cluster")
-    from tts_sim.search.searcher import make_searcher
+    from tts_sim.search.searcher import check_prior, make_searcher
 
     searcher = make_searcher(args.searcher, **_searcher_options(args))
+    check_prior(searcher, args.prior)  # before the evaluator is built
     evaluator = SimulatedEvaluator(task, profile=profile_from(args), cluster=cluster,
                                    arrival=arrival_from(args) if cluster else None, n_queries=args.queries,
                                    catalog=catalog, **sim_options(args))

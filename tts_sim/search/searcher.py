@@ -29,7 +29,7 @@ from tts_sim.search.checkpoint import Checkpoint
 from tts_sim.search.context import SearchContext, SearchExhausted
 from tts_sim.search.enumerate import ExpectedScorer
 from tts_sim.search.objectives import Objective, parse_objective
-from tts_sim.search.prior import Prior, make_prior
+from tts_sim.search.prior import NONE, Prior, make_prior
 from tts_sim.search.result import SearchResult, Trial, package_versions
 from tts_sim.search.space import SearchSpace
 
@@ -54,8 +54,8 @@ class BaseSearcher:
     """Convenience base: ``config()`` from dataclass fields and a ``search(...)`` shortcut."""
 
     name: ClassVar[str] = "base"
-    #: Whether the searcher reads ``ctx.prior`` (every searcher accepts it; the bench runs one that
-    #: does not only once, under its first prior setting).
+    #: Whether the searcher reads ``ctx.prior`` (``uses_prior``): one that does not runs only under
+    #: the ``none`` setting (``check_prior``), once per bench.
     uses_prior: ClassVar[bool] = False
 
     def config(self) -> dict[str, Any]:
@@ -85,6 +85,20 @@ class BaseSearcher:
 #: Searcher config dataclasses by name (entry-point group ``tts_sim.searchers``): a searcher's dataclass
 #: fields are its options, and ``build()`` returns the searcher itself.
 SEARCHERS: Registry[type] = Registry("searchers")
+
+
+def uses_prior(searcher: Any) -> bool:
+    """Whether ``searcher`` (an object or its class) reads ``ctx.prior``: its ``uses_prior`` attribute,
+    False when it declares none."""
+    return bool(getattr(searcher, "uses_prior", False))
+
+
+def check_prior(searcher: Any, setting: str) -> None:
+    """One-line ``ConfigError`` when a prior other than ``none`` is given to a searcher that does not
+    use one (it would be ignored)."""
+    if setting != NONE and not uses_prior(searcher):
+        raise ConfigError(f"searcher {getattr(searcher, 'name', searcher)!r} does not use a prior: "
+                          f"--prior {setting} is not supported for it (use --prior none)")
 
 
 def make_searcher(name: str, **options: Any) -> Searcher:
@@ -143,9 +157,10 @@ def run_search(
     ``searcher`` is a registry name (built with ``options``) or a searcher object. A ``checkpoint``
     path is written after every evaluation and agent reply; if the file exists, the search resumes
     from it (it must come from the same config and seed). ``prior`` (``none`` by default, or
-    ``published``; ``tts_sim.search.prior``) is handed to the searcher through the context and
-    recorded in the config. The result states the search's full cost and its break-even against
-    the fixed presets, agent tokens priced as FLOPs of ``agent_cost_model`` (``tts_sim.search.breakeven``)."""
+    ``published``; ``tts_sim.search.prior``; only ``none`` for a searcher that does not use one) is
+    handed to the searcher through the context and recorded in the config. The result states the
+    search's full cost and its break-even against the fixed presets, agent tokens priced as FLOPs of
+    ``agent_cost_model`` (``tts_sim.search.breakeven``)."""
     if isinstance(searcher, str):
         searcher = make_searcher(searcher, **dict(options or {}))
     elif options:
@@ -159,6 +174,7 @@ def run_search(
         raise ConfigError(f"the evaluator scores task {task_name!r} but the space is for {space.task.name!r}")
     objective = parse_objective(objective)
     prior = make_prior(prior, space.task)
+    check_prior(searcher, prior.setting)
     agent_spec = agent_cost_spec(agent_cost_model, space.catalog)
     search_qs, heldout_qs = resolve_questions(evaluator.n_questions, search_questions, heldout_questions)
     config = {
