@@ -296,3 +296,14 @@ def test_journal_is_a_tts_sim_journal_whose_bad_lines_are_corruption_unless_last
     path.write_bytes(gzip.compress(b"{}"))  # the profile itself passed as the journal
     with pytest.raises(ConfigError, match="is not a tts-sim profiling journal: its first line is not valid JSON"):
         CallJournal(path, {"a": [1, 2]})
+
+
+def test_latency_grid_is_not_part_of_the_fingerprint_and_tables_are_keyed_by_grid():
+    from dataclasses import replace
+
+    from tts_sim.real.profiling.run import LATENCY_KEYS, ProfileConfig, _fingerprint
+
+    base = ProfileConfig(task="add", models={"m": "m"}, latency=False)
+    other = replace(base, latency=True, batch_sizes=(1, 8), contexts=(32,), prompt_lengths=(16,), repeats=5)
+    assert _fingerprint(base, [], {}) == _fingerprint(other, [], {})
+    assert not set(LATENCY_KEYS) & set(_fingerprint(base, [], {}))

@@ -9,6 +9,7 @@ with these models, see ``measured_task_spec``).
 from __future__ import annotations
 
 import dataclasses
+import json
 import platform
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -37,6 +38,8 @@ from tts_sim.tasks import TASKS, Question, TaskSpec, get_task, load_questions
 from tts_sim.tasks.graders import Grader, get_grader
 
 GENERATOR = "tts-sim profile"
+#: ProfileConfig fields that shape the latency tables only
+LATENCY_KEYS = ("prompt_lengths", "batch_sizes", "contexts", "repeats", "steps", "max_batch_tokens", "device")
 GENERATOR_VERSION = 2  # 2: stop strings end a reply only after visible text (core.backend.stop_at)
 
 
@@ -119,16 +122,18 @@ def run_profile(backend: Backend, config: ProfileConfig, *, grader: Grader | Non
 
     if config.latency:
         t0 = time.perf_counter()
+        grid = json.dumps({k: _config_dict(config)[k] for k in LATENCY_KEYS}, sort_keys=True)
         for model, backend_model in config.models.items():
-            if model not in log.tables:
+            key = f"{model} {grid}"  # a table measured on another grid is measured again
+            if key not in log.tables:
                 info = infos[model]
                 timer = step_timer(backend, backend_model)
-                log.record_table(model, measure_latency_table(
+                log.record_table(key, measure_latency_table(
                     timer, model, device=config.device or device_key(info), backend=info.backend,
                     quantization=info.quantization, provider=info.provider, prompt_lengths=config.prompt_lengths,
                     batch_sizes=config.batch_sizes, contexts=config.contexts, repeats=config.repeats,
                     steps=config.steps, max_batch_tokens=config.max_batch_tokens, progress=say))
-            profile.latency.append(log.tables[model])
+            profile.latency.append(log.tables[key])
         timings["latency_s"] = time.perf_counter() - t0
 
     token_stats: dict[str, Any] = {}
@@ -246,10 +251,11 @@ def _fingerprint(config: ProfileConfig, questions: Sequence[Question],
                  infos: Mapping[str, BackendInfo]) -> dict[str, Any]:
     """What a journal must match to be replayed: every setting that changes a call or its order (not the
     batch size, label or progress), the questions' ids, the prompt templates' version and what serves
-    each model (backend, version, provider, device, quantisation). Not whether latency tables are
-    measured: a run with ``--no-latency`` can be completed with its tables later (say, on a quiet machine)."""
+    each model (backend, version, provider, device, quantisation). Not whether or on which grid latency
+    tables are measured (tables are journaled under their grid): a run with ``--no-latency`` can be
+    completed with its tables later (say, on a quiet machine)."""
     d = _config_dict(config)
-    for key in ("batch", "label", "latency"):
+    for key in ("batch", "label", "latency", *LATENCY_KEYS):
         d.pop(key)
     served = {m: [i.backend, i.version, i.provider, i.device, i.quantization] for m, i in sorted(infos.items())}
     return {**d, "question_ids": [q.id for q in questions], "prompts_version": PROMPTS_VERSION,
