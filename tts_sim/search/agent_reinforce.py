@@ -1,16 +1,21 @@
 """Agent-REINFORCE: REINFORCE's sample -> gradient -> update as sample -> textual feedback -> update.
 
-Steps (paper-facts.md):
+Steps (paper-facts.md, with this project's changes marked *):
 0. enumerate model mixes that spend the budget (integer cost units, least leftover);
 1. the agent picks promising mixes (Insight 1) from the search's prior (single-model accuracies and
-   task kind under ``--prior published``; nothing but the mixes and their costs under ``none``);
-2. pre-test: a few reduced variants of each pick on very few questions; the best mix is kept;
-3. iteration 0: a random graph with that mix (sparse edges, roles under the rules), budget-repaired;
-4. iterations 1..: the agent reads the last graph as text, its score (and latency when the
-   objective asks), the edge-probability table and two rounds of memory, and returns the next graph
-   and an updated table; budget repair; evaluate. Until the evaluation budget is spent.
+   task kind under ``--prior published``; nothing but the mixes and their costs under ``none``, where
+   ties are broken by the search's seed*);
+2. pre-test: a few reduced variants of each pick (parallel, layered, one layer deeper*), scored on the
+   whole search split* (the release: very few questions; here an evaluation costs the same either way);
+3. iteration 0: the best pre-tested variant of the best mix (a random graph of the mix when there was no pre-test);
+4. iterations 1..: the agent reads the last graph as text, its score (and latency when the objective asks),
+   the edge-probability table, two rounds of memory and* every scored round (``evidence``), and returns
+   the next graph and an updated table; budget repair; evaluate. Until the evaluation budget is spent;
+5.* recovery: after ``patience`` new evaluations without beating the best graph of the current start,
+   the loop starts again from the best graph not started from yet (the next pre-tested mix, or the
+   runner-up of the search).
 The driver returns the best graph by search-time score (the release returned the last one) and
-reports its held-out evaluation. Pre-tests count as evaluations (on fewer questions).
+reports its held-out evaluation. Pre-tests count as evaluations.
 """
 
 from __future__ import annotations

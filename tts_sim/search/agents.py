@@ -48,6 +48,7 @@ class TaskPrior:
     width: int  # Insight 2: preferred width
     depth: int  # Insight 2: preferred depth
     note: str
+    shape_weight: float = 0.05  # how strongly proposals are pulled towards (width, depth)
 
 
 PRIORS: dict[str, TaskPrior] = {
@@ -55,7 +56,8 @@ PRIORS: dict[str, TaskPrior] = {
     "multiple-choice": TaskPrior(0.15, 0.45, 2, 1, "multiple choice: a single larger model wins"),
     "code": TaskPrior(0.15, 0.4, 2, 2, "code: a single larger model wins"),
 }
-DEFAULT_PRIOR = TaskPrior(0.3, 0.3, 3, 2, "no task-specific insight: balanced ensemble value")
+#: Without a task kind there is no Insight-2 shape to aim at: the shape pull is off and the scores decide.
+DEFAULT_PRIOR = TaskPrior(0.3, 0.3, 3, 2, "no task-specific insight: balanced ensemble value", shape_weight=0.0)
 UNKNOWN_ACCURACY = 0.3
 
 
@@ -236,7 +238,7 @@ class InsightAgent:
         """Higher is more promising by the insights (a prior, corrected by measured scores)."""
         width, depth = graph.width, graph.depth
         tw, td = shape_targets(prior, width, depth)
-        value = -0.05 * (abs(width - tw) + abs(depth - td))
+        value = -prior.shape_weight * (abs(width - tw) + abs(depth - td))
         largest = max(space.catalog[m].m_flops for m in space.pool)
         for nid in graph.executed:
             preds = graph.predecessors(nid)
