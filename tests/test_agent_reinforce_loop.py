@@ -12,11 +12,13 @@ from tts_sim.core.graph import Graph, Node, Role
 from tts_sim.core.identity import graph_key
 from tts_sim.errors import ConfigError
 from tts_sim.search import SearchSpace, run_search
-from tts_sim.search.agent_api import ProposeRequest, Round
+from tts_sim.search.agent_api import MixRequest, ProposeRequest, Round
 from tts_sim.search.agent_reinforce import AgentReinforce
 from tts_sim.search.agents import InsightAgent
 from tts_sim.search.edits import depth_edits, fit_budget
 from tts_sim.search.evidence import Evidence
+from tts_sim.search.mixes import available_units, enumerate_mixes, unit_costs
+from tts_sim.search.prior import NO_PRIOR
 from tts_sim.search.space import OUTPUT_ID
 
 from .search_fakes import FakeEvaluator
@@ -136,7 +138,6 @@ def test_evidence_learns_which_models_raise_the_score():
     ev = FakeEvaluator("mmlu", 100)
     rng = np.random.default_rng(0)
     from tts_sim.baselines.random_search import random_graph
-    from tts_sim.search.mixes import enumerate_mixes
 
     mixes = enumerate_mixes(space)
     graphs = [random_graph(space, rng, mixes) for _ in range(25)]
@@ -161,7 +162,6 @@ def test_agent_without_prior_reads_the_evidence():
                                     [(f"n{i}", OUTPUT_ID) for i in range(2)], OUTPUT_ID))
     rng = np.random.default_rng(1)
     from tts_sim.baselines.random_search import random_graph
-    from tts_sim.search.mixes import enumerate_mixes
 
     graphs = [random_graph(space, rng, enumerate_mixes(space)) for _ in range(20)]
     rounds = _rounds(space, graphs, ev)
@@ -176,3 +176,21 @@ def test_agent_without_prior_reads_the_evidence():
         told.append(ev.quality(Graph.from_dict(reply.graph)))
         blind.append(ev.quality(Graph.from_dict(InsightAgent(evidence_weight=0.0).propose(request).graph)))
     assert told != blind
+
+
+def test_without_prior_mix_picks_vary_with_the_seed_and_spend_the_budget():
+    """Under prior none every mix ties: the picks follow the search's seed (not always the first mixes
+    enumerated), the first with the least leftover, led by different models."""
+    space = SearchSpace("math", 42.0)
+    mixes = enumerate_mixes(space)
+    least = min(m.leftover for m in mixes)
+    seen = set()
+    for seed in range(6):
+        request = MixRequest(space, tuple(mixes), unit_costs(space), available_units(space), 3, "accuracy", seed,
+                             NO_PRIOR)
+        picks = InsightAgent().pick_mixes(request).picks
+        assert picks is not None and len(picks) == 3
+        assert mixes[picks[0]].leftover == least
+        assert len({max(mixes[p].models, key=lambda m: (space.catalog[m].m_flops, m)) for p in picks}) == 3
+        seen.add(tuple(picks))
+    assert len(seen) > 1
