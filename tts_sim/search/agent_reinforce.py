@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, ClassVar
 
-from tts_sim.baselines.random_search import prior_weights, random_graph
 from tts_sim.core.graph import Graph
 from tts_sim.core.identity import graph_key
 from tts_sim.errors import ConfigError
@@ -89,10 +88,9 @@ class AgentReinforce(BaseSearcher):
     then layered with the prior's depth, then one layer deeper) on ``pretest_questions`` questions (default:
     the whole search split; at most ``pretest_share`` of the evaluations); iteration 0 samples edges with
     ``edge_p`` and fusers with ``fuser_p``; ``memory`` past rounds go into each prompt. After ``patience``
-    new evaluations without beating the best graph of the current start (a stall), the loop scores
-    ``explore`` random graphs over all mixes (the random searcher's draws) and starts again from the best
-    graph not started from yet: another pre-tested mix, a random find or the runner-up (recovery from a
-    bad pre-test pick)."""
+    new evaluations without beating the best graph of the mix being searched, the loop re-opens the next
+    pre-tested mix (recovery from a bad pre-test pick); when every mix was searched, it goes back to the
+    one with the best graph."""
 
     name: ClassVar[str] = "agent-reinforce"
     uses_prior: ClassVar[bool] = True
@@ -107,7 +105,6 @@ class AgentReinforce(BaseSearcher):
     fuser_p: float = 0.2
     memory: int = 2
     patience: int = 6
-    explore: int = 3  # random graphs (the random searcher's draws, mixes weighted by the prior) per stall
     max_repeats: int = 5  # consecutive already-evaluated proposals before the search stops early
 
     def __post_init__(self) -> None:
@@ -161,20 +158,9 @@ class AgentReinforce(BaseSearcher):
                 rounds.append(round_of(last, f"{reply.extras.get('edit', 'edit')}: {reply.extras.get('label', '')}"))
                 step += 1
             started.add(graph_key(basin.start or local.graph))
-            self._explore(ctx, mixes, len(basins))
             basins.append(self._restart(ctx, basins, started, local))
             index = len(basins) - 1
         return None
-
-    def _explore(self, ctx: SearchContext, mixes: list[MixOption], stall: int) -> None:
-        """Honest exploration after a stall: ``explore`` random budget-spending graphs over every mix,
-        so a search whose pre-test settled on a poor region still sees the rest of the space."""
-        weights = prior_weights(ctx.prior, mixes)
-        for i in range(self.explore):
-            if ctx.remaining <= self.patience // 2:
-                return
-            graph = random_graph(ctx.space, ctx.rng("explore", stall, i), mixes, self.edge_p, self.fuser_p, weights)
-            ctx.evaluate(graph, phase=f"explore {stall}")
 
     def _restart(self, ctx: SearchContext, basins: list[Basin], started: set[str], local: Trial) -> Basin:
         """Recovery after a stall: start again from the best full-split graph not started from yet,
