@@ -5,7 +5,7 @@ Steps (paper-facts.md, with this project's changes marked *):
 1. the agent picks promising mixes (Insight 1) from the search's prior (single-model accuracies and
    task kind under ``--prior published``; nothing but the mixes and their costs under ``none``, where
    ties are broken by the search's seed*);
-2. pre-test: a few reduced variants of each pick (parallel, layered, one layer deeper*), scored on the
+2. pre-test: a few reduced variants of each pick (parallel, layered; optionally one layer deeper*), scored on the
    whole search split* (the release: very few questions; here an evaluation costs the same either way);
 3. iteration 0: the best pre-tested variant of the best mix (a random graph of the mix when there was no pre-test);
 4. iterations 1..: the agent reads the last graph as text, its score (and latency when the objective asks),
@@ -85,7 +85,7 @@ class Basin:
 class AgentReinforce(BaseSearcher):
     """Options: ``agent`` (a registered agent with pick_mixes and propose: "insight", "chat") with
     ``agent_options``; ``n_picks`` mixes pre-tested with ``pretest_variants`` variants each (parallel,
-    then layered with the prior's depth, then one layer deeper) on ``pretest_questions`` questions (default:
+    then layered with the prior's depth, then, with 3, one layer deeper) on ``pretest_questions`` questions (default:
     the whole search split; at most ``pretest_share`` of the evaluations); iteration 0 samples edges with
     ``edge_p`` and fusers with ``fuser_p``; ``memory`` past rounds go into each prompt. After ``patience``
     new evaluations without beating the best graph of the mix being searched, the loop re-opens the next
@@ -98,7 +98,7 @@ class AgentReinforce(BaseSearcher):
     agent: str = "insight"
     agent_options: dict[str, Any] = field(default_factory=dict)
     n_picks: int = 3
-    pretest_variants: int = 3
+    pretest_variants: int = 2
     pretest_questions: int | None = None  # default: the whole search split
     pretest_share: float = 0.3
     edge_p: float = 0.3
