@@ -7,7 +7,8 @@ and the mean paired difference to random search under the same prior with its Wi
 
     PYTHONPATH=$PWD python benchmarks/agent_reinforce_table.py before=/tmp/ar-before after=/tmp/ar-after
 
-Labels are ``NAME=FOLDER``; searcher labels get the name as a suffix (``agent-reinforce[prior=none] after``).
+Labels are ``NAME=FOLDER``; searcher labels get the name as a suffix (``agent-reinforce[prior=none] after``);
+folders given the same name are merged (a later folder's row replaces an earlier one for the same seed).
 """
 
 from __future__ import annotations
@@ -43,7 +44,10 @@ def main(argv: list[str]) -> int:
             if r["kind"] in ("reference", "optimum"):
                 refs[cell] = float(r["heldout_expected"])
             elif r["kind"] == "search" and r.get("world", "default") == "default":
-                label = f"{r['searcher']} {name}"
+                searcher = r["searcher"]
+                if r.get("prior") and "[prior=" not in searcher:  # a bench run under one prior omits it
+                    searcher = f"{searcher}[prior={r['prior']}]"
+                label = f"{searcher} {name}"
                 if label not in labels:
                     labels.append(label)
                 finals[(cell, label)][int(r["seed"])] = float(r["heldout_expected"])
