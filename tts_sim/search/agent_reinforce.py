@@ -88,9 +88,9 @@ class AgentReinforce(BaseSearcher):
     then layered with the prior's depth, then, with 3, one layer deeper) on ``pretest_questions`` questions (default:
     the whole search split; at most ``pretest_share`` of the evaluations); iteration 0 samples edges with
     ``edge_p`` and fusers with ``fuser_p``; ``memory`` past rounds go into each prompt. After ``patience``
-    new evaluations without beating the best graph of the mix being searched, the loop re-opens the next
-    pre-tested mix (recovery from a bad pre-test pick); when every mix was searched, it goes back to the
-    one with the best graph."""
+    new evaluations without beating the best graph of the current start (a stall), the loop starts again
+    from the best full-split graph not started from yet: the next pre-tested mix (recovery from a bad
+    pre-test pick) or the runner-up of the search."""
 
     name: ClassVar[str] = "agent-reinforce"
     uses_prior: ClassVar[bool] = True
