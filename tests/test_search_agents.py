@@ -80,7 +80,8 @@ def test_proposal_is_an_unseen_valid_graph_with_reasoning():
     assert graph_key(graph) not in req.history
     assert "Insight 2" in reply.text and "Edit:" in reply.text and "Table update" in reply.text
     assert reply.edge_table["n0->n1"] > 0.3
-    assert reply.extras["edit"] in {"add-edge", "remove-edge", "add-node", "drop-node", "flip-role", "swap-models"}
+    assert reply.extras["edit"] in {"add-edge", "remove-edge", "add-node", "drop-node", "flip-role", "swap-models",
+                                    "change-model", "refine", "add-layer", "remove-layer"}
     assert InsightAgent().propose(req).graph == reply.graph  # deterministic given the request
 
 

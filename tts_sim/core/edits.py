@@ -39,7 +39,7 @@ def fix_roles(nodes: list[Node], edges: set[tuple[str, str]]) -> list[Node]:
     return [Node(n.id, role[n.id], n.model) for n in nodes]
 
 
-def _removal_order(graph: Graph, catalog: ModelCatalog) -> list[str]:
+def removal_order(graph: Graph, catalog: ModelCatalog) -> list[str]:
     """Non-output executed nodes, least useful first: smallest model (the paper's rule), then
     fewest successors (least influence), then the latest in topological order."""
     topo = {n: i for i, n in enumerate(graph.topological_order)}
@@ -56,7 +56,7 @@ def repair(graph: Graph, task: TaskSpec, budget: float, catalog: ModelCatalog = 
     """
     graph = prune_dead(graph, catalog)
     while not is_feasible(graph, task, budget, catalog):
-        order = _removal_order(graph, catalog)
+        order = removal_order(graph, catalog)
         if not order:
             cost = budget_units(graph_flops(graph, task, catalog), task, catalog)
             raise BudgetError(f"budget {budget:g} units is below the cheapest valid graph "

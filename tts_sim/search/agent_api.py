@@ -85,6 +85,7 @@ class ProposeRequest:
     show_latency: bool
     seed: int
     prior: Prior = NO_PRIOR
+    evidence: tuple[Round, ...] = ()  # every full-split round scored so far (what the scores taught)
 
 
 @dataclass

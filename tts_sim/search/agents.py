@@ -24,7 +24,7 @@ Registered as agent ``insight`` (``InsightConfig``); the edits it ranks come fro
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -35,7 +35,8 @@ from tts_sim.core.identity import graph_key
 from tts_sim.errors import GraphError
 from tts_sim.search import prompts
 from tts_sim.search.agent_api import AgentConfig, AgentReply, MixOption, MixRequest, ProposeRequest, estimate_tokens
-from tts_sim.search.edits import Edit, build_graph, one_step_edits, unseen
+from tts_sim.search.edits import Edit, build_graph, depth_edits, one_step_edits, unseen
+from tts_sim.search.evidence import Evidence
 from tts_sim.search.prior import NO_PRIOR, Prior
 from tts_sim.search.space import OUTPUT_ID, SearchSpace
 
@@ -47,6 +48,7 @@ class TaskPrior:
     width: int  # Insight 2: preferred width
     depth: int  # Insight 2: preferred depth
     note: str
+    shape_weight: float = 0.05  # how strongly proposals are pulled towards (width, depth)
 
 
 PRIORS: dict[str, TaskPrior] = {
@@ -54,7 +56,8 @@ PRIORS: dict[str, TaskPrior] = {
     "multiple-choice": TaskPrior(0.15, 0.45, 2, 1, "multiple choice: a single larger model wins"),
     "code": TaskPrior(0.15, 0.4, 2, 2, "code: a single larger model wins"),
 }
-DEFAULT_PRIOR = TaskPrior(0.3, 0.3, 3, 2, "no task-specific insight: balanced ensemble value")
+#: Without a task kind there is no Insight-2 shape to aim at: the shape pull is off and the scores decide.
+DEFAULT_PRIOR = TaskPrior(0.3, 0.3, 3, 2, "no task-specific insight: balanced ensemble value", shape_weight=0.0)
 UNKNOWN_ACCURACY = 0.3
 
 
@@ -76,11 +79,15 @@ class InsightAgent:
     name = "insight"
 
     def __init__(self, step_size: float = 0.3, temperature: float = 0.02, table_weight: float = 0.5,
-                 momentum: float = 0.05) -> None:
+                 momentum: float = 0.05, evidence_weight: float = 1.0, optimism: float = 1.0,
+                 open_models: bool = True) -> None:
         self.step_size = step_size
         self.temperature = temperature
         self.table_weight = table_weight
         self.momentum = momentum
+        self.evidence_weight = evidence_weight
+        self.optimism = optimism
+        self.open_models = open_models
 
     # ----- step 1: mixes --------------------------------------------------------------------
     def mix_score(self, mix: MixOption, known: Prior = NO_PRIOR) -> float:
@@ -93,8 +100,11 @@ class InsightAgent:
 
     def pick_mixes(self, request: MixRequest) -> AgentReply:
         space, prior = request.space, prior_for(request.prior)
+        # ties (every mix, when no accuracy is known) go to less leftover, then to a draw of the
+        # request's seed: different searches pre-test different mixes, not always the first ones
+        draw = np.random.default_rng(request.seed).permutation(len(request.mixes))
         scored = sorted(((self.mix_score(o, request.prior), i) for i, o in enumerate(request.mixes)),
-                        key=lambda t: (-t[0], t[1]))
+                        key=lambda t: (-round(t[0], 9), request.mixes[t[1]].leftover, draw[t[1]]))
         picks: list[int] = []
         leaders: set[str] = set()
         for _, i in scored:  # prefer picks led by different models (diverse pre-tests)
@@ -154,9 +164,13 @@ class InsightAgent:
         last_kind = request.last.note.split(":", 1)[0] if request.last.note else ""
         last_helped = request.prev_best_score is not None and request.last.score > request.prev_best_score + 1e-12
         seen = set(request.history) | {graph_key(base)}
+        evidence = Evidence.fit(space, [r.graph for r in request.evidence], [r.score for r in request.evidence])
         ranked: list[tuple[float, Edit]] = []
         for edit in self.candidates(space, request, seen, rng):
             value = self.heuristic(space, prior, edit.graph, table, request.show_latency, request.prior)
+            if evidence is not None:  # what the scores so far say, optimistic where they say little
+                value += self.evidence_weight * (evidence.predict(edit.graph)
+                                                 + self.optimism * evidence.spread(edit.graph))
             if last_kind and edit.kind == last_kind:
                 value += self.momentum if last_helped else -self.momentum
             ranked.append((value + self.temperature * float(rng.gumbel()), edit))
@@ -170,6 +184,10 @@ class InsightAgent:
                  f"{request.prior.task_kind or 'an unknown task kind'}: "
                  f"width about {prior.width}, depth about {prior.depth}; Insight 3 at this shape: "
                  f"width {tw} for depth {d}, depth {td} for width {w}."]
+        if evidence is not None:
+            effects = sorted(evidence.model_effects().items(), key=lambda t: -t[1])
+            lines.append(f"Evidence from {len(request.evidence)} scored rounds (score change per extra model): "
+                         + ", ".join(f"{m} {v:+.3f}" for m, v in effects) + ".")
         if ranked:
             chosen = ranked[0][1]
             graph, kind, label = chosen.graph, chosen.kind, chosen.label
@@ -199,10 +217,10 @@ class InsightAgent:
                 keys.add(graph_key(g))
                 bases.append(g)
         for base in bases:
-            found = unseen(one_step_edits(space, base, request.nodes), seen)
+            found = unseen(moves(space, base, request.nodes, self.open_models), seen)
             if found:
                 return found
-        first = list(one_step_edits(space, request.best.graph, request.nodes))
+        first = list(moves(space, request.best.graph, request.nodes, self.open_models))
         found = []
         for i in rng.permutation(len(first)):
             step = first[int(i)]
@@ -220,7 +238,7 @@ class InsightAgent:
         """Higher is more promising by the insights (a prior, corrected by measured scores)."""
         width, depth = graph.width, graph.depth
         tw, td = shape_targets(prior, width, depth)
-        value = -0.05 * (abs(width - tw) + abs(depth - td))
+        value = -prior.shape_weight * (abs(width - tw) + abs(depth - td))
         largest = max(space.catalog[m].m_flops for m in space.pool)
         for nid in graph.executed:
             preds = graph.predecessors(nid)
@@ -263,6 +281,16 @@ class InsightAgent:
         return graph
 
 
+def moves(space: SearchSpace, base: Graph, nodes: Mapping[str, str], open_models: bool = False) -> Iterator[Edit]:
+    """The agent's one-step moves of ``base``: edge, node, role and model edits within the mix's
+    ``nodes``, then the depth moves with new nodes running the mix's models; with ``open_models`` also
+    any pool model on a node or a new node, and depth moves with any pool model."""
+    yield from one_step_edits(space, base, nodes)
+    if open_models:
+        yield from one_step_edits(space, base, nodes, leave_mix=True)
+    yield from depth_edits(space, base, space.pool if open_models else nodes.values())
+
+
 def _accuracy(prior: Prior, model: str) -> float:
     acc = prior.accuracy(model)
     return UNKNOWN_ACCURACY if acc is None else acc
@@ -281,6 +309,9 @@ def _reason(kind: str) -> str:
         "flip-role": "fusers merge several inputs; assistants refine a single one",
         "swap-models": "larger models on nodes with many predecessors; diverse inputs",
         "change-model": "the mix's neighbourhood is exhausted: try another model (Insight 1 again)",
+        "refine": "Insight 2: depth; a second model checks and refines one answer",
+        "add-layer": "Insight 2: depth; one node reads every answer before the output",
+        "remove-layer": "Insight 2: past the best depth more steps hurt; frees budget",
     }.get(kind, kind)
 
 
@@ -294,10 +325,14 @@ class InsightConfig(AgentConfig):
     temperature: float = 0.02
     table_weight: float = 0.5
     momentum: float = 0.05
+    evidence_weight: float = 1.0
+    optimism: float = 1.0
+    open_models: bool = True
 
     def build(self) -> InsightAgent:
         return InsightAgent(step_size=self.step_size, temperature=self.temperature, table_weight=self.table_weight,
-                            momentum=self.momentum)
+                            momentum=self.momentum, evidence_weight=self.evidence_weight, optimism=self.optimism,
+                            open_models=self.open_models)
 
 
 __all__ = ["PRIORS", "InsightAgent", "InsightConfig", "TaskPrior", "prior_for", "shape_targets"]

@@ -2,6 +2,9 @@
 
 InsightAgent ranks them by the insights; TextGrad's offline editor picks one at random. Every edit
 yields a valid, budget-repaired graph of the space (edits that break a rule are skipped).
+``depth_edits`` adds the depth moves (a refiner after a node, a layer in front of the output, the last
+layer removed) that single edge edits reach only in several steps; a move that grows the graph pays
+for its new node by dropping other nodes (``fit_budget``) instead of letting the repair drop the new one.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from tts_sim.core.edits import fix_roles
+from tts_sim.core.edits import fix_roles, removal_order
 from tts_sim.core.graph import Graph, Node, Role
 from tts_sim.core.identity import graph_key
 from tts_sim.errors import GraphError
@@ -19,6 +22,7 @@ from tts_sim.search.space import OUTPUT_ID, SearchSpace
 @dataclass(frozen=True)
 class Edit:
     kind: str  # add-edge | remove-edge | add-node | drop-node | flip-role | swap-models | change-model
+    #          | refine | add-layer | remove-layer (depth_edits)
     label: str
     graph: Graph
 
@@ -108,4 +112,73 @@ def one_step_edits(space: SearchSpace, base: Graph, nodes: Mapping[str, str],
     yield from (c for c in candidates if c is not None)
 
 
-__all__ = ["Edit", "build_graph", "one_step_edits", "unseen"]
+def fit_budget(space: SearchSpace, nodes: list[Node], edges: set[tuple[str, str]], keep: set[str]) -> Graph | None:
+    """The space's graph of ``nodes`` and ``edges`` with nodes outside ``keep`` dropped (repair order:
+    smallest model first; a dropped node's inputs flow on to its successors) until the budget fits;
+    None when it cannot fit without dropping a node of ``keep`` or the graph is invalid."""
+    nodes, edges = list(nodes), set(edges)
+    while True:
+        try:
+            fixed = fix_roles([n for n in nodes if n.id != OUTPUT_ID] + [Node(OUTPUT_ID, Role.ASSISTANT,
+                                                                               space.output_model)], edges)
+            graph = Graph.build(fixed, edges, OUTPUT_ID, space.catalog)
+        except GraphError:
+            return None
+        if space.feasible(graph):
+            repaired = space.repair(graph)  # prunes dead nodes only: the budget already fits
+            return repaired if keep <= set(repaired.executed) else None
+        order = [n for n in removal_order(graph, space.catalog) if n not in keep]
+        if not order:
+            return None
+        victim = order[0]
+        preds, succs = graph.predecessors(victim), graph.successors(victim)
+        edges = {e for e in edges if victim not in e} | {(p, s) for p in preds for s in succs}
+        nodes = [n for n in nodes if n.id != victim]
+
+
+def depth_edits(space: SearchSpace, base: Graph, models: Iterable[str]) -> Iterator[Edit]:
+    """Depth moves of ``base`` with new nodes running one of ``models``: ``refine`` (a new node reads
+    node u and takes over u's edge to the output, with or without keeping u's answer there),
+    ``add-layer`` (a new node reads every node feeding the output and feeds it, alone or beside them),
+    ``remove-layer`` (the deepest workers dropped, their inputs passed on). New nodes are paid for by
+    dropping other nodes (``fit_budget``); moves that cannot fit are skipped."""
+    workers = [n for n in base.executed if n != base.output]
+    if not workers:
+        return
+    edges = set(base.edges)
+    by_id = {n.id: n for n in base.nodes if n.id in base.levels}
+    base_nodes = list(by_id.values())
+    fresh = next(f"n{i}" for i in range(len(by_id) + 1) if f"n{i}" not in by_id)
+    feeders = [u for u in workers if (u, OUTPUT_ID) in edges]
+    grows = len(workers) < space.max_nodes
+    for model in dict.fromkeys(m for m in models if m in space.pool):
+        if not grows:
+            break
+        new = Node(fresh, Role.ASSISTANT, model)
+        for u in feeders:
+            for skip in (False, True):
+                e = edges | {(u, fresh), (fresh, OUTPUT_ID)}
+                g = fit_budget(space, [*base_nodes, new], e if skip else e - {(u, OUTPUT_ID)}, {u, fresh})
+                if g is not None:
+                    yield Edit("refine", f"add {fresh} ({model}) refining {u}" + (" (skip kept)" if skip else ""), g)
+        for skip in (False, True):
+            e = edges | {(u, fresh) for u in feeders} | {(fresh, OUTPUT_ID)}
+            if not skip:
+                e -= {(u, OUTPUT_ID) for u in feeders}
+            g = fit_budget(space, [*base_nodes, new], e, {fresh})
+            if g is not None:
+                yield Edit("add-layer", f"add layer {fresh} ({model}) reading {', '.join(feeders)}"
+                           + (" (their answers kept)" if skip else ""), g)
+    top = max(base.levels[u] for u in workers)
+    last = {u for u in workers if base.levels[u] == top and top > 0}
+    if last and len(last) < len(workers):
+        rest = {e for e in edges if not set(e) & last}
+        rest |= {(p, s) for u in last for p in base.predecessors(u) for s in base.successors(u) if s not in last}
+        try:
+            yield Edit("remove-layer", f"remove the last layer ({', '.join(sorted(last))})",
+                       build_graph(space, [n for n in base_nodes if n.id not in last], rest))
+        except GraphError:
+            pass
+
+
+__all__ = ["Edit", "build_graph", "depth_edits", "fit_budget", "one_step_edits", "unseen"]
