@@ -18,7 +18,7 @@ import warnings
 from dataclasses import dataclass
 from typing import ClassVar
 
-from tts_sim.baselines.bo_skopt import FreshGraphs
+from tts_sim.baselines.bo_skopt import CandidatePool
 from tts_sim.baselines.random_search import initial_design
 from tts_sim.core.graph import Graph
 from tts_sim.search.context import SearchContext
@@ -49,7 +49,7 @@ class TPESearch(BaseSearcher):
         names = [d.name for d in encoding.dimensions]
         for graph in initial_design(ctx, min(self.n_initial, ctx.max_evals)):
             study.enqueue_trial(dict(zip(names, encoding.encode(graph), strict=True)))
-        fresh = FreshGraphs(ctx, "tpe-fresh")
+        fresh = CandidatePool(ctx, "tpe-fresh")
         while not ctx.done:
             trial = study.ask()
             x = [int(trial.suggest_categorical(d.name, list(range(d.size)))) for d in encoding.dimensions]
@@ -58,9 +58,9 @@ class TPESearch(BaseSearcher):
                 before = ctx.evaluations
                 value = ctx.evaluate(graph, phase="tpe").score
                 if ctx.evaluations == before and not ctx.done:  # already evaluated: a random new graph next
-                    new = fresh.next()
-                    if new is not None:
-                        study.enqueue_trial(dict(zip(names, encoding.encode(new), strict=True)))
+                    new = fresh.draw(50)
+                    if new:
+                        study.enqueue_trial(dict(zip(names, encoding.encode(new[0]), strict=True)))
             else:
                 value = ctx.penalise(graph)
             study.tell(trial, float(value))
