@@ -33,6 +33,7 @@ from tts_sim.search.context import stable_int
 from tts_sim.search.encoding import GraphEncoding
 from tts_sim.search.features import feature_matrix
 from tts_sim.search.mixes import enumerate_mixes
+from tts_sim.tasks import get_task
 
 SETTINGS = {"search_questions": 100, "heldout_questions": 100, "split_seed": 0}
 
@@ -66,7 +67,7 @@ def penalty_points(space: SearchSpace, enc: GraphEncoding, rng: np.random.Genera
 def surrogate_ranking(task: str, budget: float, reps: int, n_train: int, n_test: int) -> dict[str, list[float]]:
     ev = evaluator_for(task, SETTINGS)
     search_qs, heldout_qs = splits(ev.n_questions, SETTINGS)
-    space = SearchSpace(task, budget)
+    space = SearchSpace(get_task(task), budget)
     enc = GraphEncoding(space)
     mixes = enumerate_mixes(space)
     test = [random_graph(space, np.random.default_rng(10_000 + i), mixes) for i in range(n_test)]
@@ -92,7 +93,7 @@ def surrogate_ranking(task: str, budget: float, reps: int, n_train: int, n_test:
 
 
 def candidate_stats(task: str, budget: float, n: int = 2000) -> str:
-    space = SearchSpace(task, budget)
+    space = SearchSpace(get_task(task), budget)
     enc = GraphEncoding(space)
     rng = np.random.default_rng(0)
     decoded = [enc.decode(enc.random(rng), repair=False) for _ in range(n)]

@@ -13,7 +13,7 @@ How docs/bench/bo.md was produced (prior ``none``; the reference optima are cach
         bo-forest tpe --priors none --tasks math mmlu humaneval --budgets 18 42 80 --seeds 3 \\
         --regret-budgets none --out /tmp/bo-before
     (the same in the fixed checkout with --out /tmp/bo-after)
-    PYTHONPATH=$PWD python benchmarks/bench_search_fix.py /tmp/bo-before /tmp/bo-after [--markdown]
+    PYTHONPATH=$PWD python benchmarks/bench_search_fix.py /tmp/bo-before /tmp/bo-after --seeds 3 [--markdown]
 """
 
 from __future__ import annotations
@@ -96,8 +96,9 @@ def table(before: dict, after: dict, markdown: bool) -> str:
             mb = {k: float(np.mean(v)) for k, v in pooled_b.items()}
             ma = {k: float(np.mean(v)) for k, v in pooled_a.items()}
             cells_note = "" if s == "random" else f" (>= random on {at_least_random[0]} / {at_least_random[1]} cells)"
+            fractions = [f"{mb[f'f{k}']:.3f} / {ma[f'f{k}']:.3f}" for k in KS]
             row([f"**{s}**" if markdown else s, f"all {len(pooled_a['heldout'])} cells{cells_note}", "",
-                 f"{mb['heldout']:.3f}", f"{ma['heldout']:.3f}"] + [f"{mb[f'f{k}']:.3f} / {ma[f'f{k}']:.3f}" for k in KS])
+                 f"{mb['heldout']:.3f}", f"{ma['heldout']:.3f}", *fractions])
     return "\n".join(lines)
 
 
@@ -105,12 +106,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("before", type=Path)
     p.add_argument("after", type=Path)
+    p.add_argument("--seeds", type=int, default=None, help="only seeds 0..N-1 (default: every seed in both)")
     p.add_argument("--markdown", action="store_true")
     args = p.parse_args()
     runs_b, refs = load(args.before)
     runs_a, refs_a = load(args.after)
     refs = {**refs_a, **refs}
-    keys = {k for k in set(runs_b) & set(runs_a) if k[1:3] in refs}
+    keys = {k for k in set(runs_b) & set(runs_a) if k[1:3] in refs and (args.seeds is None or k[3] < args.seeds)}
     print(table(summarise(runs_b, refs, keys), summarise(runs_a, refs, keys), args.markdown))
 
 

@@ -20,8 +20,9 @@ from tts_sim.search import GraphEncoding, SearchSpace, make_searcher, run_search
 from tts_sim.search.context import SearchContext
 from tts_sim.search.features import feature_names, graph_features
 from tts_sim.search.objectives import Accuracy
+from tts_sim.tasks import get_task
 
-SPACE = SearchSpace("math", 18.0, pool=("llama-3.2-1b", "llama-3.1-8b", "gemma-2b"), max_nodes=4)
+SPACE = SearchSpace(get_task("math"), 18.0, pool=("llama-3.2-1b", "llama-3.1-8b", "gemma-2b"), max_nodes=4)
 ENC = GraphEncoding(SPACE)
 VECTORS = st.tuples(*[st.integers(0, d.size - 1) for d in ENC.dimensions])
 
@@ -73,7 +74,7 @@ def _context(space: SearchSpace, max_evals: int = 10) -> SearchContext:
 
 
 def test_candidates_are_feasible_distinct_and_not_evaluated_yet():
-    tight = SearchSpace("math", 9.0, max_nodes=4)  # most uniform encodings are over this budget
+    tight = SearchSpace(get_task("math"), 9.0, max_nodes=4)  # most uniform encodings are over this budget
     ctx = _context(tight)
     assert CandidatePool(ctx, "t").draw(0, 50) == []  # no evaluated graph: nothing to change
     first = CandidatePool(ctx, "t").draw(40)
@@ -90,7 +91,7 @@ def test_candidates_are_feasible_distinct_and_not_evaluated_yet():
 
 @pytest.mark.parametrize("name", ["bo-gp", "bo-forest"])
 def test_bo_on_a_tight_budget_evaluates_every_proposal_and_repeats_none(name):
-    space = SearchSpace("math", 12.0, max_nodes=6)
+    space = SearchSpace(get_task("math"), 12.0, max_nodes=6)
     result = run_search(name, space, FakeEvaluator("math", 80), 15, seed=2, options={"n_points": 60, "n_local": 30})
     assert result.cost.evaluations == 15 and result.cost.penalised == 0
     initial = sum(t.phase == "initial design" for t in result.trials)
@@ -101,7 +102,7 @@ def test_bo_on_a_tight_budget_evaluates_every_proposal_and_repeats_none(name):
 
 def test_bo_proposals_score_higher_than_random_graphs():
     """After the shared initial design, the surrogate's picks beat random draws on average."""
-    space = SearchSpace("math", 42.0, max_nodes=6)
+    space = SearchSpace(get_task("math"), 42.0, max_nodes=6)
     bo, rnd = [], []
     for seed in range(3):
         r = run_search("bo-gp", space, FakeEvaluator("math", 200), 20, seed=seed,
