@@ -18,7 +18,6 @@ import warnings
 from dataclasses import dataclass
 from typing import ClassVar
 
-from tts_sim.baselines.bo_skopt import FreshGraphs
 from tts_sim.baselines.random_search import initial_design
 from tts_sim.core.graph import Graph
 from tts_sim.search.context import SearchContext
@@ -64,4 +63,32 @@ class TPESearch(BaseSearcher):
             else:
                 value = ctx.penalise(graph)
             study.tell(trial, float(value))
+        return None
+
+
+class FreshGraphs:
+    """Random budget-spending graphs (the random baseline's sampler) not evaluated yet in ``ctx``:
+    what TPE evaluates instead of a proposal it has already paid for."""
+
+    def __init__(self, ctx: SearchContext, stream: str, tries: int = 50) -> None:
+        from tts_sim.baselines.random_search import prior_weights
+        from tts_sim.search.mixes import enumerate_mixes
+
+        self.ctx, self.stream, self.tries = ctx, stream, tries
+        self.mixes = enumerate_mixes(ctx.space)
+        self.weights = prior_weights(ctx.prior, self.mixes)
+        self.draws = 0
+
+    def next(self) -> Graph | None:
+        """An unevaluated graph, or None when ``tries`` draws find none."""
+        from tts_sim.baselines.random_search import random_graph
+        from tts_sim.core.identity import graph_key
+
+        seen = {t.graph_key for t in self.ctx.trials}
+        for _ in range(self.tries):
+            graph = random_graph(self.ctx.space, self.ctx.rng(self.stream, self.draws), self.mixes,
+                                 weights=self.weights)
+            self.draws += 1
+            if graph_key(graph) not in seen:
+                return graph
         return None

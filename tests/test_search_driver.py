@@ -69,12 +69,13 @@ def test_different_seeds_explore_differently():
     assert runs[0] != runs[1] != runs[2]
 
 
-def test_bo_penalises_infeasible_points_and_answers_repeats_from_the_cache():
+def test_bo_proposes_only_feasible_graphs_it_has_not_evaluated():
     space = SearchSpace("math", 9.0, max_nodes=4)  # tight: most random encodings are over budget
     result = run_search("bo-forest", space, FakeEvaluator("math", 80), 8, seed=1,
                         options={"n_points": 100, "n_trees": 8})
-    assert result.cost.penalised > 0
-    assert result.cost.evaluations == 8
+    assert result.cost.penalised == 0 and result.cost.evaluations == 8
+    # a repeat only where the random initial design (5 graphs) drew one graph twice
+    assert result.cost.cache_hits == 5 - sum(t.phase == "initial design" for t in result.trials)
     assert len({t.graph_key for t in result.trials}) == 8  # nothing evaluated twice
 
 
@@ -97,7 +98,7 @@ def test_a_searcher_stuck_on_one_graph_ends_and_pays_one_evaluation():
     assert result.cost.evaluations == 1 and result.cost.cache_hits > 50
 
 
-@pytest.mark.parametrize("name", ["agent-reinforce", "textgrad", "gptswarm", "tpe"])
+@pytest.mark.parametrize("name", ["agent-reinforce", "textgrad", "gptswarm", "tpe", "bo-gp", "bo-forest"])
 def test_interrupted_search_resumes_from_its_checkpoint_without_repeating_evaluations(tmp_path, name):
     space, path = _space(), tmp_path / "search.ckpt.json"
     clean = run_search(name, space, FakeEvaluator("math", 120), 14, seed=5)

@@ -91,3 +91,11 @@ class GraphEncoding:
     def random(self, rng: np.random.Generator) -> list[int]:
         return [int(v) for v in rng.integers(0, self.sizes)]
 
+    def neighbour(self, x: Sequence[int], rng: np.random.Generator, changes: int = 1) -> list[int]:
+        """``x`` with ``changes`` distinct entries set to another value (a model, a role, an edge)."""
+        y = [int(a) for a in x]
+        sizes = self.sizes
+        for i in rng.choice(len(y), size=changes, replace=False):
+            y[i] = int((y[i] + rng.integers(1, sizes[i])) % sizes[i])
+        return y
+

@@ -42,7 +42,6 @@ def local_search(space: SearchSpace, scorer: Any, questions: Sequence[int], eval
     """(best graph, its expected accuracy, distinct graphs scored) of hill climbing with restarts."""
     enc = GraphEncoding(space)
     sampler = ProbabilisticGraph.uniform(space)
-    sizes = enc.sizes
     rng = np.random.default_rng(seed)
     cache: dict[str, float] = {}
     best: tuple[float, Graph] | None = None
@@ -71,11 +70,8 @@ def local_search(space: SearchSpace, scorer: Any, questions: Sequence[int], eval
         return x, g, v
 
     def neighbour(x: list[int], changes: int) -> Graph | None:
-        y = list(x)
-        for i in rng.choice(len(y), size=changes, replace=False):
-            y[i] = int((y[i] + rng.integers(1, sizes[i])) % sizes[i])
         try:
-            return enc.decode(y)
+            return enc.decode(enc.neighbour(x, rng, changes))
         except GraphError:
             return None
 
