@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from tts_sim.core.graph import Graph
+from tts_sim.search.features import role_features as features
 from tts_sim.search.space import SearchSpace
 
 #: Fewest rounds before the regression says anything (below: no evidence).
@@ -23,26 +24,8 @@ MIN_ROUNDS = 4
 RIDGE = 1.0
 
 
-def features(space: SearchSpace, graph: Graph) -> np.ndarray:
-    """Per pool model: workers running it that answer first, workers running it that read other
-    answers; then depth, width, edges per worker and the share of the budget spent."""
-    index = {m: i for i, m in enumerate(space.pool)}
-    p = len(space.pool)
-    x = np.zeros(2 * p + 4)
-    workers = [n for n in graph.executed if n != graph.output]
-    for n in workers:
-        i = index.get(graph.node(n).model)
-        if i is not None:
-            x[i + (p if graph.predecessors(n) else 0)] += 1.0
-    x[2 * p] = graph.depth
-    x[2 * p + 1] = graph.width
-    x[2 * p + 2] = len(graph.edges) / max(1, len(workers))
-    x[2 * p + 3] = space.units(graph) / space.budget
-    return x
-
-
 class Evidence:
-    """Ridge regression of ``scores`` on ``features`` of ``graphs`` (standardised; intercept = mean)."""
+    """Ridge regression of ``scores`` on the ``role_features`` of ``graphs`` (standardised; intercept = mean)."""
 
     def __init__(self, space: SearchSpace, graphs: Sequence[Graph], scores: Sequence[float]) -> None:
         self.space = space

@@ -6,6 +6,8 @@ graphs that share nothing. A surrogate fitted on it ranks unseen graphs poorly. 
 on the graph alone (``graph_features(g) == graph_features(h)`` when ``graph_key(g) == graph_key(h)``)
 and on nothing a searcher is not told: the space's pool, slots and budget. Every entry lies in
 [0, 1] (budget use of a feasible graph included), so one kernel length scale suits all of them.
+``role_features`` is the agent's view of the same graph (who answers first, who reads), which its
+evidence regression standardises itself.
 
 Layout for a pool of P models and K slots:
 
@@ -66,3 +68,22 @@ def feature_matrix(space: SearchSpace, graphs: Sequence[Graph]) -> np.ndarray:
     if not graphs:
         return np.zeros((0, 2 * len(space.pool) + 5))
     return np.vstack([graph_features(space, g) for g in graphs])
+
+
+def role_features(space: SearchSpace, graph: Graph) -> np.ndarray:
+    """The agent's evidence regression's view (``tts_sim.search.evidence``), unscaled: per pool model,
+    workers running it that answer first, then workers running it that read other answers; then
+    depth, width, edges per worker and the share of the budget spent."""
+    index = {m: i for i, m in enumerate(space.pool)}
+    p = len(space.pool)
+    x = np.zeros(2 * p + 4)
+    workers = [n for n in graph.executed if n != graph.output]
+    for n in workers:
+        i = index.get(graph.node(n).model)
+        if i is not None:
+            x[i + (p if graph.predecessors(n) else 0)] += 1.0
+    x[2 * p] = graph.depth
+    x[2 * p + 1] = graph.width
+    x[2 * p + 2] = len(graph.edges) / max(1, len(workers))
+    x[2 * p + 3] = space.units(graph) / space.budget
+    return x
