@@ -77,8 +77,8 @@ class OpenAIHttpBackend:
         body: dict[str, Any] = {"model": model, "messages": [dict(m) for m in request.messages],
                                 "max_tokens": request.max_new_tokens, "temperature": request.temperature,
                                 "top_p": request.top_p, **self.extra_body}
-        # stop strings are applied here (stop_at), not by the server: a server cuts at a stop string even in
-        # the reply's leading whitespace, which would empty a reply that opens with a newline
+        if request.stop:  # the server stops generating there (so tokens and time are what was kept); it
+            body["stop"] = list(request.stop)  # matches literally, even in leading whitespace (see stop_at)
         if request.seed is not None:
             body["seed"] = request.seed
         if self.stream:

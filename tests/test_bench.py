@@ -240,7 +240,7 @@ def test_default_process_pool_runs_jobs_in_other_processes(tmp_path):
     (["--agent-cost-model", "gpt-9"], "agent cost model: unknown model 'gpt-9'"),
     (["--worlds", "ensemble:0"], "the scenario ensemble 'ensemble:0' is empty"),
     (["--worlds", "ensemble:many"], "world 'ensemble:many' is not ensemble:N"),
-    (["--worlds", "default", "no/such/profile.json"], "world profile file no/such/profile.json not found"),
+    (["--worlds", "default", "no/such/profile.json"], "cannot read profile no/such/profile.json: no such file"),
     (["--reference-evals", "-1"], "reference_evals must be a non-negative integer"),
 ])
 def test_bad_options_give_one_line_errors(tmp_path, capsys, argv, needle):

@@ -172,3 +172,11 @@ def test_run_search_refuses_a_prior_for_a_searcher_that_ignores_it():
     space = SearchSpace("math", 18.0)
     with pytest.raises(ConfigError, match="searcher 'gptswarm' does not use a prior"):
         run_search("gptswarm", space, SimulatedEvaluator("math"), 2, prior="published")
+
+
+def test_the_cli_offers_exactly_the_engines_quantisations():
+    pytest.importorskip("onnxruntime")
+    from tts_sim.backends.onnxruntime.manifest import ENGINE_QUANTIZATIONS
+    from tts_sim.cli.models import QUANTIZATIONS
+
+    assert set(QUANTIZATIONS) == {q for qs in ENGINE_QUANTIZATIONS.values() for q in qs}

@@ -276,3 +276,21 @@ def test_under_memory_pressure_kv_use_stays_within_capacity_and_requests_are_pre
     assert lat.throughput_qps * lat.mean_s == pytest.approx(16, rel=0.03)
     ends = {(e.query, e.node): e.end for e in r.timeline}
     assert all(ends[(e.query, p)] <= e.start + 1e-9 for e in r.timeline for p in g.predecessors(e.node))
+
+
+def test_auto_is_continuous_on_gpus_and_static_with_a_cpu_and_each_has_its_batch_default() -> None:
+    from tts_sim.sim.cluster.schedulers import resolve_auto
+
+    assert resolve_auto("auto", ["gpu", "gpu"]) == "continuous"
+    assert resolve_auto(None, ["gpu", "cpu"]) == "static"
+    assert resolve_auto("static", ["gpu"]) == "static"
+    gpu, cpu = ClusterSimulator("1xH100"), ClusterSimulator("cpu")
+    assert (gpu.scheduler.name, gpu.max_batch) == ("continuous", 256)
+    assert (cpu.scheduler.name, cpu.max_batch) == ("static", 8)
+    assert ClusterSimulator("1xH100", max_batch=4).max_batch == 4
+
+
+def test_a_continuous_flag_on_a_cpu_cluster_says_auto_picked_static(tmp_path, capsys) -> None:
+    g = _graph_file(tmp_path)
+    assert main(["simulate", g, "--cluster", "cpu", "--queries", "3", "--kv-block-size", "8"]) == 2
+    assert "auto picks static with a CPU device" in capsys.readouterr().err

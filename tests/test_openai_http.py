@@ -108,11 +108,11 @@ def test_generate_sends_openai_body_and_reads_usage(server):
     method, path, body, headers = server.requests[0]
     assert (method, path) == ("POST", "/v1/chat/completions")
     assert body == {"model": "tiny", "messages": [{"role": "user", "content": "What is 2 + 3?"}], "max_tokens": 7,
-                    "temperature": 0.5, "top_p": 0.9, "seed": 42}  # stop strings are applied here, not sent
+                    "temperature": 0.5, "top_p": 0.9, "stop": ["\n\n"], "seed": 42}
     assert headers["Authorization"] == "Bearer sk-test"
 
 
-def test_stop_strings_cut_after_visible_text_only(server):
+def test_stop_strings_cut_after_visible_text_only_when_the_server_did_not(server):
     server.queue("/v1/chat/completions", (200, _completion("\n\n5\n\nThe answer is 5.", 13, 7, "length"), {}))
     [gen] = _backend(server).generate("tiny", [REQ])
     assert (gen.text, gen.finish_reason, gen.completion_tokens) == ("\n\n5", "stop", 7)

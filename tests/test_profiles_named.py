@@ -34,3 +34,20 @@ def test_unknown_names_fail_in_one_line(spec, words):
     with pytest.raises(ProfileError, match=words) as info:
         profiles.load_profile(spec)
     assert "\n" not in str(info.value)
+
+
+def test_simulate_takes_a_shipped_measured_profile_by_name(tmp_path, capsys):
+    import json
+
+    from tts_sim.cli import main
+
+    if "measured:add-words" not in profiles.measured_names():
+        pytest.skip("no measured add-words profile shipped")
+    g = tmp_path / "g.json"
+    g.write_text(json.dumps({"nodes": [{"id": "out", "role": "assistant", "model": "smollm2-135m"}], "edges": [],
+                             "output": "out"}))
+    assert main(["simulate", str(g), "--task", "add-words", "--profile", "measured:add-words", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    measured = profiles.load_profile("measured:add-words").metadata["models"]["smollm2-135m"]["bank_accuracy"]
+    assert abs(data["expected_accuracy"] - measured) < 0.02  # a lone model replays its own bank
+    assert data["meta"]["scenario"] is False

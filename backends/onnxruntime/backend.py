@@ -98,6 +98,9 @@ class OnnxRuntimeBackend:
                 out[row] = Generation(text=result.text, prompt_tokens=result.prompt_tokens,
                                       completion_tokens=result.completion_tokens, prefill_s=result.prefill_s,
                                       decode_s=result.decode_s, finish_reason=result.finish_reason)
+        missing = [i for i, g in enumerate(out) if g is None]
+        if missing:  # batch_rows covers every row; a gap is a bug, never a silently shorter answer
+            raise ConfigError(f"onnx backend: no completion for request(s) {missing[:5]} of {len(out)}")
         return [g for g in out if g is not None]
 
     def info(self, model: str) -> BackendInfo:

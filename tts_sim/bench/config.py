@@ -76,7 +76,8 @@ class BenchConfig:
         "model pool of the small space"))
     regret_limit: int = field(default=300_000, metadata=_opt(
         "largest space (labelled combinations) enumerated for regret"))
-    profile: str | None = field(default=None, metadata=_opt("profile file (default: the embedded scenario)"))
+    profile: str | None = field(default=None, metadata=_opt(
+        "profile: a file, scenario or measured:TASK (default: the embedded scenario)"))
     worlds: tuple[str, ...] = field(default=(DEFAULT_WORLD,), metadata=_opt(
         "worlds the bench runs over: default (the --profile, else the embedded scenario), ensemble:N (N scenario "
         "worlds sampled around the default, tts_sim.sim.worlds; cached), or profile file paths (measured "
@@ -161,7 +162,7 @@ class BenchConfig:
                     raise ConfigError(f"bench: the scenario ensemble {item!r} is empty (give ensemble:N, N >= 1)")
                 out += [(w.name.split(":")[0], w) for w in ensemble(n)]
             else:
-                out.append((Path(item).name, item))
+                out.append((Path(item).name if ":" not in item else item.replace(":", "-"), item))
         dup = _duplicate(tuple(name for name, _ in out))
         if dup is not None:
             raise ConfigError(f"bench: worlds name {dup!r} twice")

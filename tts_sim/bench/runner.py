@@ -60,6 +60,7 @@ def settings_for(config: BenchConfig) -> dict[str, Any]:
 def world_profiles(config: BenchConfig) -> dict[str, str | None]:
     """{world name: profile path} (None: the embedded scenario); ensemble profiles are generated and
     cached on first use (``tts_sim.sim.worlds.world_profile``)."""
+    from tts_sim.sim.profiles import load_profile
     from tts_sim.sim.worlds import world_profile
 
     out: dict[str, str | None] = {}
@@ -67,8 +68,7 @@ def world_profiles(config: BenchConfig) -> dict[str, str | None]:
         if source is None:
             out[name] = config.profile
         elif isinstance(source, str):
-            if not Path(source).is_file():
-                raise ConfigError(f"bench: world profile file {source} not found")
+            load_profile(source)  # one-line ProfileError for a missing file or an unknown name
             out[name] = source
         else:
             out[name] = str(world_profile(source))
@@ -94,8 +94,10 @@ def plan_jobs(config: BenchConfig) -> list[Job]:
         parse_cluster(config.cluster)  # ClusterError naming the bad item, before any job fails on it
     if parse_objective(config.objective).needs_latency and not config.cluster:
         raise ConfigError(f"bench: objective {config.objective!r} needs latency: give a --cluster")
-    if config.profile and not Path(config.profile).is_file():
-        raise ConfigError(f"bench: profile file {config.profile} not found")
+    if config.profile:
+        from tts_sim.sim.profiles import load_profile
+
+        load_profile(config.profile)  # a file, scenario or measured:TASK; else one line
     paths = world_profiles(config)
     for path in paths.values():
         profile = profile_for(path)

@@ -34,7 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                                                          "output node)")
     q = p.add_argument_group("questions (held out: none may be one the profile was measured on)")
     q.add_argument("--questions", type=positive_int, default=150, help="questions run per graph")
-    q.add_argument("--offset", type=non_negative_int, default=0, help="first question (index into the task's data)")
+    q.add_argument("--offset", type=non_negative_int,
+                   help="first question (index into the task's data) (default: the first window of --questions "
+                        "that the profile never saw)")
     q.add_argument("--latency-questions", type=non_negative_int, default=30, metavar="N",
                    help="run the first N questions of each graph one at a time: their wall times are the measured "
                         "latency")
@@ -62,6 +64,7 @@ def cmd_fidelity(args: argparse.Namespace) -> None:
     from tts_sim.cli.options import catalog_from, emit, profile_from
     from tts_sim.cli.profile import make_backend
     from tts_sim.cli.validate import served_names
+    from tts_sim.core.prompts import PROMPTS_VERSION
     from tts_sim.real.executor import GraphExecutor
     from tts_sim.real.fidelity import FidelityPlan, assemble, heldout_graphs, heldout_questions, measure
     from tts_sim.real.fidelity.run import check_models, journal_path, model_pool, write_outputs
@@ -88,7 +91,7 @@ def cmd_fidelity(args: argparse.Namespace) -> None:
     backend = make_backend(args)
     simulated, lengths = latency_simulator(profile, spec, cluster=args.cluster, tokens=args.tokens,
                                            n_questions=max(args.latency_questions, 1),
-                                           max_batch=getattr(backend, "max_batch", 8), catalog=catalog)
+                                           max_batch=getattr(backend, "max_batch", None), catalog=catalog)
     pool = model_pool(simulated)
     graphs = given + heldout_graphs(args.generate, pool, args.seed, max_width=args.max_width,
                                     max_depth=args.max_depth, exclude=given, catalog=catalog)
@@ -100,21 +103,24 @@ def cmd_fidelity(args: argparse.Namespace) -> None:
                         args.batch, args.seed)
     executor = GraphExecutor(backend, task, model_map=model_map, max_new_tokens=max_new, temperature=temperature,
                              top_p=top_p, seed=args.seed)
-    # what the measurements depend on (not the profile itself: a refitted one re-predicts from the same journal)
+    # what the measurements depend on (not the profile itself: a refitted one re-predicts from the same journal):
+    # the plan, the sampling, what serves each model (engine version, device, quantisation) and the prompts
+    served_by = {m: _info(backend, m) for m in sorted(set(model_map.values()))}
     journal_config = plan.journal_config(backend=args.backend, model_map=model_map, max_new_tokens=max_new,
-                                         temperature=temperature, top_p=top_p)
+                                         temperature=temperature, top_p=top_p, served_by=served_by,
+                                         prompts_version=PROMPTS_VERSION)
     t0 = time.perf_counter()
     done = measure(plan, executor, journal_path(args.out, task), journal_config, quiet=args.quiet)
     measure_s = time.perf_counter() - t0
 
     command = "tts-sim " + shlex.join(getattr(args, "argv", []) or [])
     config: dict[str, Any] = {
-        **journal_config, "questions_text": f"{questions[0].id} .. {questions[-1].id} (offset {args.offset})",
+        **journal_config, "questions_text": f"{questions[0].id} .. {questions[-1].id}",
         "cluster": args.cluster, "token_lengths": lengths, "task_tokens_measured": has_stats,
         "interval_text": "95% prediction interval of a run on this many held-out questions: the fusion fit's "
                          "coefficient uncertainty (parametric bootstrap) + the questions' sampling noise",
         "graphs_given": len(given), "graphs_generated": args.generate, "max_width": args.max_width,
-        "max_depth": args.max_depth, "backend_info": {m: _info(backend, m) for m in sorted(set(model_map.values()))}}
+        "max_depth": args.max_depth}
     t0 = time.perf_counter()
     report = assemble(plan, done, simulated, profile=profile.label, command=command, config=config)
     report.config["timings"] = {"measure_s": round(measure_s, 3), "predict_s": round(time.perf_counter() - t0, 3),

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from tts_sim.cli.options import add_common, catalog_from, emit, table
 
-#: the engines' quantisations (tts_sim.backends.onnxruntime's ENGINE_QUANTIZATIONS, not imported)
-QUANTIZATIONS = ("fp32", "int8", "int4", "int8-dynamic", "int4-b128")
+#: the engines' quantisations, for the CLI's choices: tts_sim.backends.onnxruntime's ENGINE_QUANTIZATIONS, not
+#: imported (that imports onnxruntime); tests/test_cli_rough_edges.py checks the two agree
+QUANTIZATIONS = ("fp32", "int8", "int4", "int8-dynamic", "int4-b128", "fp16")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

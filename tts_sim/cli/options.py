@@ -173,7 +173,9 @@ def sim_options(args: argparse.Namespace) -> dict[str, Any]:
     known = SCHEDULERS.options(scheduler.strip().lower()) if scheduler.strip().lower() in SCHEDULERS else {}
     for key, (flag, value) in flags.items():
         if value is not None and known and key not in known:
-            raise ConfigError(f"{flag} does not apply to --scheduler {scheduler}")
+            picked = " (auto picks static with a CPU device; pass --scheduler continuous)" \
+                if scheduler != args.scheduler.strip().lower() else ""
+            raise ConfigError(f"{flag} does not apply to --scheduler {scheduler}{picked}")
     options = {key: value for key, (_, value) in flags.items()}
     build_scheduler(scheduler, options)  # bad names and values fail here, before any work
     if args.tp != 1:

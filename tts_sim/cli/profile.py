@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from tts_sim.cli.models import QUANTIZATIONS
 from tts_sim.cli.options import (
     add_quiet,
     int_list,
@@ -36,8 +37,8 @@ def add_backend_options(p: argparse.ArgumentParser) -> None:
                                                      "(an OpenAI-compatible server: vLLM, llama.cpp server, Ollama)")
     g.add_argument("--backend-option", action="append", metavar="KEY=VALUE",
                    help="any option of the backend's config (repeatable)")
-    g.add_argument("--quantization", "-q", choices=["fp32", "int8", "int4", "int4-b128"],
-                   help="onnx weights (default fp32; int4-b128: genai engine only)")
+    g.add_argument("--quantization", "-q", choices=QUANTIZATIONS,
+                   help="onnx weights (default fp32; int4-b128, fp16: genai engine only; int8-dynamic: onnx only)")
     g.add_argument("--engine", choices=("onnx", "genai"),
                    help="onnx backend: optimum export + numpy loop (default), or genai: onnxruntime-genai (fused "
                         "attention, fastest)")

@@ -67,10 +67,12 @@ class Backend(Protocol):
 def stop_at(text: str, stop: tuple[str, ...] | list[str]) -> int | None:
     """Where a reply ends: the index of the first stop string that follows visible (non-whitespace)
     text, or None. Leading whitespace never ends a reply: a model that opens with a newline before a
-    one-line answer (Gemma-3-270M base did, in most fusion calls) still gives its answer. Every
-    backend applies this one rule."""
+    one-line answer (Gemma-3-270M base did, in most fusion calls) still gives its answer, and a stop
+    string that opens the reply does not end it. The ONNX backend applies this rule while decoding;
+    an OpenAI-compatible server is sent the stop strings (it stops generating, but matches them
+    literally, even in leading whitespace) and the rule is applied to what it returns."""
     start = len(text) - len(text.lstrip())
     if start == len(text):
         return None
-    cuts = [i for i in (text.find(s, start) for s in stop) if i >= 0]
+    cuts = [i for i in (text.find(s, start + 1) for s in stop) if i >= 0]
     return min(cuts) if cuts else None

@@ -143,7 +143,7 @@ def sampling_settings(profile: Profile, max_new_tokens: int | None, temperature:
 
 
 def latency_simulator(profile: Profile, spec: TaskSpec, *, cluster: str, tokens: str, n_questions: int,
-                      max_batch: int, catalog: ModelCatalog = DEFAULT_CATALOG) -> tuple[Any, str]:
+                      max_batch: int | None, catalog: ModelCatalog = DEFAULT_CATALOG) -> tuple[Any, str]:
     """A ``SimulatedEvaluator`` that predicts what the real runs measure (``cluster`` in a closed loop
     with one query in flight), and the token lengths it uses: ``tokens`` = ``sampled`` or ``mean``
     reply lengths from the profile's token statistics (with template overheads), or ``paper`` (A + d*B

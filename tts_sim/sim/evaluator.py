@@ -25,7 +25,8 @@ class SimulatedEvaluator:
     ``arrival`` (open loop at 1 query/s by default) over ``n_queries`` queries. ``predictor``: a
     name from ``LATENCY_PREDICTORS`` (default: the profile's measured tables where they cover a
     (model, device) and the roofline calibrated on them otherwise; the roofline without tables).
-    ``scheduler``: a name from ``SCHEDULERS`` (default ``static``) with ``scheduler_options``.
+    ``scheduler``: a name from ``SCHEDULERS`` or ``auto`` (the default: continuous on GPUs, static
+    with a CPU) with ``scheduler_options``; ``max_batch``: the scheduler's default when None.
     ``tp``: tensor-parallel degree of every replica (a positive integer or ``"auto"``).
     ``tokens``: the simulator's ``TokenModel``; None builds one from the profile's token statistics
     for the task (sampled reply lengths, template overheads) when it has them, else the paper's counts.

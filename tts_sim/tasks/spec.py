@@ -121,15 +121,15 @@ ADD = TaskSpec(
 _LARGE_ARITH = {"llama-3.2-1b": 0.95, "llama-3.2-3b": 0.98, "llama-3.1-8b": 0.99, "llama-3.1-70b": 0.995,
                 "gemma-3-1b": 0.95, "gemma-2b": 0.90, "gemma-7b": 0.97}
 ADD_WORDS = TaskSpec(
-    "add-words", "math", 40, 11, {**_LARGE_ARITH, "smollm2-135m": 0.30, "gemma-3-270m": 0.25},
+    "add-words", "math", 36, 10, {**_LARGE_ARITH, "smollm2-135m": 0.247, "gemma-3-270m": 0.222},
     chance=1 / 17, assumed=tuple(_LARGE_ARITH),
     source="A, B, smollm2-135m, gemma-3-270m: measured (docs/tasks.md); others: scenario assumptions",
     loader="tts_sim.tasks.arithmetic:load_add_words",
     grader="tts_sim.tasks.arithmetic:AddWordsGrader",
 )
 MUL_WORDS = TaskSpec(
-    "mul-words", "math", 40, 11, {**_LARGE_ARITH, "smollm2-135m": 0.25, "gemma-3-270m": 0.20},
-    chance=1 / 36, assumed=tuple(_LARGE_ARITH),
+    "mul-words", "math", 36, 10, {**_LARGE_ARITH, "smollm2-135m": 0.367, "gemma-3-270m": 0.216},
+    chance=1 / 25, assumed=tuple(_LARGE_ARITH),
     source="A, B, smollm2-135m, gemma-3-270m: measured (docs/tasks.md); others: scenario assumptions",
     loader="tts_sim.tasks.arithmetic:load_mul_words",
     grader="tts_sim.tasks.arithmetic:MulWordsGrader",

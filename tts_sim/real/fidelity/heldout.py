@@ -88,10 +88,17 @@ def heldout_graphs(n: int, models: Sequence[str], seed: int = 0, *, max_width: i
     return out
 
 
-def heldout_questions(pool: Sequence[Question], profiled: Sequence[str], offset: int, n: int,
+def heldout_questions(pool: Sequence[Question], profiled: Sequence[str], offset: int | None, n: int,
                       task: str) -> list[Question]:
     """``pool[offset:offset + n]``, refused (one line) when it is too short or holds a question the
-    profile was measured on (``profiled``: the profile's question ids)."""
+    profile was measured on (``profiled``: the profile's question ids). ``offset`` None: the first
+    window of ``n`` questions free of profiled ones."""
+    if offset is None:
+        taken = set(profiled)
+        offset = next((i for i in range(max(0, len(pool) - n + 1))
+                       if not any(q.id in taken for q in pool[i:i + n])), None)
+        if offset is None:
+            raise ConfigError(f"{task}: no {n} consecutive questions of the {len(pool)} are free of the profile's")
     if n < 1 or offset < 0:
         raise ConfigError(f"need at least one question and an offset >= 0, got {n} and {offset}")
     chosen = list(pool[offset:offset + n])

@@ -2,9 +2,10 @@
 
 Entities: queries (one run of the graph), requests (one node of one query), devices (replicas).
 Policies: open-loop Poisson or closed-loop arrivals; least-loaded routing among a model's
-replicas; batching by a scheduler from ``SCHEDULERS`` (tts_sim/cluster/schedulers.py: ``static``,
-the default, takes up to ``max_batch`` waiting requests of the model whose oldest request waited
-longest, FIFO; ``continuous`` batches at every decode step, see tts_sim/cluster/continuous.py).
+replicas; batching by a scheduler from ``SCHEDULERS`` (tts_sim/cluster/schedulers.py: ``static``
+takes up to ``max_batch`` (default 8) waiting requests of the model whose oldest request waited
+longest, FIFO; ``continuous`` batches at every decode step, up to 256 sequences by default, see
+tts_sim/cluster/continuous.py; ``auto``, the default, is continuous on GPUs and static with a CPU).
 Service times come from a ``LatencyPredictor``. The rules below are those of ``static``.
 
 Semantics, pinned down for exact-timeline tests:
