@@ -18,6 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tts_sim.core.backend import stop_at
+
 ort = pytest.importorskip("onnxruntime")
 torch = pytest.importorskip("torch")
 pytest.importorskip("optimum.exporters.onnx")
@@ -243,12 +245,14 @@ def test_stop_string_truncates_text(arch, engines):
     full = engine.generate([ids], max_new_tokens=30)[0]
     assert len(full.text) >= 6, full.text
     stop = full.text[len(full.text) // 2:len(full.text) // 2 + 3]
-    cut = full.text.find(stop)
+    cut = stop_at(full.text, (stop,))  # the one rule: the first occurrence after the reply's first visible character
+    assert cut is not None
     stopped = engine.generate([ids], max_new_tokens=30, stop=[stop, "never-appears"])[0]
     assert stopped.finish_reason == "stop"
     assert stopped.text == full.text[:cut]
     assert stopped.token_ids == full.token_ids[:len(stopped.token_ids)]
-    assert stop in engine.decode(stopped.token_ids) and stop not in engine.decode(stopped.token_ids[:-1])
+    assert stop_at(engine.decode(stopped.token_ids), (stop,)) is not None  # it stopped at the first token that
+    assert stop_at(engine.decode(stopped.token_ids[:-1]), (stop,)) is None  # completed the stop string
 
 
 @pytest.mark.parametrize("n", [1, 5, 17])
