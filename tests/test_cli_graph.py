@@ -52,10 +52,3 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, needle):
     code, out, err = run(capsys, *[subst.get(a, a) for a in argv])
     assert code == 2
     assert needle in err and err.count("\n") == 1 and "Traceback" not in err
-
-
-def test_cli_offers_exactly_the_backends_quantizations():
-    from tts_sim.backends.onnxruntime import QUANTIZATIONS
-    from tts_sim.cli.models import QUANTIZATIONS as CLI_QUANTIZATIONS
-
-    assert tuple(QUANTIZATIONS) == CLI_QUANTIZATIONS
