@@ -106,6 +106,6 @@ def test_gemma_base_model_completes_a_fact(gemma_engine):
     assert result.text.startswith(" Berlin"), result.text
     story = gemma_engine.generate(["Once upon a time, there was a"], max_new_tokens=12)[0]
     assert story.completion_tokens == 12 and story.text.count(" ") >= 8, story.text  # words, not byte soup
-    chat = gemma_engine.apply_chat_template(FRANCE)
-    assert chat == "<bos><start_of_turn>user\nWhat is the capital of France?<end_of_turn>\n<start_of_turn>model\n"
+    chat = gemma_engine.apply_chat_template(FRANCE)  # a base model: plain dialogue, not turns it never saw
+    assert chat == "<bos>User: What is the capital of France?\nAssistant:"
     assert gemma_engine.tokenizer.token_to_id("<end_of_turn>") in gemma_engine.manifest.eos_token_ids

@@ -38,7 +38,7 @@ def test_profile_then_fidelity_on_two_drawn_graphs(tmp_path, monkeypatch, capsys
     for row in data["rows"]:
         assert row["measured"]["n_questions"] == 3 and row["measured"]["latency"]["p50_s"] > 0
         assert row["predicted"]["latency"]["p50_s"] > 0
-    assert data["config"]["backend_info"][MODEL]["provider"] == "CPUExecutionProvider"
+    assert data["config"]["served_by"][MODEL]["provider"] == "CPUExecutionProvider"
     assert (out / "fidelity_add.png").stat().st_size > 0 and (out / "fidelity_add.md").exists()
     journal = (out / "fidelity_add.journal.jsonl").read_text().splitlines()
     assert len(journal) == 1 + 2 * 3
