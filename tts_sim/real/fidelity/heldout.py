@@ -93,10 +93,9 @@ def heldout_questions(pool: Sequence[Question], profiled: Sequence[str], offset:
     """``pool[offset:offset + n]``, refused (one line) when it is too short or holds a question the
     profile was measured on (``profiled``: the profile's question ids). ``offset`` None: the first
     window of ``n`` questions free of profiled ones."""
+    taken = set(profiled)
     if offset is None:
-        taken = set(profiled)
-        offset = next((i for i in range(max(0, len(pool) - n + 1))
-                       if not any(q.id in taken for q in pool[i:i + n])), None)
+        offset = _first_free_window(pool, taken, n)
         if offset is None:
             raise ConfigError(f"{task}: no {n} consecutive questions of the {len(pool)} are free of the profile's")
     if n < 1 or offset < 0:
@@ -105,11 +104,16 @@ def heldout_questions(pool: Sequence[Question], profiled: Sequence[str], offset:
     if len(chosen) < n:
         raise ConfigError(f"{task}: only {len(chosen)} questions from offset {offset} (the data has {len(pool)}; "
                           f"asked for {n})")
-    taken = set(profiled)
     clash = [q.id for q in chosen if q.id in taken]
     if clash:
-        free = next((i for i in range(len(pool) - n + 1) if not any(q.id in taken for q in pool[i:i + n])), None)
+        free = _first_free_window(pool, taken, n)
         hint = f"; --offset {free} is free of them" if free is not None else "; no window of that size is free of them"
         raise ConfigError(f"{task}: {len(clash)} of the questions {offset}..{offset + n - 1} were profiled "
                           f"(e.g. {clash[0]!r}); fidelity needs questions the profile never saw{hint}")
     return chosen
+
+
+def _first_free_window(pool: Sequence[Question], taken: set[str], n: int) -> int | None:
+    """The first offset whose ``n`` questions hold none of ``taken`` (None when no window is free)."""
+    return next((i for i in range(max(0, len(pool) - n + 1)) if not any(q.id in taken for q in pool[i:i + n])),
+                None)

@@ -122,7 +122,8 @@ def run_profile(backend: Backend, config: ProfileConfig, *, grader: Grader | Non
 
     if config.latency:
         t0 = time.perf_counter()
-        grid = json.dumps({k: _config_dict(config)[k] for k in LATENCY_KEYS}, sort_keys=True)
+        settings = _config_dict(config)
+        grid = json.dumps({k: settings[k] for k in LATENCY_KEYS}, sort_keys=True)
         for model, backend_model in config.models.items():
             key = f"{model} {grid}"  # a table measured on another grid is measured again
             if key not in log.tables:
