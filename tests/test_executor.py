@@ -81,6 +81,21 @@ def test_different_models_of_a_level_run_concurrently():
     assert not level0
 
 
+def test_models_run_at_once_only_where_the_backend_says_they_may():
+    assert GraphExecutor(FakeBackend(), "add").parallel_models  # a backend that does not say: a server
+    cpu = FakeBackend()
+    cpu.concurrent_models = False  # type: ignore[attr-defined]  # what the ONNX backend says on the CPU
+    assert not GraphExecutor(cpu, "add").parallel_models
+    assert GraphExecutor(cpu, "add", parallel_models=True).parallel_models  # an explicit choice wins
+
+
+def test_onnx_backend_keeps_cpu_models_apart():
+    from backends.onnxruntime.backend import OnnxRuntimeBackend
+
+    assert not OnnxRuntimeBackend(device="cpu").concurrent_models
+    assert OnnxRuntimeBackend(device="cuda").concurrent_models
+
+
 def test_tokens_and_timings_are_recorded_per_node():
     backend = FakeBackend(prefill_per_token=0.5, decode_per_token=2.0)
     run = GraphExecutor(backend, "add").run(DIAMOND, QUESTIONS[0])

@@ -104,11 +104,13 @@ def cmd_fidelity(args: argparse.Namespace) -> None:
     executor = GraphExecutor(backend, task, model_map=model_map, max_new_tokens=max_new, temperature=temperature,
                              top_p=top_p, seed=args.seed)
     # what the measurements depend on (not the profile itself: a refitted one re-predicts from the same journal):
-    # the plan, the sampling, what serves each model (engine version, device, quantisation) and the prompts
+    # the plan, the sampling, what serves each model (engine version, device, quantisation), the prompts and
+    # whether one level's models run at once (the wall times depend on it)
     served_by = {m: _info(backend, m) for m in sorted(set(model_map.values()))}
     journal_config = plan.journal_config(backend=args.backend, model_map=model_map, max_new_tokens=max_new,
                                          temperature=temperature, top_p=top_p, served_by=served_by,
-                                         prompts_version=PROMPTS_VERSION)
+                                         prompts_version=PROMPTS_VERSION,
+                                         concurrent_models=executor.parallel_models)
     t0 = time.perf_counter()
     done = measure(plan, executor, journal_path(args.out, task), journal_config, quiet=args.quiet)
     measure_s = time.perf_counter() - t0

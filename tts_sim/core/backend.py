@@ -53,6 +53,10 @@ class BackendInfo:
 
 @runtime_checkable
 class Backend(Protocol):
+    """A served set of models. Optional: ``concurrent_models`` (bool; True when absent): whether calls
+    to different models may run at the same time (``GraphExecutor`` runs one level's models in threads
+    only then; an engine on the CPU says False, its models share the cores)."""
+
     name: str
 
     def generate(self, model: str, requests: Sequence[GenerationRequest]) -> list[Generation]:

@@ -63,7 +63,7 @@ class RealEvaluator:
                  questions: Sequence[Question] | None = None, spec: TaskSpec | None = None,
                  max_new_tokens: int = 256, temperature: float = 0.7, top_p: float = 1.0, seed: int = 0,
                  catalog: ModelCatalog = DEFAULT_CATALOG, grader: Grader | None = None,
-                 templates: PromptTemplates | None = None, parallel_models: bool = True,
+                 templates: PromptTemplates | None = None, parallel_models: bool | None = None,
                  keep_runs: bool = True, progress: Callable[[str], None] | None = None) -> None:
         name = task.name if isinstance(task, TaskSpec) else str(task)
         if spec is None:

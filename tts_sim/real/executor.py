@@ -90,12 +90,13 @@ def request_seed(seed: int, question_id: str, node: str) -> int:
 class GraphExecutor:
     """Runs graphs on ``backend``. ``model_map`` maps a graph's model names (catalog names) to the
     backend's names; unmapped names pass through. ``parallel_models`` runs the calls of different
-    models of one level in threads (else one after another)."""
+    models of one level in threads (else one after another); by default, as the backend's
+    ``concurrent_models`` says (True where it does not say: a server serves models side by side)."""
 
     def __init__(self, backend: Backend, task: str, *, grader: Grader | None = None,
                  templates: PromptTemplates | None = None, model_map: Mapping[str, str] | None = None,
                  max_new_tokens: int = 256, temperature: float = 0.7, top_p: float = 1.0,
-                 stop: Sequence[str] | None = None, seed: int = 0, parallel_models: bool = True) -> None:
+                 stop: Sequence[str] | None = None, seed: int = 0, parallel_models: bool | None = None) -> None:
         if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
             raise ConfigError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
         if not temperature >= 0:
@@ -107,7 +108,9 @@ class GraphExecutor:
         self.model_map = dict(model_map or {})
         self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
         self.stop = tuple(stop) if stop is not None else grader_stop(self.grader)  # default: the grader's
-        self.seed, self.parallel_models = seed, parallel_models
+        self.seed = seed
+        self.parallel_models = (bool(getattr(backend, "concurrent_models", True)) if parallel_models is None
+                                else parallel_models)
 
     def backend_model(self, model: str) -> str:
         return self.model_map.get(model, model)
