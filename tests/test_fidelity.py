@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from types import SimpleNamespace
 
@@ -22,6 +23,7 @@ from tts_sim.real.fidelity import (
     best_in_top,
     heldout_graphs,
     heldout_questions,
+    if_exact,
     measure,
     summary,
 )
@@ -63,6 +65,21 @@ def test_summary_maths_on_hand_made_rows():
     assert s3["spearman"] is None and s3["p50_error_median"] is None and s3["best_in_top3"] is True
     with pytest.raises(ConfigError):
         summary([], profile="p", command="c")
+
+
+def test_if_exact_is_what_right_predictions_score_under_binomial_noise():
+    def rows(preds, n):
+        return [dataclasses.replace(_row(i % 5, p, p, (0.0, 1.0)), n_questions=n) for i, p in enumerate(preds)]
+
+    spread = [0.1, 0.3, 0.5, 0.7, 0.9]
+    e = if_exact(rows(spread, 100_000))  # so many questions that the noise vanishes
+    assert e["spearman"] == pytest.approx(1.0) and e["spearman_target_met"] == 1.0
+    assert e["mae"] < 0.005 and e["mae_target_met"] == 1.0 and e["best_in_top3"] == 1.0
+    close = if_exact(rows([0.20, 0.21, 0.22, 0.23, 0.24], 150))  # true gaps far below the noise
+    assert close["spearman"] < 0.6 and close["spearman_target_met"] < 0.3
+    # binomial sd at p = 0.2, n = 150 is 0.033: E|error| = 0.8 * 0.033
+    assert close["mae"] == pytest.approx(0.026, abs=0.004)
+    assert if_exact(rows([0.5] * 3, 100))["spearman"] is None  # no spread, no rank order to recover
 
 
 def test_best_in_top_and_targets():

@@ -7,9 +7,17 @@ latency errors) and writes JSON, Markdown and a PNG. ``tts-sim fidelity`` drives
 """
 
 from tts_sim.real.fidelity.heldout import heldout_graphs, heldout_questions, random_graph
-from tts_sim.real.fidelity.report import SUMMARY_KEYS, TARGETS, FidelityReport, FidelityRow, best_in_top, summary
+from tts_sim.real.fidelity.report import (
+                                           SUMMARY_KEYS,
+                                           TARGETS,
+                                           FidelityReport,
+                                           FidelityRow,
+                                           best_in_top,
+                                           if_exact,
+                                           summary,
+)
 from tts_sim.real.fidelity.run import FidelityPlan, assemble, journal_path, measure, write_outputs
 
 __all__ = ["SUMMARY_KEYS", "TARGETS", "FidelityPlan", "FidelityReport", "FidelityRow", "assemble", "best_in_top",
-           "heldout_graphs", "heldout_questions", "journal_path", "measure", "random_graph", "summary",
+           "heldout_graphs", "heldout_questions", "if_exact", "journal_path", "measure", "random_graph", "summary",
            "write_outputs"]

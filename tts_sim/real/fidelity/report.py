@@ -21,7 +21,7 @@ SCHEMA = "tts-sim/fidelity"
 SCHEMA_VERSION = 1
 #: The summary's keys, in order.
 SUMMARY_KEYS = ("spearman", "mae", "inside_interval", "best_in_top3", "p50_error_median", "p50_error_worst",
-                "n_graphs", "n_questions", "profile", "command")
+                "n_graphs", "n_questions", "if_exact", "profile", "command")
 #: What a faithful simulator reaches (issue 12): (comparison, bound) per summary key.
 TARGETS: dict[str, tuple[str, float | bool]] = {
     "spearman": (">=", 0.8), "mae": ("<=", 0.04), "inside_interval": (">=", 0.8), "best_in_top3": ("==", True),
@@ -97,12 +97,41 @@ def best_in_top(predicted: Sequence[float], measured: Sequence[float], top: int 
     return measured[best] >= bar
 
 
+def if_exact(rows: Sequence[FidelityRow], draws: int = 4000, seed: int = 0) -> dict[str, float | None]:
+    """What exactly right predictions would score against measurements of this size: each graph's
+    true accuracy taken to be its prediction, its measurement a binomial draw on its ``n_questions``.
+    Median Spearman and MAE over ``draws`` such experiments, and how often each accuracy target
+    (``TARGETS``) would be met. Read it beside the real figures: a target that exact predictions meet
+    rarely cannot tell a good simulator from a poor one at this number of questions and graphs."""
+    from scipy.stats import rankdata
+
+    p = np.clip([r.predicted for r in rows], 0.0, 1.0)
+    n = np.array([r.n_questions for r in rows])
+    meas = np.random.default_rng(seed).binomial(n, p, size=(draws, len(rows))) / n
+    err = np.abs(meas - p).mean(axis=1)
+    out: dict[str, float | None] = {"spearman": None, "spearman_target_met": None}
+    if len(rows) >= 2 and np.ptp(p) > 0:
+        rp, rm = rankdata(p), rankdata(meas, axis=1)
+        rm_c, rp_c = rm - rm.mean(axis=1, keepdims=True), rp - rp.mean()
+        denom = np.sqrt((rm_c ** 2).sum(axis=1) * (rp_c ** 2).sum())
+        rho = np.where(denom > 0, (rm_c @ rp_c) / np.where(denom > 0, denom, 1.0), np.nan)
+        ok = rho[np.isfinite(rho)]
+        if ok.size:
+            met = float(np.mean(ok >= TARGETS["spearman"][1]))
+            out = {"spearman": float(np.median(ok)), "spearman_target_met": met}
+    best, k = int(np.argmax(p)), min(TOP, len(rows))
+    bar = -np.sort(-meas, axis=1)[:, k - 1]
+    return {**out, "mae": float(np.median(err)), "mae_target_met": float(np.mean(err <= TARGETS["mae"][1])),
+            "best_in_top3": float(np.mean(meas[:, best] >= bar))}
+
+
 def summary(rows: Sequence[FidelityRow], *, profile: str, command: str) -> dict[str, Any]:
     """The summary (``SUMMARY_KEYS``): ``spearman`` of predicted vs measured accuracy (None when
     undefined), ``mae`` (mean |predicted - measured|), ``inside_interval`` (fraction of graphs whose
     measured accuracy lies in its predicted interval), ``best_in_top3``, the median and worst
     |relative error| of p50 latency over the graphs that have both (None without), ``n_graphs``,
-    ``n_questions`` (held-out questions per graph: the fewest any graph ran), ``profile``, ``command``."""
+    ``n_questions`` (held-out questions per graph: the fewest any graph ran), ``if_exact`` (what exactly
+    right predictions would score here: ``if_exact``), ``profile``, ``command``."""
     if not rows:
         raise ConfigError("no graphs to summarise")
     pred, meas = [r.predicted for r in rows], [r.measured for r in rows]
@@ -114,7 +143,7 @@ def summary(rows: Sequence[FidelityRow], *, profile: str, command: str) -> dict[
         "best_in_top3": best_in_top(pred, meas),
         "p50_error_median": float(np.median(p50)) if p50 else None,
         "p50_error_worst": float(max(p50)) if p50 else None,
-        "n_graphs": len(rows), "n_questions": min(r.n_questions for r in rows),
+        "n_graphs": len(rows), "n_questions": min(r.n_questions for r in rows), "if_exact": if_exact(rows),
         "profile": profile, "command": command,
     }
 
@@ -170,6 +199,12 @@ class FidelityReport:
             op, bound = TARGETS[key]
             verdict = "" if met is None else f" (target {op} {_fmt(key, bound)}: {'met' if met else 'missed'})"
             lines.append(f"{name}: {_fmt(key, s[key])}{verdict}")
+        e = s["if_exact"]
+        rho = ("n/a" if e["spearman"] is None
+               else f"{e['spearman']:+.3f} (target met in {100 * e['spearman_target_met']:.0f}%)")
+        lines.append(f"exactly right predictions would score, with this measurement noise (median of binomial "
+                     f"draws): Spearman {rho}, MAE {e['mae']:.3f} (target met in {100 * e['mae_target_met']:.0f}%), "
+                     f"best in top {TOP} in {100 * e['best_in_top3']:.0f}%")
         return lines
 
     def to_text(self) -> str:
