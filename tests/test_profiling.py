@@ -276,6 +276,28 @@ def test_latency_grid_and_batch_token_cap():
         measure_latency_table(timer, SMALL, device="cpu", backend="x", prompt_lengths=(0, 8))
 
 
+def test_each_row_keeps_its_fastest_pass():
+    class Noisy(_Timer):
+        """Another job slows the first pass's long prefills and the second pass's decode rows down."""
+
+        def time_prefill(self, prompt_len: int, batch: int = 1, repeats: int = 3) -> float:
+            first = sum(c[0] == "prefill" for c in self.calls) < 2
+            return super().time_prefill(prompt_len, batch, repeats) * (3.0 if first and prompt_len == 64 else 1.0)
+
+        def time_decode(self, context: int, batch: int = 1, steps: int = 8) -> float:
+            late = sum(c[0] == "decode" for c in self.calls) >= 1
+            return super().time_decode(context, batch, steps) * (2.0 if late else 1.0)
+
+    timer = Noisy()
+    table = measure_latency_table(timer, SMALL, device="cpu", backend="x", prompt_lengths=(16, 64), batch_sizes=(1,),
+                                  contexts=(32,), passes=2)
+    assert [c[:2] for c in timer.calls] == [("prefill", 16), ("prefill", 64), ("decode", 32)] * 2  # grid, then again
+    assert table.prefill == [(16, 1, pytest.approx(0.016)), (64, 1, pytest.approx(0.064))]
+    assert table.decode == [(32, 1, pytest.approx(0.010032))]
+    with pytest.raises(ConfigError, match="passes"):
+        measure_latency_table(timer, SMALL, device="cpu", backend="x", passes=0)
+
+
 def test_step_timer_needs_an_engine():
     from tts_sim.real.profiling import step_timer
 

@@ -89,7 +89,8 @@ def call_bar(total: int, done: int) -> Any:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from tts_sim.cli.options import add_common
-    from tts_sim.real.profiling.latency import DEFAULT_BATCH_SIZES, DEFAULT_CONTEXTS, DEFAULT_PROMPT_LENGTHS
+    from tts_sim.real.profiling.latency import (DEFAULT_BATCH_SIZES, DEFAULT_CONTEXTS, DEFAULT_PASSES,
+                                                DEFAULT_PROMPT_LENGTHS)
 
     p = subparsers.add_parser("profile", help="measure a real model: latency tables, answer banks, fusion runs")
     p.add_argument("--model", "-m", action="append", required=True,
@@ -119,6 +120,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--contexts", type=int_list, default=DEFAULT_CONTEXTS, help="decode table: context lengths")
     p.add_argument("--repeats", type=positive_int, default=3, help="timed prefills per row (median)")
     p.add_argument("--steps", type=positive_int, default=8, help="timed decode steps per row (median)")
+    p.add_argument("--passes", type=positive_int, default=DEFAULT_PASSES,
+                   help="time the whole grid this many times and keep each row's fastest (another job on a shared "
+                        "machine only slows rows down)")
     p.add_argument("--max-batch-tokens", type=positive_int,
                    help="skip prefill rows whose batch holds more tokens (length x batch)")
     p.add_argument("--label", help="profile label (default: models, device and backend)")
@@ -142,7 +146,7 @@ def cmd_profile(args: argparse.Namespace) -> None:
         samples=args.samples, fusion_records=args.fusion_records, fusion_graphs=args.fusion_graphs,
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed,
         batch=args.batch, latency=not args.no_latency, banks=not args.no_banks, prompt_lengths=args.prompt_lengths,
-        batch_sizes=args.batch_sizes, contexts=args.contexts, repeats=args.repeats, steps=args.steps,
+        batch_sizes=args.batch_sizes, contexts=args.contexts, repeats=args.repeats, steps=args.steps, passes=args.passes,
         max_batch_tokens=args.max_batch_tokens, device=None if args.device == "cuda" else args.device,
         label=args.label)
     backend = make_backend(args)

@@ -9,6 +9,7 @@ for a CPU run (this machine's entry), the catalogue GPU whose name the real GPU'
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -21,6 +22,7 @@ from tts_sim.errors import ConfigError
 DEFAULT_PROMPT_LENGTHS = (16, 32, 64, 128, 256, 512, 1024)
 DEFAULT_BATCH_SIZES = (1, 2, 4)
 DEFAULT_CONTEXTS = (32, 128, 512, 1024)
+DEFAULT_PASSES = 2  # timings of the whole grid per row: the fastest counts (see measure_latency_table)
 
 
 @runtime_checkable
@@ -81,28 +83,36 @@ def measure_latency_table(timer: StepTimer, model: str, *, device: str, backend:
                           provider: str = "", prompt_lengths: Sequence[int] = DEFAULT_PROMPT_LENGTHS,
                           batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
                           contexts: Sequence[int] = DEFAULT_CONTEXTS, repeats: int = 3, steps: int = 8,
-                          max_batch_tokens: int | None = None,
+                          max_batch_tokens: int | None = None, passes: int = DEFAULT_PASSES,
                           progress: Callable[[str], None] | None = None) -> LatencyTable:
     """Time prefill for every (prompt length, batch) and decode steps for every (context, batch).
 
-    ``max_batch_tokens`` skips prefill rows whose batch holds more tokens (prompt length x batch),
-    except each batch size's shortest prompt, so every batch size keeps at least one row."""
+    The whole grid is timed ``passes`` times, one pass after the other, and each row keeps its fastest
+    pass: on a shared machine another job only ever slows a row down, and a burst of it (seconds) spoils
+    the ``repeats`` of one row at once, which their median cannot undo, but rarely the same row in two
+    passes minutes apart. ``max_batch_tokens`` skips prefill rows whose batch holds more tokens (prompt
+    length x batch), except each batch size's shortest prompt, so every batch size keeps at least one row."""
     lengths, batches, ctxs = _grid(prompt_lengths, "prompt lengths"), _grid(batch_sizes, "batch sizes"), \
         _grid(contexts, "contexts")
-    if repeats < 1 or steps < 1:
-        raise ConfigError("repeats and steps must be >= 1")
-    table = LatencyTable(model=model, device=device, backend=backend, quantization=quantization, provider=provider)
-    for b in batches:
-        for n in lengths:
-            if max_batch_tokens is not None and n * b > max_batch_tokens and n != lengths[0]:
-                continue
-            seconds = float(timer.time_prefill(n, b, repeats))
-            table.prefill.append((n, b, seconds))
-            if progress is not None:
-                progress(f"{model}: prefill {n} tokens x {b}: {seconds * 1e3:.1f} ms")
-        for c in ctxs:
-            seconds = float(timer.time_decode(c, b, steps))
-            table.decode.append((c, b, seconds))
-            if progress is not None:
-                progress(f"{model}: decode step at context {c} x {b}: {seconds * 1e3:.2f} ms")
-    return table
+    if repeats < 1 or steps < 1 or passes < 1:
+        raise ConfigError("repeats, steps and passes must be >= 1")
+    prefill: dict[tuple[int, int], float] = {}
+    decode: dict[tuple[int, int], float] = {}
+    for k in range(passes):
+        tag = f" (pass {k + 1}/{passes})" if passes > 1 else ""
+        for b in batches:
+            for n in lengths:
+                if max_batch_tokens is not None and n * b > max_batch_tokens and n != lengths[0]:
+                    continue
+                seconds = float(timer.time_prefill(n, b, repeats))
+                prefill[(n, b)] = min(seconds, prefill.get((n, b), math.inf))
+                if progress is not None:
+                    progress(f"{model}: prefill {n} tokens x {b}: {seconds * 1e3:.1f} ms{tag}")
+            for c in ctxs:
+                seconds = float(timer.time_decode(c, b, steps))
+                decode[(c, b)] = min(seconds, decode.get((c, b), math.inf))
+                if progress is not None:
+                    progress(f"{model}: decode step at context {c} x {b}: {seconds * 1e3:.2f} ms{tag}")
+    return LatencyTable(model=model, device=device, backend=backend, quantization=quantization, provider=provider,
+                        prefill=[(n, b, t) for (n, b), t in prefill.items()],
+                        decode=[(c, b, t) for (c, b), t in decode.items()])

@@ -29,6 +29,7 @@ from tts_sim.real.profiling.journal import CallJournal, ProgressBar
 from tts_sim.real.profiling.latency import (
     DEFAULT_BATCH_SIZES,
     DEFAULT_CONTEXTS,
+    DEFAULT_PASSES,
     DEFAULT_PROMPT_LENGTHS,
     device_key,
     measure_latency_table,
@@ -39,7 +40,8 @@ from tts_sim.tasks.graders import Grader, get_grader
 
 GENERATOR = "tts-sim profile"
 #: ProfileConfig fields that shape the latency tables only
-LATENCY_KEYS = ("prompt_lengths", "batch_sizes", "contexts", "repeats", "steps", "max_batch_tokens", "device")
+LATENCY_KEYS = ("prompt_lengths", "batch_sizes", "contexts", "repeats", "steps", "passes", "max_batch_tokens",
+                "device")
 GENERATOR_VERSION = 2  # 2: stop strings end a reply only after visible text (core.backend.stop_at)
 
 
@@ -67,6 +69,7 @@ class ProfileConfig:
     contexts: tuple[int, ...] = DEFAULT_CONTEXTS
     repeats: int = 3
     steps: int = 8
+    passes: int = DEFAULT_PASSES  # timings of the grid per row, the fastest kept (measure_latency_table)
     max_batch_tokens: int | None = None  # skip prefill rows with more tokens per batch
     device: str | None = None  # DEVICES name for the tables (default: from the backend's info)
     label: str | None = None
@@ -74,7 +77,7 @@ class ProfileConfig:
     def __post_init__(self) -> None:
         if not self.models:
             raise ConfigError("profile needs at least one model")
-        for name in ("questions", "samples", "max_new_tokens", "batch", "repeats", "steps"):
+        for name in ("questions", "samples", "max_new_tokens", "batch", "repeats", "steps", "passes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         if self.offset < 0 or self.fusion_records < 0 or self.fusion_graphs < 0:
@@ -133,7 +136,8 @@ def run_profile(backend: Backend, config: ProfileConfig, *, grader: Grader | Non
                     timer, model, device=config.device or device_key(info), backend=info.backend,
                     quantization=info.quantization, provider=info.provider, prompt_lengths=config.prompt_lengths,
                     batch_sizes=config.batch_sizes, contexts=config.contexts, repeats=config.repeats,
-                    steps=config.steps, max_batch_tokens=config.max_batch_tokens, progress=say))
+                    steps=config.steps, max_batch_tokens=config.max_batch_tokens, passes=config.passes,
+                    progress=say))
             profile.latency.append(log.tables[key])
         timings["latency_s"] = time.perf_counter() - t0
 
