@@ -163,6 +163,7 @@ def test_genai_stop_strings_lengths_and_step_timers(genai_tiny):
     engine.step_hook = steps.append
     try:
         assert engine.time_decode(16, batch=2, steps=3) > 0 and engine.time_prefill(8, batch=2, repeats=1) > 0
+        assert engine.time_decode(16, batch=2, steps=3, temperature=0.7, top_p=0.9) > 0  # the sampled path
     finally:
         engine.step_hook = None
     assert {s.kind for s in steps} == {"decode", "prefill"} and all(s.batch == 2 for s in steps)

@@ -299,6 +299,8 @@ def test_step_hook_sees_every_forward_pass(tiny):
     assert engine.time_prefill(16, batch=2, repeats=2) > 0
     assert engine.time_decode(16, batch=2, steps=3) > 0
     assert events[-1].kind == "decode" and events[-1].batch == 2 and events[-1].context == 16 + 3
+    assert engine.time_decode(16, batch=2, steps=3, temperature=0.7, top_p=0.9) > 0  # the sampled choice, timed
+    assert events[-1].kind == "decode" and events[-1].context == 16 + 3
 
 
 # ----- quantised exports and caching ---------------------------------------------------------------

@@ -128,6 +128,29 @@ def test_batches_pad_prompts_to_the_longest() -> None:
                          (0, "x", "H100:0", 2, 4.4, 1), (0, "out", "H100:0", 4.4, 7.2, 1)]
 
 
+def test_an_engine_that_batches_same_prompts_only_runs_fusion_nodes_one_at_a_time() -> None:
+    # a, b (1B, sources: the question) -> f, g (1B, fuse both: same kind, same inputs, one prompt) and
+    # h (1B, refines a only: another prompt) -> out (3B). Each batch: 1 + 4 x 0.25 = 2 s.
+    g = graph([("a", ONE_B), ("b", ONE_B), ("f", ONE_B), ("g", ONE_B), ("h", ONE_B), ("out", THREE_B)],
+              [("a", "f"), ("b", "f"), ("a", "g"), ("b", "g"), ("a", "h"), ("f", "out"), ("g", "out"), ("h", "out")])
+    padded = sim("1xH100").simulate(g, TASK, ClosedLoop(1), 1, record=True)
+    assert [(e.node, e.start, e.batch) for e in padded.timeline] == [
+        ("a", 0, 2), ("b", 0, 2), ("h", 2, 3), ("f", 2, 3), ("g", 2, 3), ("out", 4, 1)]
+    same = sim("1xH100", scheduler_options={"same_prompt_only": True}).simulate(g, TASK, ClosedLoop(1), 2,
+                                                                                  record=True)
+    # the sources share the question; h (queued first) runs alone, then f and g (one prompt) together
+    assert [(e.query, e.node, e.start, e.batch) for e in same.timeline] == [
+        (0, "a", 0, 2), (0, "b", 0, 2), (0, "h", 2, 1), (0, "f", 4, 2), (0, "g", 4, 2), (0, "out", 6, 1),
+        (1, "a", 8, 2), (1, "b", 8, 2), (1, "h", 10, 1), (1, "f", 12, 2), (1, "g", 12, 2), (1, "out", 14, 1)]
+    assert same.latencies == [8.0, 8.0] and padded.latencies == [6.0]
+    # two queries in flight: their sources never share a batch (their questions differ)
+    two = sim("1xH100", scheduler_options={"same_prompt_only": True}).simulate(g, TASK, ClosedLoop(2), 2,
+                                                                                 record=True)
+    assert [(e.query, e.node, e.start, e.batch) for e in two.timeline[:4]] == [
+        (0, "a", 0, 2), (0, "b", 0, 2), (1, "a", 2, 2), (1, "b", 2, 2)]
+    assert "same prompts only" in sim("1xH100", scheduler_options={"same_prompt_only": True}).scheduler.describe()
+
+
 def test_requests_ready_at_the_same_instant_on_different_devices_batch_together() -> None:
     # Two 8 GB devices (7.2 GB usable): 3B (6.4 GB) fits on one, 1B (2.5 GB) on the other, not both.
     small = DeviceSpec("small", "gpu", 1e14, 1e12, 8e9)

@@ -259,8 +259,10 @@ class _Timer:
         self.calls.append(("prefill", prompt_len, batch, repeats))
         return 1e-3 * prompt_len * batch
 
-    def time_decode(self, context: int, batch: int = 1, steps: int = 8) -> float:
+    def time_decode(self, context: int, batch: int = 1, steps: int = 8, temperature: float = 0.0,
+                    top_p: float = 1.0) -> float:
         self.calls.append(("decode", context, batch, steps))
+        self.sampling = (temperature, top_p)
         return 1e-2 + 1e-6 * context * batch
 
 
@@ -284,13 +286,15 @@ def test_each_row_keeps_its_fastest_pass():
             first = sum(c[0] == "prefill" for c in self.calls) < 2
             return super().time_prefill(prompt_len, batch, repeats) * (3.0 if first and prompt_len == 64 else 1.0)
 
-        def time_decode(self, context: int, batch: int = 1, steps: int = 8) -> float:
+        def time_decode(self, context: int, batch: int = 1, steps: int = 8, temperature: float = 0.0,
+                        top_p: float = 1.0) -> float:
             late = sum(c[0] == "decode" for c in self.calls) >= 1
-            return super().time_decode(context, batch, steps) * (2.0 if late else 1.0)
+            return super().time_decode(context, batch, steps, temperature, top_p) * (2.0 if late else 1.0)
 
     timer = Noisy()
     table = measure_latency_table(timer, SMALL, device="cpu", backend="x", prompt_lengths=(16, 64), batch_sizes=(1,),
-                                  contexts=(32,), passes=2)
+                                  contexts=(32,), passes=2, temperature=0.7, top_p=0.9)
+    assert timer.sampling == (0.7, 0.9)  # decode steps choose tokens as the profile's calls do
     assert [c[:2] for c in timer.calls] == [("prefill", 16), ("prefill", 64), ("decode", 32)] * 2  # grid, then again
     assert table.prefill == [(16, 1, pytest.approx(0.016)), (64, 1, pytest.approx(0.064))]
     assert table.decode == [(32, 1, pytest.approx(0.010032))]

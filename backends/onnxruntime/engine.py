@@ -266,19 +266,24 @@ class OnnxEngine:
         times = [self._timed_forward("prefill", ids, mask, self._empty_past(batch))[2] for _ in range(repeats + 1)]
         return statistics.median(times[1:])
 
-    def time_decode(self, context: int, batch: int = 1, steps: int = 8) -> float:
-        """Median seconds of one decode step (one new token per sequence) with ``context`` cached positions."""
+    def time_decode(self, context: int, batch: int = 1, steps: int = 8, temperature: float = 0.0,
+                    top_p: float = 1.0) -> float:
+        """Median seconds of one decode step (one new token per sequence) with ``context`` cached positions:
+        the token choice as ``generate`` makes it (argmax, or per row the nucleus draw when ``temperature``
+        > 0: it costs milliseconds per row on large vocabularies) and the forward pass."""
         if context < 1 or batch < 1 or steps < 1:
             raise ConfigError("context, batch and steps must be >= 1")
         ids = filler_ids(self._vocab_size(), batch, context, np.int64)
         mask = np.ones_like(ids)
         logits, past = self._forward(ids, mask, self._empty_past(batch))
+        params, rng = SamplingParams(steps + 2, temperature, top_p), np.random.default_rng(0)
         times = []
         for _ in range(steps + 1):
-            next_ids = np.argmax(logits, axis=1).astype(np.int64)[:, None]
+            start = time.perf_counter()
+            next_ids = np.array([[choose_token(row, params, rng)] for row in logits], dtype=np.int64)
             mask = np.ones((batch, mask.shape[1] + 1), dtype=np.int64)
-            logits, past, seconds = self._timed_forward("decode", next_ids, mask, past)
-            times.append(seconds)
+            logits, past, _ = self._timed_forward("decode", next_ids, mask, past)
+            times.append(time.perf_counter() - start)
         return statistics.median(times[1:])
 
 

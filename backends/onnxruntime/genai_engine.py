@@ -29,6 +29,7 @@ import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tokenizers import Tokenizer
@@ -196,18 +197,10 @@ class GenaiEngine:
                 else:
                     self._timed("decode", generator.generate_next_token, batch, context - 1)
                 chosen = generator.get_next_tokens()
-            else:  # our sampling per row; the chosen ids go back as logits genai's argmax can only pick
-                if context == width:
-                    logits = generator.get_logits()
-                else:
-                    logits = self._timed("decode", generator.get_logits, batch, context - 1)
-                logits = logits.reshape(batch, -1)
-                chosen = np.array([choose_token(logits[row], s.params, s.rng) if s.finish is None else self.pad_id
-                                   for row, s in enumerate(streams)], dtype=np.int64)
-                forced = np.full_like(logits, -np.inf)
-                forced[np.arange(batch), chosen] = 0.0
-                generator.set_logits(forced)
-                generator.generate_next_token()
+            else:
+                chosen = self._sampled_step(generator, batch, [None if s.finish is not None else (s.params, s.rng)
+                                                               for s in streams], None if context == width
+                                            else context - 1)
             for row, stream in enumerate(streams):
                 if stream.finish is None:
                     append_token(stream, int(chosen[row]), self.eos_ids, self.decode)
@@ -242,14 +235,42 @@ class GenaiEngine:
                                      seconds=True))
         return statistics.median(times[1:])
 
-    def time_decode(self, context: int, batch: int = 1, steps: int = 8) -> float:
-        """Median seconds of one decode step (forward pass on one new token per sequence, then genai's argmax)
-        with ``context`` cached positions, over ``steps`` steps after one warm-up."""
+    def _sampled_step(self, generator: Any, batch: int, rows: Sequence[tuple[SamplingParams, Any] | None],
+                      context: int | None) -> np.ndarray:
+        """One step of sampling: genai's logits (the forward pass on the last tokens, timed as a decode step at
+        ``context``; None right after the prefill, whose logits are ready), our draw per row (``(params, rng)``;
+        None: a finished row, fed padding), fed back as logits genai's argmax can only pick. The chosen ids."""
+        logits = generator.get_logits() if context is None else self._timed("decode", generator.get_logits, batch,
+                                                                            context)
+        logits = logits.reshape(batch, -1)
+        chosen = np.array([self.pad_id if row is None else choose_token(logits[r], row[0], row[1])
+                           for r, row in enumerate(rows)], dtype=np.int64)
+        forced = np.full_like(logits, -np.inf)
+        forced[np.arange(batch), chosen] = 0.0
+        generator.set_logits(forced)
+        generator.generate_next_token()
+        return chosen
+
+    def time_decode(self, context: int, batch: int = 1, steps: int = 8, temperature: float = 0.0,
+                    top_p: float = 1.0) -> float:
+        """Median seconds of one decode step with ``context`` cached positions, over ``steps`` steps after one
+        warm-up, as ``generate`` decodes: greedy, the forward pass on one new token per sequence and genai's
+        argmax; with ``temperature`` > 0, also our nucleus draw per row (milliseconds per row on large
+        vocabularies: Gemma's 262k ids) and feeding it back (``_sampled_step``)."""
         if context < 1 or batch < 1 or steps < 1:
             raise ConfigError("context, batch and steps must be >= 1")
         generator = self._generator(batch, context + steps + 2)
         generator.append_tokens(filler_ids(self._vocab_size(), batch, context, np.int32))
-        generator.generate_next_token()  # the first pick uses the prefill's logits
-        times = [self._timed("decode", generator.generate_next_token, batch, context + step, seconds=True)
-                 for step in range(steps + 1)]
+        if temperature == 0:
+            generator.generate_next_token()  # the first pick uses the prefill's logits
+            times = [self._timed("decode", generator.generate_next_token, batch, context + step, seconds=True)
+                     for step in range(steps + 1)]
+            return statistics.median(times[1:])
+        rows = [(SamplingParams(steps + 2, temperature, top_p), np.random.default_rng(r)) for r in range(batch)]
+        self._sampled_step(generator, batch, rows, None)
+        times = []
+        for step in range(steps + 1):
+            start = time.perf_counter()
+            self._sampled_step(generator, batch, rows, context + step)
+            times.append(time.perf_counter() - start)
         return statistics.median(times[1:])

@@ -91,7 +91,8 @@ def cmd_fidelity(args: argparse.Namespace) -> None:
     backend = make_backend(args)
     simulated, lengths = latency_simulator(profile, spec, cluster=args.cluster, tokens=args.tokens,
                                            n_questions=max(args.latency_questions, 1),
-                                           max_batch=getattr(backend, "max_batch", None), catalog=catalog)
+                                           max_batch=getattr(backend, "max_batch", None), catalog=catalog,
+                                           same_prompt_only=bool(getattr(backend, "equal_prompt_batches", False)))
     pool = model_pool(simulated)
     graphs = given + heldout_graphs(args.generate, pool, args.seed, max_width=args.max_width,
                                     max_depth=args.max_depth, exclude=given, catalog=catalog)
@@ -118,7 +119,8 @@ def cmd_fidelity(args: argparse.Namespace) -> None:
     command = "tts-sim " + shlex.join(getattr(args, "argv", []) or [])
     config: dict[str, Any] = {
         **journal_config, "questions_text": f"{questions[0].id} .. {questions[-1].id}",
-        "cluster": args.cluster, "token_lengths": lengths, "task_tokens_measured": has_stats,
+        "cluster": args.cluster, "scheduler": simulated.simulator.scheduler.describe(), "token_lengths": lengths,
+        "task_tokens_measured": has_stats,
         "interval_text": "95% prediction interval of a run on this many held-out questions: the fusion fit's "
                          "coefficient uncertainty (parametric bootstrap) + the questions' sampling noise",
         "graphs_given": len(given), "graphs_generated": args.generate, "max_width": args.max_width,

@@ -89,8 +89,12 @@ def call_bar(total: int, done: int) -> Any:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from tts_sim.cli.options import add_common
-    from tts_sim.real.profiling.latency import (DEFAULT_BATCH_SIZES, DEFAULT_CONTEXTS, DEFAULT_PASSES,
-                                                DEFAULT_PROMPT_LENGTHS)
+    from tts_sim.real.profiling.latency import (
+        DEFAULT_BATCH_SIZES,
+        DEFAULT_CONTEXTS,
+        DEFAULT_PASSES,
+        DEFAULT_PROMPT_LENGTHS,
+    )
 
     p = subparsers.add_parser("profile", help="measure a real model: latency tables, answer banks, fusion runs")
     p.add_argument("--model", "-m", action="append", required=True,
@@ -146,9 +150,9 @@ def cmd_profile(args: argparse.Namespace) -> None:
         samples=args.samples, fusion_records=args.fusion_records, fusion_graphs=args.fusion_graphs,
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed,
         batch=args.batch, latency=not args.no_latency, banks=not args.no_banks, prompt_lengths=args.prompt_lengths,
-        batch_sizes=args.batch_sizes, contexts=args.contexts, repeats=args.repeats, steps=args.steps, passes=args.passes,
-        max_batch_tokens=args.max_batch_tokens, device=None if args.device == "cuda" else args.device,
-        label=args.label)
+        batch_sizes=args.batch_sizes, contexts=args.contexts, repeats=args.repeats, steps=args.steps,
+        passes=args.passes, max_batch_tokens=args.max_batch_tokens,
+        device=None if args.device == "cuda" else args.device, label=args.label)
     backend = make_backend(args)
     if config.latency and not can_time_steps(backend):
         raise ConfigError(f"backend {args.backend!r} cannot time single prefill/decode steps: pass --no-latency")

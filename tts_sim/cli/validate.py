@@ -120,8 +120,9 @@ def cmd_validate(args: argparse.Namespace) -> None:
                          temperature=temperature, top_p=top_p, seed=args.seed,
                          progress=progress_printer(args))
     simulated, lengths = latency_simulator(profile, spec, cluster=args.cluster, tokens=args.tokens,
-                                  n_questions=args.questions, max_batch=getattr(backend, "max_batch", None),
-                                  catalog=catalog)
+                                           n_questions=args.questions, max_batch=getattr(backend, "max_batch", None),
+                                           catalog=catalog,
+                                           same_prompt_only=bool(getattr(backend, "equal_prompt_batches", False)))
     config: dict[str, Any] = {"backend": args.backend, "n_questions": len(heldout), "max_new_tokens": max_new,
                               "temperature": temperature, "top_p": top_p, "seed": args.seed, "top_k": args.top_k,
                               "task_tokens": {"A": spec.prompt_tokens, "B": spec.answer_tokens,

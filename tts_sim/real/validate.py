@@ -143,20 +143,27 @@ def sampling_settings(profile: Profile, max_new_tokens: int | None, temperature:
 
 
 def latency_simulator(profile: Profile, spec: TaskSpec, *, cluster: str, tokens: str, n_questions: int,
-                      max_batch: int | None, catalog: ModelCatalog = DEFAULT_CATALOG) -> tuple[Any, str]:
+                      max_batch: int | None, catalog: ModelCatalog = DEFAULT_CATALOG,
+                      same_prompt_only: bool = False) -> tuple[Any, str]:
     """A ``SimulatedEvaluator`` that predicts what the real runs measure (``cluster`` in a closed loop
     with one query in flight), and the token lengths it uses: ``tokens`` = ``sampled`` or ``mean``
     reply lengths from the profile's token statistics (with template overheads), or ``paper`` (A + d*B
-    and B; also what profiles without token statistics give)."""
-    from tts_sim.sim.cluster import ClosedLoop, TokenModel, token_model_from_profile
+    and B; also what profiles without token statistics give). ``same_prompt_only``: the real engine
+    batches equal prompts only (the backend's ``equal_prompt_batches``); a static-batching cluster
+    then serves a query's fusion nodes one at a time, as the engine does."""
+    from tts_sim.sim.cluster import ClosedLoop, TokenModel, parse_cluster, token_model_from_profile
+    from tts_sim.sim.cluster.schedulers import resolve_auto
     from tts_sim.sim.evaluator import SimulatedEvaluator
 
     model = None if tokens == "paper" else token_model_from_profile(profile, spec.name, tokens == "sampled")
     # sampled reply lengths make latency a distribution: enough simulated queries to pin its p50 and p95
     n_sim = max(20, n_questions) if model is None or not model.sampled else max(500, n_questions)
+    options: dict[str, Any] = {}
+    if same_prompt_only and resolve_auto(None, [d.kind for d in parse_cluster(cluster).devices]) == "static":
+        options = {"scheduler": "static", "scheduler_options": {"same_prompt_only": True}}
     simulated = SimulatedEvaluator(spec, profile=profile, cluster=cluster, arrival=ClosedLoop(1), n_queries=n_sim,
                                    catalog=catalog, max_batch=max_batch,
-                                   tokens=model if model is not None else TokenModel())
+                                   tokens=model if model is not None else TokenModel(), **options)
     return simulated, "paper" if model is None else tokens
 
 

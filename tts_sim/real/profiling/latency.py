@@ -33,8 +33,10 @@ class StepTimer(Protocol):
         """Median seconds of one prefill of ``batch`` prompts of ``prompt_len`` tokens."""
         ...
 
-    def time_decode(self, context: int, batch: int = 1, steps: int = 8) -> float:
-        """Median seconds of one decode step with ``context`` cached positions per sequence."""
+    def time_decode(self, context: int, batch: int = 1, steps: int = 8, temperature: float = 0.0,
+                    top_p: float = 1.0) -> float:
+        """Median seconds of one decode step with ``context`` cached positions per sequence, the next
+        token chosen as generation with ``temperature`` and ``top_p`` chooses it."""
         ...
 
 
@@ -84,14 +86,17 @@ def measure_latency_table(timer: StepTimer, model: str, *, device: str, backend:
                           batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
                           contexts: Sequence[int] = DEFAULT_CONTEXTS, repeats: int = 3, steps: int = 8,
                           max_batch_tokens: int | None = None, passes: int = DEFAULT_PASSES,
+                          temperature: float = 0.0, top_p: float = 1.0,
                           progress: Callable[[str], None] | None = None) -> LatencyTable:
     """Time prefill for every (prompt length, batch) and decode steps for every (context, batch).
 
     The whole grid is timed ``passes`` times, one pass after the other, and each row keeps its fastest
     pass: on a shared machine another job only ever slows a row down, and a burst of it (seconds) spoils
     the ``repeats`` of one row at once, which their median cannot undo, but rarely the same row in two
-    passes minutes apart. ``max_batch_tokens`` skips prefill rows whose batch holds more tokens (prompt
-    length x batch), except each batch size's shortest prompt, so every batch size keeps at least one row."""
+    passes minutes apart. Decode steps choose tokens as the profile's calls do (``temperature``,
+    ``top_p``): sampling costs milliseconds per sequence and step on a CPU. ``max_batch_tokens`` skips
+    prefill rows whose batch holds more tokens (prompt length x batch), except each batch size's
+    shortest prompt, so every batch size keeps at least one row."""
     lengths, batches, ctxs = _grid(prompt_lengths, "prompt lengths"), _grid(batch_sizes, "batch sizes"), \
         _grid(contexts, "contexts")
     if repeats < 1 or steps < 1 or passes < 1:
@@ -109,7 +114,7 @@ def measure_latency_table(timer: StepTimer, model: str, *, device: str, backend:
                 if progress is not None:
                     progress(f"{model}: prefill {n} tokens x {b}: {seconds * 1e3:.1f} ms{tag}")
             for c in ctxs:
-                seconds = float(timer.time_decode(c, b, steps))
+                seconds = float(timer.time_decode(c, b, steps, temperature, top_p))
                 decode[(c, b)] = min(seconds, decode.get((c, b), math.inf))
                 if progress is not None:
                     progress(f"{model}: decode step at context {c} x {b}: {seconds * 1e3:.2f} ms{tag}")

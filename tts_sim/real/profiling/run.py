@@ -43,6 +43,8 @@ GENERATOR = "tts-sim profile"
 LATENCY_KEYS = ("prompt_lengths", "batch_sizes", "contexts", "repeats", "steps", "passes", "max_batch_tokens",
                 "device")
 GENERATOR_VERSION = 2  # 2: stop strings end a reply only after visible text (core.backend.stop_at)
+#: How tables are timed, part of their journal key: 2 = decode steps choose tokens as the calls do (sampling)
+TIMING_VERSION = 2
 
 
 @dataclass
@@ -126,7 +128,7 @@ def run_profile(backend: Backend, config: ProfileConfig, *, grader: Grader | Non
     if config.latency:
         t0 = time.perf_counter()
         settings = _config_dict(config)
-        grid = json.dumps({k: settings[k] for k in LATENCY_KEYS}, sort_keys=True)
+        grid = json.dumps({**{k: settings[k] for k in LATENCY_KEYS}, "timing": TIMING_VERSION}, sort_keys=True)
         for model, backend_model in config.models.items():
             key = f"{model} {grid}"  # a table measured on another grid is measured again
             if key not in log.tables:
@@ -137,7 +139,7 @@ def run_profile(backend: Backend, config: ProfileConfig, *, grader: Grader | Non
                     quantization=info.quantization, provider=info.provider, prompt_lengths=config.prompt_lengths,
                     batch_sizes=config.batch_sizes, contexts=config.contexts, repeats=config.repeats,
                     steps=config.steps, max_batch_tokens=config.max_batch_tokens, passes=config.passes,
-                    progress=say))
+                    temperature=config.temperature, top_p=config.top_p, progress=say))
             profile.latency.append(log.tables[key])
         timings["latency_s"] = time.perf_counter() - t0
 

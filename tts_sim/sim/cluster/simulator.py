@@ -278,6 +278,10 @@ class _Run:
         tokens = sim.tokens
         kinds = [_kinds(graph, n) for n in ids]
         self.node_prompt = [tokens.prompt_tokens(task, kind, preds) for kind, preds in kinds]
+        # nodes of one query with the same prompt: same kind of prompt on the same inputs (the same number
+        # means the same text, model aside; e.g. every direct node, or refiners of one node)
+        signatures = [(kind, tuple(sorted(graph.predecessors(n)))) for n, (kind, _) in zip(ids, kinds, strict=True)]
+        self.node_signature = [signatures.index(sig) for sig in signatures]
         self.node_decode = [tokens.decode_tokens(task, kind) for kind, _ in kinds]
         self.prefix_tokens = round(task.prompt_tokens)  # the question, shared by every node of a query
         # sampled reply lengths: node -> index of its distribution (None: its fixed node_decode)

@@ -26,18 +26,21 @@ if TYPE_CHECKING:
 class StaticScheduler:
     name = "static"
 
+    def __init__(self, same_prompt_only: bool = False) -> None:
+        self.same_prompt_only = same_prompt_only
+
     def replica(self, run: _Run, device: int) -> StaticReplica:
-        return StaticReplica(run, device)
+        return StaticReplica(run, device, self.same_prompt_only)
 
     def describe(self) -> str:
-        return "static batching"
+        return "static batching" + (", same prompts only" if self.same_prompt_only else "")
 
 
 class StaticReplica:
     """One device: per-model FIFO queues and one SimPy process serving batches."""
 
-    def __init__(self, run: _Run, i: int) -> None:
-        self.run, self.i = run, i
+    def __init__(self, run: _Run, i: int, same_prompt_only: bool = False) -> None:
+        self.run, self.i, self.same_prompt_only = run, i, same_prompt_only
         self.queues: dict[int, deque] = {k: deque() for k, devs in enumerate(run.replicas) if i in devs}
         self.sleeping: Event | None = None
         run.env.process(self._serve())
@@ -72,7 +75,8 @@ class StaticReplica:
                 self.sleeping = wake = Event(env)
                 yield wake
                 continue
-            batch = [dq.popleft() for _ in range(min(max_batch, len(dq)))]
+            batch = self._same_prompt(dq, max_batch) if self.same_prompt_only else \
+                [dq.popleft() for _ in range(min(max_batch, len(dq)))]
             b = len(batch)
             prompt = max(node_prompt[r[2]] for r in batch) if b > 1 else node_prompt[batch[0][2]]
             if fixed is not None:
@@ -117,12 +121,32 @@ class StaticReplica:
                 wake.succeed()
                 yield wake
 
+    def _same_prompt(self, dq: deque, max_batch: int) -> list:
+        """The oldest request and, in arrival order, up to ``max_batch - 1`` others with the same prompt;
+        the rest keep their places. Same prompt: nodes of one query with the same kind of prompt on the
+        same inputs (``node_signature``: every node answering the question directly, or the refiners of
+        one node); fusion nodes with inputs of their own run alone. Requests of different queries never
+        batch (the questions' own token lengths are not simulated)."""
+        first = dq.popleft()
+        batch, skipped = [first], []
+        signature, query = self.run.node_signature, first[1][0]
+        sig = signature[first[2]]
+        while dq and len(batch) < max_batch:
+            entry = dq.popleft()
+            (batch if entry[1][0] == query and signature[entry[2]] == sig else skipped).append(entry)
+        dq.extendleft(reversed(skipped))
+        return batch
+
 
 @dataclass(frozen=True)
 class StaticConfig:
-    """Static batching: today's behaviour, kept for engines that batch statically (the CPU engine)."""
+    """Static batching: today's behaviour, kept for engines that batch statically (the CPU engine).
+    ``same_prompt_only``: the engine batches only requests with equal prompts (onnxruntime-genai on
+    the CPU pads nothing: its backend batches equal prompt lengths only), so a level of fusion nodes
+    runs one request after the other."""
 
     name: str = "static"
+    same_prompt_only: bool = False
 
     def build(self) -> StaticScheduler:
-        return StaticScheduler()
+        return StaticScheduler(self.same_prompt_only)
