@@ -1,0 +1,93 @@
+"""How well the fitted fusion model describes its own records, by role, in-degree and model.
+
+For each group of a profile's fusion records: how many, the fitted model's mean probability that the
+output is the correct answer, the observed rate, and the fraction of inputs that were correct. Then a
+5-fold cross-validated negative log-likelihood of the model as shipped (context degradation at its
+documented prior without long-context records) against one whose degradation is fitted from the
+profile's short contexts anyway (what the "fitted only from long contexts" rule forbids).
+
+    python benchmarks/fusion_calibration.py measured:add-words add-words
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from tts_sim.sim.profiles import load_profile
+from tts_sim.sim.quality import fusion as F
+from tts_sim.sim.quality.answers import smooth_answer_banks
+from tts_sim.tasks import get_task
+
+
+def subset(rec: F.RecordArrays, mask: np.ndarray) -> F.RecordArrays:
+    return F.RecordArrays(rec.role[mask], rec.skill[mask], rec.probs[mask], rec.counts[mask], rec.output[mask],
+                          rec.excess[mask], rec.base[mask])
+
+
+def p_correct(params: F.FusionParams, rec: F.RecordArrays) -> np.ndarray:
+    """The model's probability that each record's output is the correct answer (id 0)."""
+    s, r = rec.skill, rec.role
+    lam = F.degradation(params.gamma(s), rec.excess)
+    own = np.where(rec.support, rec.base + lam[:, None] * rec.diff, 1.0)
+    logits = F.fusion_logits(params.tau(r)[:, None] * np.log(own) + rec.outside, rec.counts,
+                             lam * params.beta(r, s), lam * params.rho(r, s))
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return (e / e.sum(axis=1, keepdims=True))[:, 0]
+
+
+def fit_degradation_anyway(rec: F.RecordArrays, skills: dict[str, float]) -> F.FusionParams:
+    saved = F.LONG_CONTEXT_TOKENS, F.MIN_LONG_RECORDS
+    F.LONG_CONTEXT_TOKENS, F.MIN_LONG_RECORDS = 0, 0
+    try:
+        return F.fit_fusion(rec, skills)
+    finally:
+        F.LONG_CONTEXT_TOKENS, F.MIN_LONG_RECORDS = saved
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("profile", help="scenario, measured:TASK or a file")
+    ap.add_argument("task")
+    ap.add_argument("--folds", type=int, default=5)
+    args = ap.parse_args()
+    threadpool_limits(1)
+    spec, tp = get_task(args.task), load_profile(args.profile).task(args.task)
+    recs = tp.fusion_records
+    k_rec = max([0] + [max((*r.inputs, r.output)) + 1 for r in recs])
+    extra = np.zeros((tp.n_questions, k_rec), dtype=bool)
+    for r in recs:
+        extra[r.question, [*r.inputs, r.output]] = True
+    answers = smooth_answer_banks(tp.answer_banks, tp.n_questions, chance=spec.chance, extra_ids=extra,
+                                  origin=args.profile)
+    skills = dict(zip(answers.models, answers.skill.tolist(), strict=True))
+    rec = F.record_arrays(recs, answers, spec)
+    degree, model = np.array([len(r.inputs) for r in recs]), np.array([r.model for r in recs])
+    params = F.fit_fusion(rec, skills)
+    print(params.table())
+    p0, y = p_correct(params, rec), rec.output == 0
+    print(f"context beyond the question: {rec.excess.min():.0f}-{rec.excess.max():.0f} tokens "
+          f"(median {np.median(rec.excess):.0f})\n")
+    print(f"{'role':<10}{'inputs':>7}{'model':>15}{'records':>9}{'model P(correct)':>18}{'observed':>10}"
+          f"{'inputs correct':>16}")
+    for role in range(len(F.ROLES)):
+        for d in sorted(set(degree)):
+            for m in sorted(set(model)):
+                sel = (rec.role == role) & (degree == d) & (model == m)
+                if sel.sum():
+                    se = np.sqrt(y[sel].mean() * (1 - y[sel].mean()) / sel.sum())
+                    print(f"{F.ROLES[role]:<10}{d:>7}{m:>15}{sel.sum():>9}{p0[sel].mean():>18.3f}"
+                          f"{y[sel].mean():>7.3f}±{se:.3f}{(rec.counts[sel, 0] / d).mean():>13.3f}")
+    fold = np.random.default_rng(0).integers(0, args.folds, len(recs))
+    print(f"\n{args.folds}-fold cross-validated negative log-likelihood (lower is better):")
+    for name, fitter in (("as shipped", lambda r: F.fit_fusion(r, skills)),
+                         ("degradation fitted from short contexts", lambda r: fit_degradation_anyway(r, skills))):
+        total = sum(F.negative_log_likelihood(fitter(subset(rec, fold != k)).vector, subset(rec, fold == k))[0]
+                    for k in range(args.folds))
+        print(f"  {name:<40} {total:9.1f}")
+
+
+if __name__ == "__main__":
+    main()
