@@ -121,14 +121,15 @@ class StaticReplica:
                 wake.succeed()
                 yield wake
 
-    def _same_prompt(self, dq: deque, max_batch: int) -> list:
+    def _same_prompt(self, dq: deque[tuple], max_batch: int) -> list[tuple]:
         """The oldest request and, in arrival order, up to ``max_batch - 1`` others with the same prompt;
         the rest keep their places. Same prompt: nodes of one query with the same kind of prompt on the
         same inputs (``node_signature``: every node answering the question directly, or the refiners of
         one node); fusion nodes with inputs of their own run alone. Requests of different queries never
         batch (the questions' own token lengths are not simulated)."""
         first = dq.popleft()
-        batch, skipped = [first], []
+        batch: list[tuple] = [first]
+        skipped: list[tuple] = []
         signature, query = self.run.node_signature, first[1][0]
         sig = signature[first[2]]
         while dq and len(batch) < max_batch:
