@@ -224,6 +224,30 @@ def test_from_stats_reads_a_profiles_token_statistics() -> None:
         TokenModel.from_stats({"answer_tokens_histogram_by_kind": {"direct": {"3": 40}}})
 
 
+def test_each_model_gets_its_own_reply_lengths_where_measured() -> None:
+    stats = {**STATS, "answer_tokens_histogram_by_model": {
+        ONE_B: {"direct": {"16": 30}}, THREE_B: {"direct": {"2": 30}, "fuse": {"4": 30}}}}
+    raw = TokenModel.from_stats(stats, prior_samples=0)
+    assert raw.answer("direct", ONE_B).mean == 16 and raw.answer("direct", THREE_B).mean == 2
+    assert raw.answer("direct").mean == 6.0 and raw.answer("direct", "other-model").mean == 6.0  # the kind's
+    assert raw.answer("refine", ONE_B) == raw.answer("refine")  # not measured for that model: the kind's
+    shrunk = TokenModel.from_stats(stats)  # 10 pseudo-replies of the kind: (30 x 16 + 10 x 6) / 40
+    assert shrunk.answer("direct", ONE_B).mean == pytest.approx((30 * 16 + 10 * 6) / 40)
+    task = TaskSpec("t", "math", 40, 6)
+    # a synthesising node reads a ONE_B and a THREE_B direct reply: 16 + 2 tokens, not 2 x 6
+    assert raw.prompt_tokens(task, "synthesise", ["direct", "direct"], [ONE_B, THREE_B]) == 40 + 18 + 40 + 10
+    assert raw.decode_tokens(task, "direct", ONE_B) == 16 and raw.longest_decode(task, "fuse", THREE_B) == 4
+    # the simulator charges each node its model's lengths: a lone ONE_B answer decodes 16 steps, THREE_B 2
+    fixed = dataclasses.replace(raw, sampled=False)
+    for model, steps in ((ONE_B, 16), (THREE_B, 2)):
+        g = Graph.build([("out", "assistant", model)], [], "out")
+        r = ClusterSimulator("1xH100", LinearPredictor(), tokens=fixed).simulate(g, task, ClosedLoop(1), 1,
+                                                                                  record=True)
+        assert r.latencies == [pytest.approx(0.1 * 40 + 0.25 * steps)]
+    with pytest.raises(ProfileError, match="unknown kind"):
+        TokenModel.from_stats({**STATS, "answer_tokens_histogram_by_model": {ONE_B: {"nope": {"3": 1}}}})
+
+
 def test_token_model_from_profile_and_simulated_evaluator_use_it() -> None:
     from tts_sim.sim.evaluator import SimulatedEvaluator
     from tts_sim.sim.scenario import load_default_profile
@@ -256,6 +280,9 @@ def test_fusion_token_stats_fit_overhead_per_kind_and_input() -> None:
     assert stats["answer_tokens_histogram"] == {"5": 2, "7": 1}
     assert stats["answer_tokens_histogram_by_kind"] == {"fuse": {"10": 1}, "refine": {"9": 1, "11": 1},
                                                         "synthesise": {"9": 1, "10": 1}}
+    assert stats["answer_tokens_histogram_by_model"] == {"m": {"direct": {"5": 2, "7": 1}, "fuse": {"10": 1},
+                                                               "refine": {"9": 1, "11": 1},
+                                                               "synthesise": {"9": 1, "10": 1}}}
     assert stats["fusion_overhead_tokens_per_input"] == pytest.approx(4.0)
     assert stats["fusion_overhead_tokens_by_kind"] == pytest.approx({"fuse": 25.0, "refine": 30.0,
                                                                      "synthesise": 40.0})

@@ -20,7 +20,7 @@ from typing import Any
 
 from tts_sim.core.backend import Backend, BackendInfo
 from tts_sim.core.profile import Profile, TaskProfile
-from tts_sim.core.prompts import PROMPTS_VERSION
+from tts_sim.core.prompts import DIRECT, PROMPTS_VERSION
 from tts_sim.errors import ConfigError, ProfileError
 from tts_sim.real.executor import GraphExecutor
 from tts_sim.real.profiling.banks import AnswerBanks, collect_answer_banks
@@ -200,16 +200,24 @@ def fusion_token_stats(calls: Sequence[FusionCall], banks: AnswerBanks) -> dict[
     """Token facts the simulator's ``A + d*B`` prompt model leaves out (read by
     ``tts_sim.sim.cluster.TokenModel.from_stats``): the completion-length histogram of direct answers
     (``answer_tokens_histogram``) and of fusion calls per prompt kind
-    (``answer_tokens_histogram_by_kind``), and the template tokens a fusion prompt adds beyond the
+    (``answer_tokens_histogram_by_kind``), both per model (``answer_tokens_histogram_by_model``: model ->
+    kind -> histogram), and the template tokens a fusion prompt adds beyond the
     question's direct prompt and its inputs' replies: ``fusion_overhead_tokens`` (mean over calls), and
     per kind ``fusion_overhead_tokens_by_kind[kind] + fusion_overhead_tokens_per_input * inputs``
     (least squares, one slope shared by the kinds; 0 when every call of a kind has as many inputs)."""
     out: dict[str, Any] = {"answer_tokens_histogram": _histogram(s.completion_tokens for s in banks.samples)}
     by_kind: dict[str, list[int]] = {}
+    by_model: dict[str, dict[str, list[int]]] = {}
+    for sample in banks.samples:
+        by_model.setdefault(sample.model, {}).setdefault(DIRECT, []).append(sample.completion_tokens)
     for c in calls:
         by_kind.setdefault(c.kind, []).append(c.completion_tokens)
+        by_model.setdefault(c.record.model, {}).setdefault(c.kind, []).append(c.completion_tokens)
     if by_kind:
         out["answer_tokens_histogram_by_kind"] = {k: _histogram(v) for k, v in sorted(by_kind.items())}
+    if by_model:
+        out["answer_tokens_histogram_by_model"] = {m: {k: _histogram(v) for k, v in sorted(kinds.items())}
+                                                   for m, kinds in sorted(by_model.items())}
     direct: dict[tuple[str, int], int] = {(s.model, s.question): s.prompt_tokens for s in banks.samples}
     rows = [(c.kind, len(c.input_tokens),
              c.record.prompt_tokens - direct[(c.record.model, c.record.question)] - sum(c.input_tokens))

@@ -184,7 +184,8 @@ class ClusterSimulator:
         for n in graph.executed:
             model = graph.node(n).model
             kind, pred_kinds = _kinds(graph, n)
-            ctx = tokens.prompt_tokens(task, kind, pred_kinds) + tokens.longest_decode(task, kind)
+            ctx = (tokens.prompt_tokens(task, kind, pred_kinds, _predecessor_models(graph, n))
+                   + tokens.longest_decode(task, kind, model))
             longest[model] = max(longest.get(model, 0), ctx)
         # a static batch holds the KV cache of max_batch sequences at once; a scheduler that admits by
         # free KV memory (continuous) needs room for one longest sequence, the rest is its KV cache
@@ -248,6 +249,10 @@ def _kinds(graph: Graph, node: str) -> tuple[str, list[str]]:
     return _kind(graph, node), [_kind(graph, p) for p in graph.predecessors(node)]
 
 
+def _predecessor_models(graph: Graph, node: str) -> list[str | None]:
+    return [graph.node(p).model for p in graph.predecessors(node)]
+
+
 class _Lengths:
     """Reply lengths drawn per request from each node's distribution, in chunks (seeded)."""
 
@@ -277,19 +282,21 @@ class _Run:
         self.node_model = [model_index[graph.node(n).model] for n in ids]
         tokens = sim.tokens
         kinds = [_kinds(graph, n) for n in ids]
-        self.node_prompt = [tokens.prompt_tokens(task, kind, preds) for kind, preds in kinds]
+        models = [graph.node(n).model for n in ids]
+        self.node_prompt = [tokens.prompt_tokens(task, kind, preds, _predecessor_models(graph, n))
+                            for n, (kind, preds) in zip(ids, kinds, strict=True)]
         # nodes of one query with the same prompt: same kind of prompt on the same inputs (the same number
         # means the same text, model aside; e.g. every direct node, or refiners of one node)
         signatures = [(kind, tuple(sorted(graph.predecessors(n)))) for n, (kind, _) in zip(ids, kinds, strict=True)]
         self.node_signature = [signatures.index(sig) for sig in signatures]
-        self.node_decode = [tokens.decode_tokens(task, kind) for kind, _ in kinds]
+        self.node_decode = [tokens.decode_tokens(task, kind, m) for (kind, _), m in zip(kinds, models, strict=True)]
         self.prefix_tokens = round(task.prompt_tokens)  # the question, shared by every node of a query
         # sampled reply lengths: node -> index of its distribution (None: its fixed node_decode)
         self.node_dist: list[int | None] = [None] * len(ids)
         self.dists: list[LengthDistribution] = []
         if tokens.sampled:
             for j, (kind, _) in enumerate(kinds):
-                dist = tokens.answer(kind)
+                dist = tokens.answer(kind, models[j])
                 if dist is not None:
                     if dist not in self.dists:
                         self.dists.append(dist)
