@@ -89,11 +89,14 @@ def test_models_run_at_once_only_where_the_backend_says_they_may():
     assert GraphExecutor(cpu, "add", parallel_models=True).parallel_models  # an explicit choice wins
 
 
-def test_onnx_backend_keeps_cpu_models_apart():
+def test_onnx_backend_keeps_cpu_models_apart_and_says_how_it_batches():
     from backends.onnxruntime.backend import OnnxRuntimeBackend
 
     assert not OnnxRuntimeBackend(device="cpu").concurrent_models
     assert OnnxRuntimeBackend(device="cuda").concurrent_models
+    # the genai engine batches equal prompt lengths only; the optimum export pads
+    assert OnnxRuntimeBackend(engine="genai").equal_prompt_batches
+    assert not OnnxRuntimeBackend(engine="onnx").equal_prompt_batches
 
 
 def test_tokens_and_timings_are_recorded_per_node():

@@ -193,3 +193,24 @@ def test_real_runs_sample_as_their_measured_profile_did():
     assert sampling_settings(measured, None, None) == (16, 0.7, 0.9)
     assert sampling_settings(measured, 32, 0.5, 1.0) == (32, 0.5, 1.0)
     assert sampling_settings(Profile(metadata={}), None, None) == (256, 0.7, 1.0)
+
+
+def test_latency_simulator_batches_as_the_engine_does(add_profile):
+    from tts_sim.real.validate import latency_simulator
+
+    _, profile = add_profile
+    spec = TASKS.get("add")
+    padded, _ = latency_simulator(profile, spec, cluster="cpu", tokens="mean", n_questions=5, max_batch=8)
+    same, _ = latency_simulator(profile, spec, cluster="cpu", tokens="mean", n_questions=5, max_batch=8,
+                                same_prompt_only=True)
+    assert padded.simulator.scheduler.describe() == "static batching"
+    assert same.simulator.scheduler.describe() == "static batching, same prompts only"
+    # two fusion nodes on different inputs: one padded batch, or one after the other
+    g = Graph.build([("a", "assistant", SMALL), ("b", "assistant", SMALL), ("f", "fuser", SMALL),
+                     ("h", "assistant", SMALL), ("out", "assistant", SMALL)],
+                    [("a", "f"), ("b", "f"), ("a", "h"), ("f", "out"), ("h", "out")], "out")
+    assert same.latency(g, 0).p50_s > padded.latency(g, 0).p50_s
+    # a GPU cluster batches continuously: the option does not apply
+    gpu, _ = latency_simulator(profile, spec, cluster="1xH100", tokens="mean", n_questions=5, max_batch=8,
+                               same_prompt_only=True)
+    assert gpu.simulator.scheduler.name == "continuous"

@@ -287,8 +287,9 @@ class _Run:
                             for n, (kind, preds) in zip(ids, kinds, strict=True)]
         # nodes of one query with the same prompt: same kind of prompt on the same inputs (the same number
         # means the same text, model aside; e.g. every direct node, or refiners of one node)
-        signatures = [(kind, tuple(sorted(graph.predecessors(n)))) for n, (kind, _) in zip(ids, kinds, strict=True)]
-        self.node_signature = [signatures.index(sig) for sig in signatures]
+        first: dict[tuple, int] = {}
+        self.node_signature = [first.setdefault((kind, tuple(sorted(graph.predecessors(n)))), j)
+                               for j, (n, (kind, _)) in enumerate(zip(ids, kinds, strict=True))]
         self.node_decode = [tokens.decode_tokens(task, kind, m) for (kind, _), m in zip(kinds, models, strict=True)]
         self.prefix_tokens = round(task.prompt_tokens)  # the question, shared by every node of a query
         # sampled reply lengths: node -> index of its distribution (None: its fixed node_decode)
