@@ -168,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="ENGINE:QUANT, engine onnx or genai (e.g. genai:int4 genai:fp32 onnx:int4), or a "
                              "prepared model folder ({model} stands for the model name)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--spin", action="store_true", help="let onnxruntime's idle threads busy-wait")
+    parser.add_argument("--spin", action="store_true",
+                        help="let idle threads busy-wait: onnxruntime's and llama-server's (OpenMP) alike")
     parser.add_argument("--context", type=int, default=128, help="cached tokens for the decode-step timing")
     parser.add_argument("--steps", type=int, default=32, help="decode steps timed per measurement")
     parser.add_argument("--new-tokens", type=int, default=64)
@@ -220,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         ratios: dict[str, list[float]] = {v.spec: [] for v in variants}
         server = None
         if binary is not None and gguf is not None:  # one server per model, kept up through the rounds
-            server = LlamaServer(binary, gguf, threads=args.threads, extra_args=args.llama_args).start()
+            server = LlamaServer(binary, gguf, threads=args.threads, spin=args.spin,
+                                 extra_args=args.llama_args).start()
             server.complete(LLAMA_PROMPT, max_tokens=8)  # warm-up
         try:
             for round_ in range(args.rounds):
