@@ -68,7 +68,13 @@ def cmd_fidelity(args: argparse.Namespace) -> None:
     from tts_sim.real.executor import GraphExecutor
     from tts_sim.real.fidelity import FidelityPlan, assemble, heldout_graphs, heldout_questions, measure
     from tts_sim.real.fidelity.run import check_models, journal_path, model_pool, write_outputs
-    from tts_sim.real.validate import latency_simulator, load_candidates, sampling_settings, task_spec_for
+    from tts_sim.real.validate import (
+        engine_batching,
+        latency_simulator,
+        load_candidates,
+        sampling_settings,
+        task_spec_for,
+    )
     from tts_sim.tasks.questions import load_questions
 
     catalog = catalog_from(args)
@@ -91,8 +97,7 @@ def cmd_fidelity(args: argparse.Namespace) -> None:
     backend = make_backend(args)
     simulated, lengths = latency_simulator(profile, spec, cluster=args.cluster, tokens=args.tokens,
                                            n_questions=max(args.latency_questions, 1),
-                                           max_batch=getattr(backend, "max_batch", None), catalog=catalog,
-                                           same_prompt_only=bool(getattr(backend, "equal_prompt_batches", False)))
+                                           catalog=catalog, **engine_batching(backend))
     pool = model_pool(simulated)
     graphs = given + heldout_graphs(args.generate, pool, args.seed, max_width=args.max_width,
                                     max_depth=args.max_depth, exclude=given, catalog=catalog)

@@ -85,6 +85,7 @@ def cmd_validate(args: argparse.Namespace) -> None:
     from tts_sim.real.evaluator import RealEvaluator
     from tts_sim.real.validate import (
         build_model_map,
+        engine_batching,
         latency_simulator,
         load_candidates,
         parse_model_map,
@@ -120,9 +121,7 @@ def cmd_validate(args: argparse.Namespace) -> None:
                          temperature=temperature, top_p=top_p, seed=args.seed,
                          progress=progress_printer(args))
     simulated, lengths = latency_simulator(profile, spec, cluster=args.cluster, tokens=args.tokens,
-                                           n_questions=args.questions, max_batch=getattr(backend, "max_batch", None),
-                                           catalog=catalog,
-                                           same_prompt_only=bool(getattr(backend, "equal_prompt_batches", False)))
+                                           n_questions=args.questions, catalog=catalog, **engine_batching(backend))
     config: dict[str, Any] = {"backend": args.backend, "n_questions": len(heldout), "max_new_tokens": max_new,
                               "temperature": temperature, "top_p": top_p, "seed": args.seed, "top_k": args.top_k,
                               "task_tokens": {"A": spec.prompt_tokens, "B": spec.answer_tokens,

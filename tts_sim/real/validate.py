@@ -142,6 +142,13 @@ def sampling_settings(profile: Profile, max_new_tokens: int | None, temperature:
     return max_new, temperature, top_p if top_p is not None else float(profiled.get("top_p", 1.0))
 
 
+def engine_batching(backend: Any) -> dict[str, Any]:
+    """How the real backend batches, as ``latency_simulator`` takes it: its batch limit (None: the
+    scheduler's default) and whether it batches equal prompts only."""
+    return {"max_batch": getattr(backend, "max_batch", None),
+            "same_prompt_only": bool(getattr(backend, "equal_prompt_batches", False))}
+
+
 def latency_simulator(profile: Profile, spec: TaskSpec, *, cluster: str, tokens: str, n_questions: int,
                       max_batch: int | None, catalog: ModelCatalog = DEFAULT_CATALOG,
                       same_prompt_only: bool = False) -> tuple[Any, str]:
