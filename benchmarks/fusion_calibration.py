@@ -3,8 +3,10 @@
 For each group of a profile's fusion records: how many, the fitted model's mean probability that the
 output is the correct answer, the observed rate, and the fraction of inputs that were correct. Then a
 5-fold cross-validated negative log-likelihood of the model as shipped (context degradation at its
-documented prior without long-context records) against one whose degradation is fitted from the
-profile's short contexts anyway (what the "fitted only from long contexts" rule forbids).
+documented prior without long-context records, the pull's dilution with in-degree fitted) against one
+without dilution (every input pulls alike: the model before it had the term) and one whose
+degradation is fitted from the profile's short contexts anyway (what the "fitted only from long
+contexts" rule forbids).
 
     python benchmarks/fusion_calibration.py measured:add-words add-words
 """
@@ -27,15 +29,13 @@ def subset(rec: F.RecordArrays, mask: np.ndarray) -> F.RecordArrays:
                           rec.excess[mask], rec.base[mask])
 
 
-def p_correct(params: F.FusionParams, rec: F.RecordArrays) -> np.ndarray:
-    """The model's probability that each record's output is the correct answer (id 0)."""
-    s, r = rec.skill, rec.role
-    lam = F.degradation(params.gamma(s), rec.excess)
-    own = np.where(rec.support, rec.base + lam[:, None] * rec.diff, 1.0)
-    logits = F.fusion_logits(params.tau(r)[:, None] * np.log(own) + rec.outside, rec.counts,
-                             lam * params.beta(r, s), lam * params.rho(r, s))
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return (e / e.sum(axis=1, keepdims=True))[:, 0]
+def fit_without_dilution(rec: F.RecordArrays, skills: dict[str, float]) -> F.FusionParams:
+    saved = F.BOUNDS[F.DILUTION]
+    F.BOUNDS[F.DILUTION] = (0.0, 0.0)
+    try:
+        return F.fit_fusion(rec, skills)
+    finally:
+        F.BOUNDS[F.DILUTION] = saved
 
 
 def fit_degradation_anyway(rec: F.RecordArrays, skills: dict[str, float]) -> F.FusionParams:
@@ -67,7 +67,7 @@ def main() -> None:
     degree, model = np.array([len(r.inputs) for r in recs]), np.array([r.model for r in recs])
     params = F.fit_fusion(rec, skills)
     print(params.table())
-    p0, y = p_correct(params, rec), rec.output == 0
+    p0, y = F.p_correct(params, rec), rec.output == 0
     print(f"context beyond the question: {rec.excess.min():.0f}-{rec.excess.max():.0f} tokens "
           f"(median {np.median(rec.excess):.0f})\n")
     print(f"{'role':<10}{'inputs':>7}{'model':>15}{'records':>9}{'model P(correct)':>18}{'observed':>10}"
@@ -83,6 +83,7 @@ def main() -> None:
     fold = np.random.default_rng(0).integers(0, args.folds, len(recs))
     print(f"\n{args.folds}-fold cross-validated negative log-likelihood (lower is better):")
     for name, fitter in (("as shipped", lambda r: F.fit_fusion(r, skills)),
+                         ("without dilution (dilution 0)", lambda r: fit_without_dilution(r, skills)),
                          ("degradation fitted from short contexts", lambda r: fit_degradation_anyway(r, skills))):
         total = sum(F.negative_log_likelihood(fitter(subset(rec, fold != k)).vector, subset(rec, fold == k))[0]
                     for k in range(args.folds))

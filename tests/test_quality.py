@@ -15,9 +15,16 @@ from tts_sim.core.models import PAPER_POOL
 from tts_sim.core.profile import FusionRecord, Profile, TaskProfile
 from tts_sim.errors import ConfigError, ProfileError, TtsSimError
 from tts_sim.sim.quality import QualityModel
-from tts_sim.sim.quality.fusion import COEF_NAMES, START, negative_log_likelihood, record_arrays
+from tts_sim.sim.quality.fusion import COEF_NAMES, START, FusionParams, negative_log_likelihood, record_arrays
 from tts_sim.sim.quality.model import EXPECTED_REPLICATES
-from tts_sim.sim.scenario import default_quality_model, generate_profile, load_default_profile, true_fusion
+from tts_sim.sim.scenario import (
+    TRUE_FUSION,
+    World,
+    default_quality_model,
+    generate_profile,
+    load_default_profile,
+    true_fusion,
+)
 from tts_sim.tasks import get_task
 
 from .strategies import graphs
@@ -155,3 +162,22 @@ def test_maximum_likelihood_recovers_the_true_fusion_parameters() -> None:
         fit, se = qm.params.coef[name], qm.params.stderr[name]
         assert abs(fit - truth[name]) <= 3 * se + 0.05, (name, fit, se, truth[name])
         assert se < 0.25, (name, se)
+
+
+def test_the_pull_s_dilution_with_in_degree_is_recovered_and_changes_wide_graphs() -> None:
+    """Records generated with each input's pull x d**-0.6 give back that dilution (within 3 standard
+    errors); it leaves a chain of refiners (one input each) exactly as with votes counted (dilution 0)
+    and changes a wide fuser."""
+    coef = {**true_fusion(get_task("math")).coef, "dilution": 0.6}
+    world = World("diluted", fusion={**TRUE_FUSION, "math": FusionParams(coef)})
+    prof = generate_profile(3, samples=200, records=6000, questions={"math": 200}, world=world)
+    qm = QualityModel.from_profile(prof, "math")
+    fit, se = qm.params.coef["dilution"], qm.params.stderr["dilution"]
+    assert abs(fit - 0.6) <= 3 * se and se < 0.15, (fit, se)
+    wide = Graph.build([*((f"a{i}", "assistant", "llama-3.2-3b") for i in range(6)), ("out", "fuser", "llama-3.2-3b")],
+                       [(f"a{i}", "out") for i in range(6)], "out")
+    votes = QualityModel(qm.task, qm.answers, FusionParams({**qm.params.coef, "dilution": 0.0}))
+    chain = Graph.build([("a", "assistant", "llama-3.2-1b"), ("b", "assistant", "llama-3.2-3b"),
+                         ("out", "assistant", "llama-3.2-3b")], [("a", "b"), ("b", "out")], "out")
+    np.testing.assert_array_equal(qm.expected(chain), votes.expected(chain))
+    assert abs(qm.expected(wide).mean() - votes.expected(wide).mean()) > 0.005

@@ -133,21 +133,21 @@ TRUE_FUSION = {
         "assistant.tau": 2.0, "assistant.beta0": 2.0, "assistant.beta1": 0.0, "assistant.rho0": 4.0,
         "assistant.rho1": 0.3,
         "fuser.tau": 1.5, "fuser.beta0": 2.5, "fuser.beta1": 0.0, "fuser.rho0": 1.5, "fuser.rho1": 0.3,
-        "gamma0": -2.9, "gamma1": -1.0,
+        "dilution": 0.0, "gamma0": -2.9, "gamma1": -1.0,
     }),
     "multiple-choice": FusionParams({
         "refine.tau": 1.2, "refine.beta0": 1.5, "refine.beta1": 0.0, "refine.rho0": 0.2, "refine.rho1": 0.3,
         "assistant.tau": 1.2, "assistant.beta0": 1.2, "assistant.beta1": 0.0, "assistant.rho0": 0.3,
         "assistant.rho1": 0.3,
         "fuser.tau": 1.0, "fuser.beta0": 1.4, "fuser.beta1": 0.0, "fuser.rho0": 0.2, "fuser.rho1": 0.3,
-        "gamma0": math.log(0.1), "gamma1": -1.0,
+        "dilution": 0.0, "gamma0": math.log(0.1), "gamma1": -1.0,
     }),
     "code": FusionParams({
         "refine.tau": 1.0, "refine.beta0": 0.5, "refine.beta1": 0.0, "refine.rho0": 0.4, "refine.rho1": 0.4,
         "assistant.tau": 1.0, "assistant.beta0": 0.4, "assistant.beta1": 0.0, "assistant.rho0": 0.4,
         "assistant.rho1": 0.4,
         "fuser.tau": 1.0, "fuser.beta0": 0.5, "fuser.beta1": 0.0, "fuser.rho0": 0.4, "fuser.rho1": 0.4,
-        "gamma0": math.log(0.1), "gamma1": -1.0,
+        "dilution": 0.0, "gamma0": math.log(0.1), "gamma1": -1.0,
     }),
 }
 

@@ -3,7 +3,7 @@
 A node of model ``m`` and role ``r`` sees its predecessors' answer ids (``n_a`` of them gave answer
 ``a``) in a prompt of ``T`` tokens. It weighs every candidate answer ``a`` of the question by
 
-    logit(a) = tau * log own~(a) + lam * (beta * n_a + rho * [a is correct and some input holds it])
+    logit(a) = tau * log own~(a) + lam * (beta * n_a / d**alpha + rho * [a is correct and some input holds it])
     P(out = a) = softmax(logit)(a)
 
 * ``own~ = lam * own + (1 - lam) * guess`` is the model's own answer distribution degraded by the
@@ -24,6 +24,12 @@ A node of model ``m`` and role ``r`` sees its predecessors' answer ids (``n_a`` 
   a correct answer held by a minority. Because the pull multiplies its own belief, a wrong answer it
   finds plausible (a popular wrong answer it would give itself) is kept far more readily than an
   idiosyncratic one: chains of refiners fix rare slips early and then drift to popular wrong answers.
+* ``alpha >= 0`` (``dilution``; one coefficient for all roles and models) is how much each input's pull
+  weakens when there are ``d`` of them: 0 counts votes (six agreeing inputs of six pull six times as
+  hard as one), 1 weighs the agreeing fraction. Measured on both word-arithmetic profiles, 5-fold
+  cross-validated, alpha is ~0.5 (``benchmarks/fusion_calibration.py``): small models follow a
+  majority among many inputs less than a vote count says, which matters most for graphs wider than
+  the records (in-degree 5-6 from records of 1-4).
 * For an assistant refining a single input, ``1 - P(out = correct | input correct)`` is the chance
   it overwrites a correct input (so deep chains can hurt); ``FusionParams.table`` shows it per model.
 
@@ -63,7 +69,8 @@ ROLES = ("refine", "assistant", "fuser")
 REFINE, ASSISTANT, FUSER = range(3)
 PER_ROLE = ("tau", "beta0", "beta1", "rho0", "rho1")
 NP = len(PER_ROLE)
-COEF_NAMES = tuple(f"{r}.{p}" for r in ROLES for p in PER_ROLE) + ("gamma0", "gamma1")
+COEF_NAMES = tuple(f"{r}.{p}" for r in ROLES for p in PER_ROLE) + ("dilution", "gamma0", "gamma1")
+DILUTION = COEF_NAMES.index("dilution")
 TOKENS_SCALE = 1000.0
 
 
@@ -119,6 +126,10 @@ class FusionParams:
     def gamma(self, skill: float | np.ndarray) -> np.ndarray:
         return np.exp(self.coef["gamma0"] + self.coef["gamma1"] * np.asarray(skill, dtype=float))
 
+    def input_weight(self, in_degree: float | np.ndarray) -> np.ndarray:
+        """d**-alpha: the weight of each agreeing input's pull at in-degree ``d``."""
+        return np.asarray(in_degree, dtype=float) ** -self.coef["dilution"]
+
     def rows(self) -> list[dict[str, float | str]]:
         """One row per (model, role): tau, beta, rho, gamma, and for refiners the chance of
         overwriting a correct input (when a ``QualityModel`` computed it from the answer tables)."""
@@ -140,6 +151,7 @@ class FusionParams:
             ow = "" if np.isnan(r["overwrite_correct"]) else f"{r['overwrite_correct']:.3f}"
             lines.append(f"{r['model']:<14} {r['role']:<9} {r['skill']:>6.2f} {r['tau']:>5.2f} {r['beta']:>6.2f} "
                          f"{r['rho']:>6.2f} {r['gamma']:>8.3f} {ow:>9}")
+        lines.append(f"dilution: each input's pull x d^-{self.coef['dilution']:.2f} at in-degree d")
         lines.append("coefficients: " + ", ".join(
             f"{n}={v:.3f}" + (f"±{self.stderr[n]:.3f}" if n in self.stderr else "") for n, v in self.coef.items()))
         if self.log_likelihood is not None:
@@ -202,6 +214,11 @@ class RecordArrays:
     base: np.ndarray  # (R, K) the record's model's guess on its question (``chance_probs``)
 
     @functools.cached_property
+    def degree(self) -> np.ndarray:
+        """(R,) in-degree: the number of inputs."""
+        return np.maximum(self.counts.sum(axis=1), 1.0)
+
+    @functools.cached_property
     def diff(self) -> np.ndarray:
         """own - guess (zero outside the support): own~ = guess + lam * diff."""
         return self.probs - self.base
@@ -217,22 +234,38 @@ class RecordArrays:
         return np.where(self.support, 0.0, -np.inf)
 
 
-def negative_log_likelihood(x: np.ndarray, rec: RecordArrays) -> tuple[float, np.ndarray]:
-    """Negative log-likelihood of the records and its gradient in the coefficient vector ``x``."""
+def record_logits(x: np.ndarray, rec: RecordArrays) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Each record's fusion logits (R, K) at the coefficient vector ``x``, and the per-record terms
+    the gradient needs."""
     n_roles = len(ROLES)
     b = x[: NP * n_roles].reshape(n_roles, NP)
     s, r = rec.skill, rec.role
-    tau = b[r, 0]
     beta_raw = b[r, 1] + b[r, 2] * s
-    beta = np.maximum(beta_raw, 0.0)  # agreeing inputs never repel
-    rho = b[r, 3] + b[r, 4] * s
-    gamma = np.exp(x[-2] + x[-1] * s)
-    xt = np.maximum(rec.excess, 0.0) / TOKENS_SCALE
-    lam = np.maximum(np.exp(-gamma * xt), 1e-9)
-    has0 = (rec.counts[:, 0] > 0).astype(float)
-    own1 = np.where(rec.support, rec.base + lam[:, None] * rec.diff, 1.0)  # own~, 1 outside the support
-    log_own0 = np.log(own1)  # 0 outside the support
-    logits = fusion_logits(tau[:, None] * log_own0 + rec.outside, rec.counts, lam * beta, lam * rho)
+    terms = {"tau": b[r, 0], "beta_raw": beta_raw, "beta": np.maximum(beta_raw, 0.0),  # agreeing never repels
+             "rho": b[r, 3] + b[r, 4] * s, "gamma": np.exp(x[-2] + x[-1] * s),
+             "xt": np.maximum(rec.excess, 0.0) / TOKENS_SCALE, "log_d": np.log(rec.degree),
+             "has0": (rec.counts[:, 0] > 0).astype(float)}
+    terms["weight"] = np.exp(-x[DILUTION] * terms["log_d"])  # d**-alpha
+    terms["lam"] = lam = np.maximum(np.exp(-terms["gamma"] * terms["xt"]), 1e-9)
+    terms["own1"] = own1 = np.where(rec.support, rec.base + lam[:, None] * rec.diff, 1.0)  # own~, 1 outside
+    terms["log_own0"] = np.log(own1)  # 0 outside the support
+    logits = fusion_logits(terms["tau"][:, None] * terms["log_own0"] + rec.outside, rec.counts,
+                           lam * terms["beta"] * terms["weight"], lam * terms["rho"])
+    return logits, terms
+
+
+def p_correct(params: FusionParams, rec: RecordArrays) -> np.ndarray:
+    """The model's probability that each record's output is the correct answer (id 0)."""
+    logits, _ = record_logits(params.vector, rec)
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return (e / e.sum(axis=1, keepdims=True))[:, 0]
+
+
+def negative_log_likelihood(x: np.ndarray, rec: RecordArrays) -> tuple[float, np.ndarray]:
+    """Negative log-likelihood of the records and its gradient in the coefficient vector ``x``."""
+    n_roles = len(ROLES)
+    logits, t = record_logits(x, rec)
+    s, r, lam, w = rec.skill, rec.role, t["lam"], t["weight"]
     top = logits.max(axis=1, keepdims=True)
     e = np.exp(logits - top)
     z = e.sum(axis=1, keepdims=True)
@@ -241,17 +274,21 @@ def negative_log_likelihood(x: np.ndarray, rec: RecordArrays) -> tuple[float, np
     # gradient: d ll / d logit_k = [k == y] - softmax_k
     resid = -e / z
     resid[rows, rec.output] += 1
-    d_tau = (resid * log_own0).sum(axis=1)
-    d_beta = lam * (resid * rec.counts).sum(axis=1) * (beta_raw > 0)
-    d_rho = lam * has0 * resid[:, 0]
-    dlog_own = rec.diff / own1  # d log own~ / d lam (diff is 0 outside the support)
-    d_lam = (resid * (tau[:, None] * dlog_own + beta[:, None] * rec.counts)).sum(axis=1) + resid[:, 0] * rho * has0
-    d_gamma_lin = d_lam * (-lam * gamma * xt)  # d ll / d (g0 + g1 s)
+    pulled = (resid * rec.counts).sum(axis=1)  # d ll / d (pull per agreeing input)
+    d_tau = (resid * t["log_own0"]).sum(axis=1)
+    d_beta = lam * w * pulled * (t["beta_raw"] > 0)
+    d_rho = lam * t["has0"] * resid[:, 0]
+    d_dilution = -lam * t["beta"] * w * t["log_d"] * pulled
+    dlog_own = rec.diff / t["own1"]  # d log own~ / d lam (diff is 0 outside the support)
+    d_lam = ((resid * t["tau"][:, None] * dlog_own).sum(axis=1) + t["beta"] * w * pulled
+             + resid[:, 0] * t["rho"] * t["has0"])
+    d_gamma_lin = d_lam * (-lam * t["gamma"] * t["xt"])  # d ll / d (g0 + g1 s)
     grad = np.zeros_like(x)
     for k in range(n_roles):
         m = r == k
         grad[NP * k: NP * (k + 1)] = [d_tau[m].sum(), d_beta[m].sum(), (d_beta[m] * s[m]).sum(), d_rho[m].sum(),
                                      (d_rho[m] * s[m]).sum()]
+    grad[DILUTION] = d_dilution.sum()
     grad[-2] = d_gamma_lin.sum()
     grad[-1] = (d_gamma_lin * s).sum()
     return -float(ll.sum()), -grad
@@ -263,12 +300,14 @@ def negative_log_likelihood(x: np.ndarray, rec: RecordArrays) -> tuple[float, np
 #: (beta 1: two agreeing inputs outweigh a lone dissenter by e^1), some recognition of a correct input
 #: (rho 0.5), the model's own judgement unchanged (tau 1); and reading: a model of accuracy 0.5 keeps
 #: half of its ability after 8,000 extra context tokens (gamma = ln 2 / 8 per 1,000 tokens), a model
-#: one logit weaker degrades e^0.5 times faster.
+#: one logit weaker degrades e^0.5 times faster; every input pulls alike however many there are
+#: (dilution 0).
 PRIOR = FusionParams({**{f"{r}.{p}": v for r in ROLES for p, v in
                          (("tau", 1.0), ("beta0", 1.0), ("beta1", 0.0), ("rho0", 0.5), ("rho1", 0.0))},
-                      "gamma0": float(np.log(np.log(2) / 8)), "gamma1": -0.5})
+                      "dilution": 0.0, "gamma0": float(np.log(np.log(2) / 8)), "gamma1": -0.5})
 START = PRIOR  # the name the optimiser's starting point had before the prior was documented
-BOUNDS = [(0.05, 10.0), (-5.0, 10.0), (-5.0, 5.0), (-5.0, 10.0), (-5.0, 5.0)] * len(ROLES) + [(-8.0, 3.0), (-4.0, 4.0)]
+BOUNDS = [(0.05, 10.0), (-5.0, 10.0), (-5.0, 5.0), (-5.0, 10.0), (-5.0, 5.0)] * len(ROLES) + [(0.0, 3.0), (-8.0, 3.0),
+                                                                                         (-4.0, 4.0)]
 MIN_ROLE_RECORDS = 30  # records a role needs before its coefficients are fitted
 LONG_CONTEXT_TOKENS = 4000  # context tokens beyond the question that count as a long context
 MIN_LONG_RECORDS = 50  # long-context records the degradation needs before it is fitted
@@ -288,6 +327,11 @@ def fit_plan(rec: RecordArrays) -> tuple[np.ndarray, list[str]]:
         elif np.ptp(rec.skill[m]) < 1e-6:
             free[NP * k + 2] = free[NP * k + 4] = False
             gaps.append(f"{ROLE_LABELS[name]}: records of one model only (no skill slope)")
+    multi = rec.degree >= 2
+    if multi.sum() < MIN_ROLE_RECORDS or len(np.unique(rec.degree[multi])) < 2:
+        free[DILUTION] = False
+        gaps.append(f"dilution: {int(multi.sum())} records with 2+ inputs over "
+                    f"{len(np.unique(rec.degree[multi]))} in-degree(s) (need {MIN_ROLE_RECORDS} over 2+)")
     long = rec.excess >= LONG_CONTEXT_TOKENS
     if long.sum() < MIN_LONG_RECORDS:
         free[-2:] = False

@@ -62,7 +62,7 @@ class _NodePlan:
     preds: tuple[int, ...]  # positions in the plan
     model: int
     log_own: np.ndarray | None  # (Q, K) degraded own log-probabilities (fusion nodes)
-    pull: float  # lam * beta
+    pull: float  # lam * beta * d**-alpha: per agreeing input
     bonus: float  # lam * rho
 
 
@@ -252,8 +252,8 @@ class QualityModel:
             lam = float(degradation(self.params.gamma(s), np.asarray(excess)))
             log_own = degraded_log_own(self.answers.probs[m], lam, self._base[m])
             log_own = np.where(self.answers.valid, float(self.params.tau(role)) * log_own, -np.inf).astype(np.float32)
-            plan.append(_NodePlan(n, preds, m, log_own, lam * float(self.params.beta(role, s)),
-                                  lam * float(self.params.rho(role, s))))
+            pull = lam * float(self.params.beta(role, s) * self.params.input_weight(len(preds)))
+            plan.append(_NodePlan(n, preds, m, log_own, pull, lam * float(self.params.rho(role, s))))
         self._plans[key] = plan
         if len(self._plans) > PLAN_CACHE_SIZE:  # a plan is ~0.2 MB on 500 questions: keep memory bounded
             self._plans.popitem(last=False)
