@@ -6,6 +6,7 @@ import dataclasses
 import json
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
@@ -80,6 +81,22 @@ def test_if_exact_is_what_right_predictions_score_under_binomial_noise():
     # binomial sd at p = 0.2, n = 150 is 0.033: E|error| = 0.8 * 0.033
     assert close["mae"] == pytest.approx(0.026, abs=0.004)
     assert if_exact(rows([0.5] * 3, 100))["spearman"] is None  # no spread, no rank order to recover
+
+
+def test_the_measured_p50_gets_a_distribution_free_interval_and_its_own_noise_floor():
+    walls = tuple(float(x) for x in np.arange(1, 31))  # 30 queries: the median's 95% CI is (x(10), x(21))
+    row = dataclasses.replace(_row(0, 0.3, 0.3, (0.2, 0.4)), walls=walls)
+    assert row.p50_ci() == (10.0, 21.0)
+    assert dataclasses.replace(row, walls=walls[:5]).p50_ci() is None
+    assert row.to_dict()["measured"]["p50_ci_s"] == [10.0, 21.0]
+    steady = [dataclasses.replace(_row(i, 0.3, 0.3, (0.2, 0.4)), walls=(1.0,) * 29 + (2.0,)) for i in range(3)]
+    e = if_exact(steady)
+    assert e["p50_error_median"] == 0.0 and e["p50_error_worst_target_met"] == 1.0
+    # two modes (0.1 s and 0.2 s replies, as SmolLM2's capped replies give): the median jumps between them
+    bimodal = [dataclasses.replace(_row(i, 0.3, 0.3, (0.2, 0.4)), walls=(0.1,) * 15 + (0.2,) * 15) for i in range(3)]
+    e = if_exact(bimodal)
+    assert e["p50_error_worst"] >= 0.3 and e["p50_error_worst_target_met"] < 0.2
+    assert if_exact([_row(0, 0.3, 0.3, (0.2, 0.4))])["p50_error_median"] is None  # no walls, no figure
 
 
 def test_best_in_top_and_targets():

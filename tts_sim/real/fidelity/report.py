@@ -47,6 +47,19 @@ class FidelityRow:
     measured_latency: tuple[float, float] | None = None  # (p50, p95) s over ``latency_queries`` queries
     latency_queries: int = 0
     extra: dict[str, Any] = field(default_factory=dict)  # token figures of the real runs
+    walls: tuple[float, ...] = ()  # the measured latency queries' wall times, s
+
+    def p50_ci(self, level: float = 0.95) -> tuple[float, float] | None:
+        """Distribution-free ``level`` confidence interval of the true p50 latency from ``walls`` (order
+        statistics around the sample median); None with fewer than 6 walls."""
+        if len(self.walls) < 6:
+            return None
+        from scipy.stats import binom
+
+        w = np.sort(self.walls)
+        n = len(w)
+        k = max(int(binom.ppf((1 - level) / 2, n, 0.5)) - 1, 0)
+        return float(w[k]), float(w[n - 1 - k])
 
     @property
     def inside(self) -> bool:
@@ -73,7 +86,8 @@ class FidelityRow:
                           "latency": _lat(self.predicted_latency)},
             "measured": {"accuracy": self.measured, "ci": list(self.ci), "n_questions": self.n_questions,
                          "latency": _lat(self.measured_latency), "latency_queries": self.latency_queries,
-                         **self.extra},
+                         "p50_ci_s": None if (ci := self.p50_ci()) is None else list(ci),
+                         "walls_s": list(self.walls), **self.extra},
             "error": self.error, "inside_interval": self.inside,
             "latency_error": {k: _finite(v) for k, v in self.latency_errors().items()},
         }
@@ -122,7 +136,28 @@ def if_exact(rows: Sequence[FidelityRow], draws: int = 4000, seed: int = 0) -> d
     best, k = int(np.argmax(p)), min(TOP, len(rows))
     bar = -np.sort(-meas, axis=1)[:, k - 1]
     return {**out, "mae": float(np.median(err)), "mae_target_met": float(np.mean(err <= TARGETS["mae"][1])),
-            "best_in_top3": float(np.mean(meas[:, best] >= bar))}
+            "best_in_top3": float(np.mean(meas[:, best] >= bar)), **latency_if_exact(rows, draws, seed)}
+
+
+def latency_if_exact(rows: Sequence[FidelityRow], draws: int = 4000, seed: int = 0) -> dict[str, float | None]:
+    """The p50 latency errors a simulator would show that predicted each graph's p50 exactly: the
+    measured p50 of ``walls`` queries itself varies from run to run (bootstrap of each graph's walls
+    around its measured p50). Median over ``draws`` of the median and the worst |relative error| over
+    the graphs, and how often each would meet its target; None without walls."""
+    walls = [np.asarray(r.walls, dtype=float) for r in rows if len(r.walls) >= 2]
+    if not walls:
+        return {"p50_error_median": None, "p50_error_median_target_met": None, "p50_error_worst": None,
+                "p50_error_worst_target_met": None}
+    rng = np.random.default_rng(seed + 1)
+    errs = np.empty((draws, len(walls)))
+    for j, w in enumerate(walls):
+        boot = np.median(rng.choice(w, size=(draws, len(w))), axis=1)
+        errs[:, j] = np.abs(boot / np.median(w) - 1)
+    med, worst = np.median(errs, axis=1), errs.max(axis=1)
+    return {"p50_error_median": float(np.median(med)),
+            "p50_error_median_target_met": float(np.mean(med <= TARGETS["p50_error_median"][1])),
+            "p50_error_worst": float(np.median(worst)),
+            "p50_error_worst_target_met": float(np.mean(worst <= TARGETS["p50_error_worst"][1]))}
 
 
 def summary(rows: Sequence[FidelityRow], *, profile: str, command: str) -> dict[str, Any]:
@@ -172,7 +207,7 @@ class FidelityReport:
                 "config": self.config, "rows": [r.to_dict() for r in self.rows]}
 
     HEADERS = ("#", "graph", "pred acc [95% int]", "meas acc [95% CI]", "in", "p50 s pred/meas (err)",
-               "p95 s pred/meas (err)")
+               "meas p50 95% CI", "p95 s pred/meas (err)")
 
     def table_rows(self) -> list[tuple[str, ...]]:
         out: list[tuple[str, ...]] = []
@@ -183,6 +218,7 @@ class FidelityReport:
                         f"{r.predicted:.3f} [{r.interval[0]:.3f}, {r.interval[1]:.3f}]",
                         f"{r.measured:.3f} [{r.ci[0]:.3f}, {r.ci[1]:.3f}]", "yes" if r.inside else "no",
                         pair_text(p[0] if p else None, m[0] if m else None, e.get("p50")),
+                        "" if (ci := r.p50_ci()) is None else f"[{ci[0]:.2f}, {ci[1]:.2f}]",
                         pair_text(p[1] if p else None, m[1] if m else None, e.get("p95"))))
         return out
 
@@ -205,6 +241,12 @@ class FidelityReport:
         lines.append(f"exactly right predictions would score, with this measurement noise (median of binomial "
                      f"draws): Spearman {rho}, MAE {e['mae']:.3f} (target met in {100 * e['mae_target_met']:.0f}%), "
                      f"best in top {TOP} in {100 * e['best_in_top3']:.0f}%")
+        if e.get("p50_error_median") is not None:
+            lines.append(f"a p50 latency predicted exactly would be off by, with {self.rows[0].latency_queries} "
+                         f"queries per graph (median of bootstrap draws): median {100 * e['p50_error_median']:.1f}% "
+                         f"(target met in {100 * e['p50_error_median_target_met']:.0f}%), worst "
+                         f"{100 * e['p50_error_worst']:.1f}% "
+                         f"(target met in {100 * e['p50_error_worst_target_met']:.0f}%)")
         return lines
 
     def to_text(self) -> str:

@@ -169,7 +169,7 @@ def assemble(plan: FidelityPlan, done: Sequence[dict[str, dict[str, Any]]], simu
             index, graph, iv.accuracy, (iv.low, iv.high), correct / n, wilson_interval(correct, n), n,
             fit_sd=iv.fit_sd, includes=iv.includes,
             predicted_latency=None if lat is None else (lat.p50_s, lat.p95_s), measured_latency=measured_lat,
-            latency_queries=len(walls), extra=extra))
+            latency_queries=len(walls), extra=extra, walls=tuple(walls)))
     return FidelityReport(plan.task, rows, profile, command, dict(config or {}))
 
 
