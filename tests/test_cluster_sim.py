@@ -151,6 +151,39 @@ def test_an_engine_that_batches_same_prompts_only_runs_fusion_nodes_one_at_a_tim
     assert "same prompts only" in sim("1xH100", scheduler_options={"same_prompt_only": True}).scheduler.describe()
 
 
+@dataclass
+class SwitchingPredictor(ConstantPredictor):
+    """A batch costs 0.5 s more when its device's previous batch was another model's."""
+
+    def switch_s(self, model: ModelSpec, device: DeviceSpec) -> float:
+        return 0.5
+
+
+def test_a_batch_after_another_model_s_pays_the_predictor_s_switch_cost() -> None:
+    # a (1B) -> b (3B) -> c (1B) -> out (1B), one device, one query at a time; each batch 2 s.
+    # q0: a [0,2] (the device's first batch: no switch), b [2,4.5], c [4.5,7], out [7,9] (same model);
+    # q1: a follows out (1B): no switch, [9,11]; b [11,13.5] ...
+    g = graph([("a", ONE_B), ("b", THREE_B), ("c", ONE_B), ("out", ONE_B)], [("a", "b"), ("b", "c"), ("c", "out")])
+    r = sim("1xH100", SwitchingPredictor()).simulate(g, TASK, ClosedLoop(1), 2, record=True)
+    assert [(e.query, e.node, e.start, e.end) for e in r.timeline] == [
+        (0, "a", 0, 2), (0, "b", 2, 4.5), (0, "c", 4.5, 7), (0, "out", 7, 9),
+        (1, "a", 9, 11), (1, "b", 11, 13.5), (1, "c", 13.5, 16), (1, "out", 16, 18)]
+    assert r.latencies == [9.0, 9.0]
+    plain = sim("1xH100").simulate(g, TASK, ClosedLoop(1), 1, record=True)  # a predictor without switch_s: no cost
+    assert plain.latencies == [8.0]
+
+
+def test_a_latency_table_s_switch_cost_reaches_the_simulator() -> None:
+    rows = [(16, 1, 1.0), (64, 1, 1.0)], [(16, 1, 0.25), (64, 1, 0.25)]
+    g = graph([("a", ONE_B), ("out", THREE_B)], [("a", "out")])
+    latency = {}
+    for switch in (0.0, 0.3):
+        tables = [LatencyTable(m, "cpu", "onnx", prefill=rows[0], decode=rows[1], switch_s=switch)
+                  for m in (ONE_B, THREE_B)]
+        latency[switch] = sim("cpu", TablePredictor(tables)).simulate(g, TASK, ClosedLoop(1), 1).latency.mean_s
+    assert latency[0.3] == pytest.approx(latency[0.0] + 0.3)  # out follows a 1B batch: +0.3 s once
+
+
 def test_requests_ready_at_the_same_instant_on_different_devices_batch_together() -> None:
     # Two 8 GB devices (7.2 GB usable): 3B (6.4 GB) fits on one, 1B (2.5 GB) on the other, not both.
     small = DeviceSpec("small", "gpu", 1e14, 1e12, 8e9)

@@ -4,6 +4,7 @@ the Profile they make loads back and feeds the simulator (TablePredictor, Qualit
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from tts_sim.real.profiling import (
     fusion_from_banks,
     fusion_from_graphs,
     measure_latency_table,
+    measure_switch_costs,
     measured_task_spec,
     random_small_graph,
     run_profile,
@@ -313,3 +315,51 @@ def test_step_timer_needs_an_engine():
             return _Timer()
 
     assert isinstance(step_timer(WithEngine(), SMALL), _Timer)
+
+
+class _Switching(FakeBackend):
+    """Models share one device (``concurrent_models`` False); a call right after another model's call
+    sleeps ``extra`` s longer; ``engine`` times steps with ``_Timer``."""
+
+    concurrent_models = False
+
+    def __init__(self, extra: float) -> None:
+        super().__init__()
+        self.extra, self.last = extra, None
+
+    def generate(self, model, requests):
+        time.sleep(0.002 + (self.extra if self.last not in (None, model) else 0.0))
+        self.last = model
+        return super().generate(model, requests)
+
+    def engine(self, model):
+        return _Timer()
+
+    def info(self, model):
+        return BackendInfo("fake", "1", "CPUExecutionProvider", "cpu", "")
+
+
+def test_switch_costs_are_measured_between_models_that_share_a_device():
+    backend = _Switching(extra=0.02)
+    costs = measure_switch_costs(backend, {SMALL: "s", BIG: "b"}, prompt="Repeat: a b c", rounds=4)
+    assert set(costs) == {SMALL, BIG} and all(0.015 <= c <= 0.035 for c in costs.values())
+    assert measure_switch_costs(backend, {SMALL: "s"}, prompt="x") == {SMALL: 0.0}  # one model: nothing to switch
+
+
+def test_a_profile_s_tables_carry_the_switch_cost_and_a_resume_keeps_it(tmp_path):
+    cfg = ProfileConfig(task="add", models={SMALL: SMALL, BIG: BIG}, banks=False, prompt_lengths=(8,),
+                        batch_sizes=(1,), contexts=(16,), repeats=1, steps=1, passes=1)
+    journal = tmp_path / "j.jsonl"
+    backend = _Switching(extra=0.02)
+    tables = run_profile(backend, cfg, journal=journal).profile.latency
+    assert [t.model for t in tables] == [SMALL, BIG] and all(0.015 <= t.switch_s <= 0.035 for t in tables)
+    calls = len(backend.calls)
+    again = _Switching(extra=0.0)  # a resume replays the journal: nothing is measured again
+    assert run_profile(again, cfg, journal=journal).profile.latency == tables and not again.calls
+    saved = tmp_path / "p.json"
+    Profile({"label": "x"}, latency=tables).save(saved)
+    assert [t.switch_s for t in Profile.load(saved).latency] == [t.switch_s for t in tables]
+    shared = FakeBackend()  # a backend that serves its models side by side: no switch cost to measure
+    shared.engine = lambda model: _Timer()  # type: ignore[attr-defined]
+    shared.info = lambda model: BackendInfo("fake", "1", "CPUExecutionProvider", "cpu", "")  # type: ignore
+    assert all(t.switch_s == 0.0 for t in run_profile(shared, cfg).profile.latency) and calls > 0

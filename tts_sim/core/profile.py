@@ -52,6 +52,8 @@ class LatencyTable:
 
     ``prefill`` rows: (prompt tokens, batch size, seconds for the whole batch's prefill).
     ``decode`` rows: (context tokens, batch size, seconds per decode step, one token per sequence).
+    ``switch_s``: what a call of this model costs beyond them when the device's previous call was
+    another model's (measured on a CPU shared by two models: ~20 ms; 0 where not measured).
     """
 
     model: str
@@ -61,6 +63,7 @@ class LatencyTable:
     provider: str = ""
     prefill: list[tuple[int, int, float]] = field(default_factory=list)
     decode: list[tuple[int, int, float]] = field(default_factory=list)
+    switch_s: float = 0.0
 
 
 @dataclass
@@ -160,6 +163,7 @@ class Profile:
                     str(t.get("provider", "")),
                     [_latency_row(row, f"{origin}: latency table #{i} prefill") for row in t.get("prefill", [])],
                     [_latency_row(row, f"{origin}: latency table #{i} decode") for row in t.get("decode", [])],
+                    _seconds(t.get("switch_s", 0.0), f"{origin}: latency table #{i} switch_s"),
                 )
                 for i, t in enumerate(data["latency"])
             ]
@@ -206,10 +210,13 @@ def _latency_row(row: Any, where: str) -> tuple[int, int, float]:
     """A ``[tokens, batch, seconds]`` row: positive integers and a finite non-negative time."""
     if not isinstance(row, list) or len(row) != 3:
         raise ProfileError(f"{where}: a row must be [tokens, batch, seconds], got {shown(row)}")
-    tokens, batch, seconds = _int(row[0], where, low=1), _int(row[1], where, low=1), row[2]
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < math.inf:
-        raise ProfileError(f"{where}: seconds must be a finite number >= 0, got {shown(seconds)}")
-    return tokens, batch, float(seconds)
+    return _int(row[0], where, low=1), _int(row[1], where, low=1), _seconds(row[2], where)
+
+
+def _seconds(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+        raise ProfileError(f"{where}: seconds must be a finite number >= 0, got {shown(value)}")
+    return float(value)
 
 
 def _int(value: Any, where: str, low: int = 0) -> int:

@@ -100,7 +100,7 @@ def _parse_entry(entry: Any, where: str) -> Entry:
             d = entry["data"]
             return {str(entry["table"]): LatencyTable(
                 d["model"], d["device"], d["backend"], d["quantization"], d["provider"],
-                [tuple(r) for r in d["prefill"]], [tuple(r) for r in d["decode"]])}, []
+                [tuple(r) for r in d["prefill"]], [tuple(r) for r in d["decode"]], float(d.get("switch_s", 0.0)))}, []
         return {}, [(str(k), Generation(str(text), int(pt), int(ct), float(pre), float(dec), str(fin)))
                     for k, text, pt, ct, pre, dec, fin in entry["calls"]]
     except (KeyError, TypeError, ValueError) as exc:

@@ -25,6 +25,7 @@ from tts_sim.errors import ConfigError, ProfileError
 from tts_sim.real.executor import GraphExecutor
 from tts_sim.real.profiling.banks import AnswerBanks, collect_answer_banks
 from tts_sim.real.profiling.fusion import FusionCall, fusion_from_banks, fusion_from_graphs
+from tts_sim.real.profiling.http_latency import filler_prompt
 from tts_sim.real.profiling.journal import CallJournal, ProgressBar
 from tts_sim.real.profiling.latency import (
     DEFAULT_BATCH_SIZES,
@@ -33,6 +34,7 @@ from tts_sim.real.profiling.latency import (
     DEFAULT_PROMPT_LENGTHS,
     device_key,
     measure_latency_table,
+    measure_switch_costs,
     step_timer,
 )
 from tts_sim.tasks import TASKS, Question, TaskSpec, get_task, load_questions
@@ -45,6 +47,7 @@ LATENCY_KEYS = ("prompt_lengths", "batch_sizes", "contexts", "repeats", "steps",
 GENERATOR_VERSION = 2  # 2: stop strings end a reply only after visible text (core.backend.stop_at)
 #: How tables are timed, part of their journal key: 2 = decode steps choose tokens as the calls do (sampling)
 TIMING_VERSION = 2
+SWITCH_VERSION = 1  # how measure_switch_costs measures (in its journal key: a change measures again)
 
 
 @dataclass
@@ -141,6 +144,14 @@ def run_profile(backend: Backend, config: ProfileConfig, *, grader: Grader | Non
                     steps=config.steps, max_batch_tokens=config.max_batch_tokens, passes=config.passes,
                     temperature=config.temperature, top_p=config.top_p, progress=say))
             profile.latency.append(log.tables[key])
+        if len(config.models) > 1 and not getattr(backend, "concurrent_models", True):
+            # the models share the device one call after the other: what switching between them costs
+            keys = {m: f"{m} {grid} switch {SWITCH_VERSION}" for m in config.models}
+            if any(k not in log.tables for k in keys.values()):
+                costs = measure_switch_costs(backend, config.models, prompt=filler_prompt(24, 0), progress=say)
+                for model, table in zip(config.models, list(profile.latency), strict=True):
+                    log.record_table(keys[model], dataclasses.replace(table, switch_s=costs[model]))
+            profile.latency = [log.tables[keys[m]] for m in config.models]
         timings["latency_s"] = time.perf_counter() - t0
 
     token_stats: dict[str, Any] = {}

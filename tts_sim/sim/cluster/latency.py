@@ -62,6 +62,9 @@ class LatencyPredictor(Protocol):
         """``"roofline"`` or ``"profile-table"``."""
         ...
 
+    # Optional (read with ``getattr``; 0 without it): ``switch_s(model, device) -> float``, what a
+    # batch of ``model`` costs beyond its steps when the device's previous batch was another model's.
+
 
 #: Latency predictor config dataclasses by name (entry-point group ``tts_sim.latency_predictors``).
 LATENCY_PREDICTORS: Registry[type] = Registry("latency_predictors")
@@ -279,6 +282,11 @@ class TablePredictor:
         if device.tp == 1 and (model.name, device.name.lower()) in self._tables:
             return PROFILE_TABLE
         return self.fallback.source(model, device)
+
+    def switch_s(self, model: ModelSpec, device: DeviceSpec) -> float:
+        """The table's measured cost of switching to ``model`` on ``device`` (0 without a table)."""
+        table = self._tables.get((model.name, device.name.lower())) if device.tp == 1 else None
+        return table.switch_s if table is not None else 0.0
 
 
 # ----- calibration -----------------------------------------------------------------------------

@@ -209,6 +209,17 @@ class ClusterSimulator:
         self._sources[(model, dev.name)] = pred.source(spec, dev)
         return seconds
 
+    def switch_s(self, model: str, device: int) -> float:
+        """Seconds a batch of ``model`` costs beyond its steps when device ``device``'s previous batch
+        was another model's (the predictor's optional ``switch_s``; 0 without it)."""
+        switch = getattr(self.predictor, "switch_s", None)
+        if switch is None:
+            return 0.0
+        seconds = float(switch(self.catalog[model], self.serving.devices[device]))
+        if not (math.isfinite(seconds) and seconds >= 0):
+            raise ConfigError(f"predictor {self.predictor.name!r} gave a model switch of {seconds!r} s for {model}")
+        return seconds
+
     def step_s(self, model: str, device: int, kind: str, tokens: float, batch: int) -> float:
         """One forward pass: a ``"prefill"`` of ``batch`` prompts of ``tokens`` tokens, or a
         ``"decode"`` step of ``batch`` sequences at context ``tokens`` (continuous batching)."""

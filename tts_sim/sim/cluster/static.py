@@ -2,7 +2,8 @@
 
 A device takes up to ``max_batch`` waiting requests of the model whose oldest request waited
 longest (FIFO); the batch is prefilled at its longest prompt and decodes for its longest reply
-at full batch size (see ``tts_sim/cluster/simulator.py`` for the timing rules). A device forms a
+at full batch size (see ``tts_sim/cluster/simulator.py`` for the timing rules), plus the
+predictor's model-switch cost when the device's previous batch was another model's. A device forms a
 batch only after every event of its instant: a wake-up is a plain SimPy event triggered at that
 instant, processed after the batch completions and arrivals already scheduled for it (they were
 all scheduled earlier, and SimPy processes same-time, same-priority events first-in first-out).
@@ -63,6 +64,8 @@ class StaticReplica:
         timeline, batches, label, node_ids = run.timeline, run.batches, run.labels[i], run.node_ids
         kv_per_token, kv_free = run.kv_bytes_per_token, run.kv_free_bytes[i]
         cache: dict[tuple[int, int, int, int], tuple[float, float]] = {}
+        switch = {kk: run.sim.switch_s(model_names[kk], i) for kk in queues}
+        previous = -1  # the model of the device's previous batch
         peak = 0.0
         while True:
             dq = None
@@ -93,7 +96,8 @@ class StaticReplica:
                 kv = b * (prompt + decode) * kv_per_token[k] / kv_free if kv_free > 0 else 0.0
                 hit = cache[key] = (seconds, kv)
                 run.used.add((model_names[k], i))
-            seconds = hit[0]
+            seconds = hit[0] + (switch[k] if previous not in (-1, k) else 0.0)
+            previous = k
             if hit[1] > peak:
                 peak = run.kv_peak[i] = hit[1]
             start = env.now
