@@ -27,7 +27,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +64,15 @@ class QueryRecord:
     latency_s: float  # arrival to the output call's last token
     ttft_s: float  # arrival to the output call's first token
     prompt_tokens: dict[str, int]  # per node
+    #: per node: when its call started (from the arrival), its client-side total and first-token
+    #: seconds, and what llama-server says it spent (``prompt_ms``, ``predicted_ms``: its ``timings``)
+    calls: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def _call_record(started: float, base: float, out: Completion) -> dict[str, float]:
+    t = out.server_timings
+    return {"start_s": started - base, "total_s": out.total_s, "first_token_s": out.first_token_s or 0.0,
+            **{k: t[k] for k in ("prompt_n", "prompt_ms", "predicted_n", "predicted_ms") if k in t}}
 
 
 def _chat(client: OpenAIClient, text: str, max_tokens: int) -> tuple[float, Completion]:
@@ -78,11 +87,14 @@ def run_query(client: OpenAIClient, graph: str, tag: int, question_words: int, m
     """One query of ``graph`` as a client sends it; times are relative to the scheduled arrival."""
     question = filler_prompt(question_words, tag)
     prompts: dict[str, int] = {}
+    base = t0 + arrival
+    calls: dict[str, dict[str, float]] = {}
     if graph == "fan-out":
         answers: list[Completion | None] = [None] * 3
 
         def branch(k: int) -> None:
-            answers[k] = _chat(client, question, max_tokens)[1]
+            started, answers[k] = _chat(client, question, max_tokens)
+            calls["abc"[k]] = _call_record(started, base, answers[k])  # type: ignore[arg-type]
 
         threads = [threading.Thread(target=branch, args=(k,)) for k in range(3)]
         for t in threads:
@@ -99,8 +111,9 @@ def run_query(client: OpenAIClient, graph: str, tag: int, question_words: int, m
         text = question
     started, out = _chat(client, text, max_tokens)
     prompts["out"] = out.prompt_tokens or 0
-    base = t0 + arrival
-    return QueryRecord(arrival, started + out.total_s - base, started + (out.first_token_s or 0.0) - base, prompts)
+    calls["out"] = _call_record(started, base, out)
+    return QueryRecord(arrival, started + out.total_s - base, started + (out.first_token_s or 0.0) - base, prompts,
+                       calls)
 
 
 def drive(client: OpenAIClient, graph: str, arrivals: list[float], question_words: int, max_tokens: int,
@@ -182,8 +195,24 @@ def compare(graph: str, load: str, rate: float, measured: list[QueryRecord], pre
     p = {"p50_s": _q(pred_lat, 0.5), "p95_s": _q(pred_lat, 0.95), "ttft_p50_s": _q(pred_ttft, 0.5)}
     row = {"graph": graph, "load": load, "qps": round(rate, 4), "queries": len(measured),
            "measured": {k: round(v, 4) for k, v in m.items()}, "predicted": {k: round(v, 4) for k, v in p.items()},
-           "rel_error": {k: _rel(p[k], m[k]) for k in m}, "uptime_after": uptime}
+           "rel_error": {k: _rel(p[k], m[k]) for k in m}, "uptime_after": uptime, "server": server_split(measured)}
     return row
+
+
+def server_split(measured: list[QueryRecord]) -> dict[str, float]:
+    """Where the output calls' time went, by llama-server's own ``timings`` (medians over queries): its
+    prompt pass (ms), its decode per token (ms), and the rest of the client's call time - HTTP, the
+    chat template and tokenising, waiting for a free slot - in ms; {} without timings."""
+    out = [r.calls["out"] for r in measured if "prompt_ms" in r.calls.get("out", {})]
+    if not out:
+        return {}
+    rest = [1e3 * c["total_s"] - c["prompt_ms"] - c["predicted_ms"] for c in out]
+    first = [1e3 * c["first_token_s"] - c["prompt_ms"] for c in out]
+    return {"prompt_ms": round(float(np.median([c["prompt_ms"] for c in out])), 2),
+            "decode_ms_per_token": round(float(np.median([c["predicted_ms"] / max(c["predicted_n"], 1)
+                                                          for c in out])), 3),
+            "outside_server_ms": round(float(np.median(rest)), 2),
+            "before_first_token_outside_prompt_ms": round(float(np.median(first)), 2)}
 
 
 def uptime() -> str:

@@ -51,6 +51,7 @@ def test_exponential_backoff_then_retry_after(server):
     assert (reply.text, reply.prompt_tokens, reply.completion_tokens) == ("ok", 11, 3)
     assert sleeps == [0.25, 0.5, 2.0] and client.retried == 3
     assert reply.total_s > 0 and reply.first_token_s is None and reply.token_times_s == ()
+    assert reply.server_timings == {}  # this server sends none
 
 
 def test_gives_up_with_the_status(server):
@@ -98,7 +99,9 @@ class SlowStream:
                     self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
                     self.wfile.flush()
                 usage = {"choices": [{"delta": {}, "finish_reason": "length"}],
-                         "usage": {"prompt_tokens": 7, "completion_tokens": len(chunks)}}
+                         "usage": {"prompt_tokens": 7, "completion_tokens": len(chunks)},
+                         "timings": {"prompt_n": 7, "prompt_ms": 12.5, "predicted_n": len(chunks),
+                                     "predicted_ms": 150.0, "note": "not a number"}}  # as llama-server sends
                 self.wfile.write(f"data: {json.dumps(usage)}\n\ndata: [DONE]\n\n".encode())
                 self.close_connection = True
 
@@ -124,6 +127,7 @@ def test_streaming_measures_time_to_first_token_and_per_token_times():
     assert len(times) == 4 and reply.first_token_s == times[0] >= 0.04
     assert all(b - a >= 0.04 for a, b in zip(times, times[1:], strict=False))  # the server's 50 ms gaps
     assert reply.total_s >= times[-1]
+    assert reply.server_timings == {"prompt_n": 7, "prompt_ms": 12.5, "predicted_n": 4, "predicted_ms": 150.0}
 
 
 # ----- the chat agent on the shared client ----------------------------------------------------------

@@ -24,7 +24,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,6 +95,9 @@ class Completion:
     total_s: float
     first_token_s: float | None = None  # streaming only
     token_times_s: tuple[float, ...] = ()  # streaming only: arrival of each content chunk
+    #: what the server says it spent, where it says it (llama.cpp's ``timings``: ``prompt_n``,
+    #: ``prompt_ms``, ``predicted_n``, ``predicted_ms``, ...); empty otherwise
+    server_timings: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def has_usage(self) -> bool:
@@ -182,16 +185,18 @@ class OpenAIClient:
         if not isinstance(text, str):
             raise MalformedReply("the chat completion's content is not text")
         prompt, completion = _usage(reply)
-        return Completion(text, str(finish), prompt, completion, end - start)
+        return Completion(text, str(finish), prompt, completion, end - start, server_timings=_timings(reply))
 
     def _chat_stream(self, body: dict[str, Any]) -> Completion:
-        def consume(response: Any) -> tuple[str, str, dict[str, Any] | None, list[float], float]:
+        def consume(response: Any) -> tuple[str, str, dict[str, Any] | None, list[float], float, dict[str, float]]:
             times: list[float] = []
             parts: list[str] = []
             finish, usage = "stop", None
+            timings: dict[str, float] = {}
             for event in _sse_events(response):
                 if event.get("usage"):
                     usage = event
+                timings = _timings(event) or timings
                 for choice in event.get("choices") or ():
                     content = (choice.get("delta") or {}).get("content")
                     if content:
@@ -199,13 +204,13 @@ class OpenAIClient:
                         parts.append(content)
                     if choice.get("finish_reason"):
                         finish = choice["finish_reason"]
-            return "".join(parts), finish, usage, times, time.perf_counter()
+            return "".join(parts), finish, usage, times, time.perf_counter(), timings
 
-        (text, finish, usage, times, end), start = self.call("POST", CHAT_PATH, body, consume)
+        (text, finish, usage, times, end, timings), start = self.call("POST", CHAT_PATH, body, consume)
         prompt, completion = _usage(usage)
         return Completion(text, str(finish), prompt, completion, end - start,
                           first_token_s=(times[0] if times else end) - start,
-                          token_times_s=tuple(t - start for t in times))
+                          token_times_s=tuple(t - start for t in times), server_timings=timings)
 
 
 # ----- helpers --------------------------------------------------------------------------------------
@@ -215,6 +220,14 @@ def _usage(reply: Any) -> tuple[int | None, int | None]:
         return int(usage["prompt_tokens"]), int(usage["completion_tokens"])  # type: ignore[index]
     except (KeyError, TypeError, ValueError):
         return None, None
+
+
+def _timings(reply: Any) -> dict[str, float]:
+    """The numeric entries of a reply's ``timings`` object (llama.cpp's server sends one), else {}."""
+    timings = reply.get("timings") if isinstance(reply, dict) else None
+    if not isinstance(timings, dict):
+        return {}
+    return {str(k): float(v) for k, v in timings.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def _error_detail(exc: urllib.error.HTTPError) -> str:
