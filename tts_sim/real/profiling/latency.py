@@ -135,7 +135,7 @@ def measure_switch_costs(backend: Any, models: Mapping[str, str], *, prompt: str
     model's call than right after its own, in seconds (>= 0; the median of ``rounds`` of each).
 
     On a CPU shared by the models (measured here: SmolLM2-135M and Gemma-3-270M, onnxruntime-genai,
-    2 threads) a call after the other model's takes 17-21 ms longer, 10-18% of a short call: what
+    2 threads) a call after the other model's takes 17-23 ms longer, 10-18% of a short call: what
     the first pass has to bring back into the caches. The simulator's static scheduler adds it to a
     batch whenever its device's previous batch was another model's. Each round calls every model
     twice in a row (the first call follows another model's, the second its own), so slow drift of
