@@ -181,3 +181,19 @@ def test_the_pull_s_dilution_with_in_degree_is_recovered_and_changes_wide_graphs
                          ("out", "assistant", "llama-3.2-3b")], [("a", "b"), ("b", "out")], "out")
     np.testing.assert_array_equal(qm.expected(chain), votes.expected(chain))
     assert abs(qm.expected(wide).mean() - votes.expected(wide).mean()) > 0.005
+
+
+def test_the_likelihood_s_analytic_gradient_matches_finite_differences(math_model: QualityModel,
+                                                                      default_profile: Profile) -> None:
+    """Every coefficient, dilution included, away from the fit (where the gradient is not ~0) and with
+    long contexts (so the degradation's coefficients matter)."""
+    records = default_profile.task("math").fusion_records[:400]
+    rec = record_arrays(records, math_model.answers, math_model.task)
+    rec = type(rec)(rec.role, rec.skill, rec.probs, rec.counts, rec.output, rec.excess * 20, rec.base)
+    x = math_model.params.vector + np.random.default_rng(0).normal(0, 0.2, len(COEF_NAMES))
+    x[COEF_NAMES.index("dilution")] = 0.4
+    _, grad = negative_log_likelihood(x, rec)
+    h = 1e-6
+    numeric = [(negative_log_likelihood(x + h * e, rec)[0] - negative_log_likelihood(x - h * e, rec)[0]) / (2 * h)
+               for e in np.eye(len(x))]
+    np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-4)

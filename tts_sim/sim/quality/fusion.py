@@ -72,6 +72,7 @@ NP = len(PER_ROLE)
 COEF_NAMES = tuple(f"{r}.{p}" for r in ROLES for p in PER_ROLE) + ("dilution", "gamma0", "gamma1")
 DILUTION = COEF_NAMES.index("dilution")
 TOKENS_SCALE = 1000.0
+LAM_FLOOR = 1e-9  # the likelihood's lower bound on lam (a model never forgets the question entirely)
 
 
 def role_index(role: str, in_degree: int) -> int:
@@ -246,7 +247,9 @@ def record_logits(x: np.ndarray, rec: RecordArrays) -> tuple[np.ndarray, dict[st
              "xt": np.maximum(rec.excess, 0.0) / TOKENS_SCALE, "log_d": np.log(rec.degree),
              "has0": (rec.counts[:, 0] > 0).astype(float)}
     terms["weight"] = np.exp(-x[DILUTION] * terms["log_d"])  # d**-alpha
-    terms["lam"] = lam = np.maximum(np.exp(-terms["gamma"] * terms["xt"]), 1e-9)
+    raw = np.exp(-terms["gamma"] * terms["xt"])
+    terms["lam"] = lam = np.maximum(raw, LAM_FLOOR)
+    terms["lam_free"] = (raw > LAM_FLOOR).astype(float)  # d lam / d gamma is 0 where the floor holds
     terms["own1"] = own1 = np.where(rec.support, rec.base + lam[:, None] * rec.diff, 1.0)  # own~, 1 outside
     terms["log_own0"] = np.log(own1)  # 0 outside the support
     logits = fusion_logits(terms["tau"][:, None] * terms["log_own0"] + rec.outside, rec.counts,
@@ -282,7 +285,7 @@ def negative_log_likelihood(x: np.ndarray, rec: RecordArrays) -> tuple[float, np
     dlog_own = rec.diff / t["own1"]  # d log own~ / d lam (diff is 0 outside the support)
     d_lam = ((resid * t["tau"][:, None] * dlog_own).sum(axis=1) + t["beta"] * w * pulled
              + resid[:, 0] * t["rho"] * t["has0"])
-    d_gamma_lin = d_lam * (-lam * t["gamma"] * t["xt"])  # d ll / d (g0 + g1 s)
+    d_gamma_lin = d_lam * (-lam * t["gamma"] * t["xt"]) * t["lam_free"]  # d ll / d (g0 + g1 s)
     grad = np.zeros_like(x)
     for k in range(n_roles):
         m = r == k
