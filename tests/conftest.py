@@ -32,3 +32,21 @@ def _register_unreleased_searchers() -> None:
 
 
 _register_unreleased_searchers()
+
+
+@pytest.fixture(scope="session")
+def smollm2_add_profile(tmp_path_factory):
+    """A tiny real profile of SmolLM2-135M on ``add`` (4 questions x 3 samples, 4 fusion records, CPU
+    latency tables), measured once per session by ``tts-sim profile``: the slow validate and fidelity
+    tests share it. Its path."""
+    pytest.importorskip("onnxruntime")
+    from tts_sim.backends.onnxruntime import prepare_model
+    from tts_sim.cli import main
+
+    prepare_model("smollm2-135m", "fp32", progress=lambda _: None)
+    prof = tmp_path_factory.mktemp("smollm2-profile") / "p.json.gz"
+    assert main(["profile", "--model", "smollm2-135m", "--task", "add", "--questions", "4", "--samples", "3",
+                 "--fusion-records", "4", "--max-new-tokens", "24", "--prompt-lengths", "16,64,160",
+                 "--batch-sizes", "1,2,4", "--contexts", "32,128", "--repeats", "2", "--steps", "4", "--threads", "2",
+                 "-o", str(prof), "--quiet", "--json"]) == 0
+    return prof

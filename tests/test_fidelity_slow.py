@@ -8,7 +8,6 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from tts_sim.backends.onnxruntime import prepare_model  # noqa: E402
 from tts_sim.cli import main  # noqa: E402
 from tts_sim.core.profile import Profile  # noqa: E402
 from tts_sim.real.fidelity import SUMMARY_KEYS  # noqa: E402
@@ -18,14 +17,9 @@ pytestmark = pytest.mark.slow
 MODEL = "smollm2-135m"
 
 
-def test_profile_then_fidelity_on_two_drawn_graphs(tmp_path, monkeypatch, capsys):
+def test_profile_then_fidelity_on_two_drawn_graphs(smollm2_add_profile, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(TASKS, "_items", dict(TASKS._items))
-    prepare_model(MODEL, "fp32", progress=lambda _: None)
-    prof = tmp_path / "p.json.gz"
-    assert main(["profile", "--model", MODEL, "--task", "add", "--questions", "4", "--samples", "3",
-                 "--fusion-records", "4", "--max-new-tokens", "24", "--prompt-lengths", "16,64,160",
-                 "--batch-sizes", "1,2,4", "--contexts", "32,128", "--repeats", "2", "--steps", "4", "--threads", "2",
-                 "-o", str(prof), "--json"]) == 0
+    prof = smollm2_add_profile
     capsys.readouterr()
     out = tmp_path / "fid"
     args = ["fidelity", "--profile", str(prof), "--generate", "2", "--max-width", "2", "--max-depth", "1",

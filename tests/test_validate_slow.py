@@ -9,7 +9,6 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from tts_sim.backends.onnxruntime import prepare_model  # noqa: E402
 from tts_sim.cli import main  # noqa: E402
 from tts_sim.core.presets import parallel, single  # noqa: E402
 from tts_sim.core.profile import Profile  # noqa: E402
@@ -19,14 +18,9 @@ pytestmark = pytest.mark.slow
 MODEL, L1 = "smollm2-135m", "llama-3.2-1b"
 
 
-def test_profile_then_validate_two_graphs(tmp_path, monkeypatch, capsys):
+def test_profile_then_validate_two_graphs(smollm2_add_profile, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(TASKS, "_items", dict(TASKS._items))  # validate registers the measured `add` spec
-    prepare_model(MODEL, "fp32", progress=lambda _: None)
-    prof = tmp_path / "p.json.gz"
-    assert main(["profile", "--model", MODEL, "--task", "add", "--questions", "4", "--samples", "3",
-                 "--fusion-records", "4", "--max-new-tokens", "24", "--prompt-lengths", "16,64,160",
-                 "--batch-sizes", "1,2", "--contexts", "32,128", "--repeats", "2", "--steps", "4", "--threads", "2",
-                 "-o", str(prof), "--json"]) == 0
+    prof = smollm2_add_profile
     capsys.readouterr()
     graphs = tmp_path / "graphs.json"
     graphs.write_text(json.dumps([{"graph": single(L1).to_dict(), "score": 0.4},
