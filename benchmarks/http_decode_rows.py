@@ -23,7 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.llama_server import LlamaServer, ensure_llama_server  # noqa: E402
 from benchmarks.serving_validation import EXTRA, MODEL  # noqa: E402
 from tts_sim.openai_client import ClientSettings, OpenAIClient  # noqa: E402
-from tts_sim.real.profiling.http_latency import concurrent_chats, decode_step, filler_prompt  # noqa: E402
+from tts_sim.real.profiling.http_latency import (  # noqa: E402
+    concurrent_chats,
+    decode_step,
+    filler_prompt,
+    stream_body,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,9 +54,7 @@ def main(argv: list[str] | None = None) -> int:
                 bodies = []
                 for _ in range(b):
                     tag += 1
-                    text = filler_prompt(args.words, tag)
-                    bodies.append({"model": MODEL, "messages": [{"role": "user", "content": text}],
-                                   "max_tokens": args.tokens, "temperature": 0.0, "stream": True, **EXTRA})
+                    bodies.append(stream_body(MODEL, filler_prompt(args.words, tag), args.tokens, EXTRA))
                 streams = concurrent_chats(client, bodies)
                 step = decode_step(streams)
                 t0 = min(s.started for s in streams)

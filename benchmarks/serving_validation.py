@@ -41,7 +41,11 @@ from tts_sim.core.models import DEFAULT_CATALOG  # noqa: E402
 from tts_sim.core.profile import LatencyTable  # noqa: E402
 from tts_sim.errors import TtsSimError  # noqa: E402
 from tts_sim.openai_client import ClientSettings, Completion, OpenAIClient  # noqa: E402
-from tts_sim.real.profiling.http_latency import filler_prompt, measure_http_latency_table  # noqa: E402
+from tts_sim.real.profiling.http_latency import (  # noqa: E402
+    filler_prompt,
+    measure_http_latency_table,
+    stream_body,
+)
 from tts_sim.sim.cluster import ArrivalTimes, ClusterSimulator, TablePredictor  # noqa: E402
 from tts_sim.sim.cluster.tokens import ANY_KIND, LengthDistribution, TokenModel  # noqa: E402
 from tts_sim.tasks import TaskSpec  # noqa: E402
@@ -77,9 +81,7 @@ def _call_record(started: float, base: float, out: Completion) -> dict[str, floa
 
 def _chat(client: OpenAIClient, text: str, max_tokens: int) -> tuple[float, Completion]:
     started = time.perf_counter()
-    body = {"model": MODEL, "messages": [{"role": "user", "content": text}], "max_tokens": max_tokens,
-            "temperature": 0.0, "stream": True, **EXTRA}
-    return started, client.chat(body)
+    return started, client.chat(stream_body(MODEL, text, max_tokens, EXTRA))
 
 
 def run_query(client: OpenAIClient, graph: str, tag: int, question_words: int, max_tokens: int,

@@ -95,7 +95,8 @@ def decode_step(streams: Sequence[TimedStream]) -> tuple[float, float, int] | No
     return statistics.fmean(contexts), statistics.fmean(gaps), len(gaps)
 
 
-def _body(model: str, text: str, max_tokens: int, extra: Mapping[str, Any]) -> dict[str, Any]:
+def stream_body(model: str, text: str, max_tokens: int, extra: Mapping[str, Any]) -> dict[str, Any]:
+    """A streamed greedy chat request of ``text`` to ``model`` for ``max_tokens`` tokens, plus ``extra``."""
     return {"model": model, "messages": [{"role": "user", "content": text}], "max_tokens": max_tokens,
             "temperature": 0.0, "stream": True, **extra}
 
@@ -130,7 +131,7 @@ def measure_http_latency_table(client: OpenAIClient, model: str, *, name: str, d
                 bodies = []
                 for _ in range(b):
                     tag += 1
-                    bodies.append(_body(model, filler_prompt(words, tag), 1, extra))
+                    bodies.append(stream_body(model, filler_prompt(words, tag), 1, extra))
                 streams = concurrent_chats(client, bodies)
                 ttft = max(s.completion.first_token_s or s.completion.total_s for s in streams)
                 prefill.append((_prompt_tokens(streams), b, ttft))
@@ -142,7 +143,7 @@ def measure_http_latency_table(client: OpenAIClient, model: str, *, name: str, d
                 bodies = []
                 for _ in range(b):
                     tag += 1
-                    bodies.append(_body(model, filler_prompt(words, tag), decode_tokens, extra))
+                    bodies.append(stream_body(model, filler_prompt(words, tag), decode_tokens, extra))
                 step = decode_step(concurrent_chats(client, bodies))
                 if step is not None:
                     decode.append((max(1, round(step[0])), b, step[1]))
@@ -153,4 +154,5 @@ def measure_http_latency_table(client: OpenAIClient, model: str, *, name: str, d
     return LatencyTable(name, device, backend, prefill=prefill, decode=decode)
 
 
-__all__ = ["TimedStream", "concurrent_chats", "decode_step", "filler_prompt", "measure_http_latency_table"]
+__all__ = ["TimedStream", "concurrent_chats", "decode_step", "filler_prompt", "measure_http_latency_table",
+           "stream_body"]

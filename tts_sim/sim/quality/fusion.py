@@ -247,7 +247,7 @@ def record_logits(x: np.ndarray, rec: RecordArrays) -> tuple[np.ndarray, dict[st
              "xt": np.maximum(rec.excess, 0.0) / TOKENS_SCALE, "log_d": np.log(rec.degree),
              "has0": (rec.counts[:, 0] > 0).astype(float)}
     terms["weight"] = np.exp(-x[DILUTION] * terms["log_d"])  # d**-alpha
-    raw = np.exp(-terms["gamma"] * terms["xt"])
+    raw = degradation(terms["gamma"], rec.excess)
     terms["lam"] = lam = np.maximum(raw, LAM_FLOOR)
     terms["lam_free"] = (raw > LAM_FLOOR).astype(float)  # d lam / d gamma is 0 where the floor holds
     terms["own1"] = own1 = np.where(rec.support, rec.base + lam[:, None] * rec.diff, 1.0)  # own~, 1 outside
