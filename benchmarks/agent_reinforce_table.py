@@ -7,7 +7,9 @@ and the mean paired difference to random search under the same prior with its Wi
 
     PYTHONPATH=$PWD python benchmarks/agent_reinforce_table.py before=/tmp/ar-before after=/tmp/ar-after
 
-Labels are ``NAME=FOLDER``; searcher labels get the name as a suffix (``agent-reinforce[prior=none] after``);
+With exactly two run names, a second table gives each searcher's paired difference between them (the
+last name's run minus the first's, Wilcoxon p over common seeds). Labels are ``NAME=FOLDER``; searcher
+labels get the name as a suffix (``agent-reinforce[prior=none] after``);
 folders given the same name are merged (a later folder's row replaces an earlier one for the same seed).
 """
 
@@ -77,6 +79,20 @@ def main(argv: list[str]) -> int:
                 vs = f"{test['mean_diff']:+.4f} (p={test['p_value']:.2g})"
             where = f"{cell[0]} @ {cell[1]:g}" + (" (small)" if cell[2] != "main" else "")
             print(f"| {where} | {label} | {len(seeds)} | {mean:.3f} ± {half:.3f} | {' | '.join(fr)} | {vs} |")
+    names = list(dict.fromkeys(name for name, _ in runs))
+    if len(names) == 2:  # the same searcher in the two runs, paired over seeds: last run minus first
+        first, last = names
+        print(f"\n| cell | searcher | {last} minus {first} (Wilcoxon p) |\n|---|---|---|")
+        for cell in cells:
+            for label in labels:
+                name, run = label.rsplit(" ", 1)
+                a, b = finals.get((cell, f"{name} {first}")), finals.get((cell, f"{name} {last}"))
+                if run != last or not a or not b:
+                    continue
+                common = sorted(set(a) & set(b))
+                test = paired_test([b[s] for s in common], [a[s] for s in common])
+                where = f"{cell[0]} @ {cell[1]:g}" + (" (small)" if cell[2] != "main" else "")
+                print(f"| {where} | {name} | {test['mean_diff']:+.4f} (p={test['p_value']:.2g}) |")
     return 0
 
 

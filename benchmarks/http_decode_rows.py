@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", default="1,2,3,2")
     parser.add_argument("--words", type=int, default=20, help="prompt words (serving_validation's question)")
     parser.add_argument("--tokens", type=int, default=24)
+    parser.add_argument("--stagger-ms", type=float, default=0.0, help="stream k starts k times this later")
     args = parser.parse_args(argv)
     from tts_sim.backends.onnxruntime.export import BUILTIN_MODELS, default_cache_dir
 
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                 for _ in range(b):
                     tag += 1
                     bodies.append(stream_body(MODEL, filler_prompt(args.words, tag), args.tokens, EXTRA))
-                streams = concurrent_chats(client, bodies)
+                streams = concurrent_chats(client, bodies, args.stagger_ms / 1e3)
                 step = decode_step(streams)
                 t0 = min(s.started for s in streams)
                 firsts = [round((s.token_times[0] - t0) * 1e3) for s in streams if s.token_times]

@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--question-words", type=int, default=20)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of arrivals per (graph, load)")
     parser.add_argument("--max-queries", type=int, default=80, help="at most this many queries per (graph, load)")
-    parser.add_argument("--repeats", type=int, default=2, help="rounds per latency-table cell")
+    parser.add_argument("--repeats", type=int, default=5, help="rounds per latency-table cell (interleaved)")
     parser.add_argument("--graphs", default="single,fan-out")
     parser.add_argument("--loads", default=",".join(LOADS))
     parser.add_argument("--seed", type=int, default=0)

@@ -17,7 +17,7 @@ from tts_sim.search.agent_reinforce import AgentReinforce
 from tts_sim.search.agents import InsightAgent
 from tts_sim.search.edits import depth_edits, fit_budget
 from tts_sim.search.evidence import Evidence
-from tts_sim.search.mixes import available_units, enumerate_mixes, unit_costs
+from tts_sim.search.mixes import available_units, blend_mixes, enumerate_mixes, mix_models_by_size, unit_costs
 from tts_sim.search.prior import NO_PRIOR
 from tts_sim.search.space import OUTPUT_ID
 
@@ -194,3 +194,35 @@ def test_without_prior_mix_picks_vary_with_the_seed_and_spend_the_budget():
         assert len({max(mixes[p].models, key=lambda m: (space.catalog[m].m_flops, m)) for p in picks}) == 3
         seen.add(tuple(picks))
     assert len(seen) > 1
+
+
+def test_blend_takes_models_of_both_mixes_in_turn_within_the_units_and_slots():
+    space = SearchSpace("math", 80.0)
+    costs, avail = unit_costs(space), available_units(space)
+    big = ("llama-3.1-8b",) * (avail // costs["llama-3.1-8b"])
+    small = ("gemma-3-1b",) * space.max_nodes
+    blend = blend_mixes(space, big, small)
+    assert sum(costs[m] for m in blend) <= avail and len(blend) <= space.max_nodes
+    assert blend.count("llama-3.1-8b") == blend.count("gemma-3-1b") == space.max_nodes // 2
+    assert blend == mix_models_by_size(space, blend)  # largest first, as the loop's slots expect
+    # a model that no longer fits is skipped, a cheaper one after it still goes in
+    tight = SearchSpace("math", 18.0)
+    t_avail, t_costs = available_units(tight), unit_costs(tight)
+    mixed = blend_mixes(tight, ("llama-3.1-8b", "llama-3.1-8b"), ("llama-3.2-1b",) * 8)
+    assert sum(t_costs[m] for m in mixed) <= t_avail and "llama-3.2-1b" in mixed
+
+
+def test_loop_pretests_the_blend_of_its_two_best_mixes_when_the_share_allows():
+    space = SearchSpace("math", 80.0)
+    ev = FakeEvaluator("math", 100)
+    result = run_search(AgentReinforce(n_picks=2, pretest_variants=1), space, ev, 30, seed=1)
+    phases = [t.phase for t in result.trials]
+    assert phases[:3] == [phases[0], phases[1], "pretest blend"] and phases[0] != phases[1]
+    first, second, blended = ({n.model for n in t.graph.nodes if n.id != OUTPUT_ID} for t in result.trials[:3])
+    assert first != second  # (the pre-test graphs may drop a mix's smallest nodes to fit the budget)
+    assert blended <= first | second and blended & first and blended & second
+    off = run_search(AgentReinforce(n_picks=2, pretest_variants=1, blend=False), space, ev, 30, seed=1)
+    assert "pretest blend" not in [t.phase for t in off.trials]
+    # no room left in the pre-test share: no blend
+    tight = run_search(AgentReinforce(n_picks=3, pretest_variants=3), space, ev, 30, seed=1)
+    assert "pretest blend" not in [t.phase for t in tight.trials]

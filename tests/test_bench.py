@@ -239,6 +239,7 @@ def test_default_process_pool_runs_jobs_in_other_processes(tmp_path):
     (["--priors", "none", "none"], "priors lists 'none' twice"),
     (["--agent-cost-model", "gpt-9"], "agent cost model: unknown model 'gpt-9'"),
     (["--worlds", "ensemble:0"], "the scenario ensemble 'ensemble:0' is empty"),
+    (["--output-model", "nosuch"], "unknown model 'nosuch'"),
     (["--worlds", "ensemble:many"], "world 'ensemble:many' is not ensemble:N"),
     (["--worlds", "default", "no/such/profile.json"], "cannot read profile no/such/profile.json: no such file"),
     (["--reference-evals", "-1"], "reference_evals must be a non-negative integer"),
@@ -321,3 +322,18 @@ def test_a_bench_adds_a_prior_setting_without_rerunning_the_other(tmp_path, caps
                                                     "gptswarm"]
     report = (Path(both.out) / "report.md").read_text()
     assert "| math @ 18 | agent-reinforce[prior=published] | 1 |" in report  # AR compared across priors
+
+
+def test_a_measured_profile_is_benched_with_its_own_pool_and_output_model(tmp_path):
+    cfg = tiny(tmp_path, profile="measured:mul-words", tasks=("mul-words",), budgets=(1.0,),
+               pool=("smollm2-135m", "gemma-3-270m"), output_model="smollm2-135m")
+    run = run_bench(cfg, progress=False)
+    assert run.ran == 4 and not run.failed
+    for row in lines(cfg):
+        graph = Graph.from_dict(row["best_graph"])
+        assert graph.node(graph.output).model == "smollm2-135m"
+        assert {n.model for n in graph.nodes} <= {"smollm2-135m", "gemma-3-270m"}
+    # the output model is a result setting: a folder of another output model is not resumed into
+    with pytest.raises(ConfigError, match="output_model"):
+        run_bench(tiny(tmp_path, profile="measured:mul-words", tasks=("mul-words",), budgets=(1.0,),
+                       pool=("smollm2-135m", "gemma-3-270m"), output_model="gemma-3-270m"), progress=False)

@@ -82,7 +82,8 @@ def fake_url():
 def test_decode_steps_by_batch_and_prefill_by_prompt_are_recovered(fake_url) -> None:
     client = OpenAIClient(ClientSettings(fake_url(), timeout_s=10, retries=0))
     table = measure_http_latency_table(client, "fake", name="smollm2-135m", prompt_words=(20, 200),
-                                       batches=(1, 3), decode_tokens=8, decode_prompt_words=(10,), repeats=1)
+                                       batches=(1, 3), decode_tokens=8, decode_prompt_words=(10,), repeats=1,
+                                       decode_stagger_s=0.0)
     assert (table.model, table.device) == ("smollm2-135m", "cpu")
     decode = {b: s for _, b, s in table.decode}
     assert decode[1] == pytest.approx(step_s(1), rel=0.3)
@@ -104,3 +105,39 @@ def test_no_usage_or_no_overlap_is_an_error(fake_url) -> None:
     with pytest.raises(ConfigError):
         measure_http_latency_table(client, "fake", name="m", batches=(0,))
     assert decode_step([]) is None
+
+
+def test_rounds_are_interleaved_and_each_decode_cell_is_one_row(fake_url, monkeypatch) -> None:
+    from tts_sim.real.profiling import http_latency
+
+    calls: list[tuple[int, int]] = []  # (batch, max_tokens) in the order sent
+    staggers: set[tuple[int, float]] = set()
+    real = http_latency.concurrent_chats
+
+    def recording(client, bodies, stagger_s=0.0):
+        calls.append((len(bodies), bodies[0]["max_tokens"]))
+        staggers.add((bodies[0]["max_tokens"], stagger_s))
+        return real(client, bodies, stagger_s)
+
+    monkeypatch.setattr(http_latency, "concurrent_chats", recording)
+    client = OpenAIClient(ClientSettings(base_url=fake_url(), timeout_s=10))
+    table = measure_http_latency_table(client, "fake", name="smollm2-135m", prompt_words=(10,), batches=(1, 2),
+                                       decode_tokens=6, decode_prompt_words=(10, 40), repeats=3,
+                                       decode_stagger_s=0.01)
+    one_round = [(1, 1), (2, 1), (1, 6), (2, 6), (1, 6), (2, 6)]  # prefill cells, then decode cells
+    assert calls == one_round * 3  # every cell once per round, not one cell's rounds back to back
+    assert staggers == {(1, 0.0), (6, 0.01)}  # prefill prompts together, decode streams staggered
+    assert len(table.prefill) == 2 * 3  # a prefill row per round
+    assert sorted((b, c < 25) for c, b, _ in table.decode) == [(1, False), (1, True), (2, False), (2, True)]
+
+
+def test_staggered_streams_start_one_stagger_apart(fake_url) -> None:
+    from tts_sim.real.profiling.http_latency import concurrent_chats, filler_prompt, stream_body
+
+    client = OpenAIClient(ClientSettings(base_url=fake_url(), timeout_s=10))
+    bodies = [stream_body("fake", filler_prompt(5, k), 4, {}) for k in range(3)]
+    streams = concurrent_chats(client, bodies, stagger_s=0.05)
+    starts = [s.started - streams[0].started for s in streams]
+    assert starts[1] == pytest.approx(0.05, abs=0.03) and starts[2] == pytest.approx(0.10, abs=0.03)
+    with pytest.raises(ConfigError, match="stagger"):
+        measure_http_latency_table(client, "fake", name="smollm2-135m", decode_stagger_s=-1.0)

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from tts_sim.core.models import PAPER_POOL
+from tts_sim.core.models import DEFAULT_OUTPUT_MODEL, PAPER_POOL
 from tts_sim.errors import ConfigError, shown
 from tts_sim.search.breakeven import DEFAULT_AGENT_COST_MODEL
 from tts_sim.search.prior import PRIOR_SETTINGS, check_setting
@@ -36,7 +36,7 @@ MAX_SEEDS = 100_000
 
 #: Settings every result row depends on: a bench folder refuses to resume under different ones.
 RESULT_SETTINGS = ("evals", "search_questions", "heldout_questions", "split_seed", "max_nodes", "pool",
-                   "regret_max_nodes", "regret_pool", "profile", "cluster", "objective")
+                   "regret_max_nodes", "regret_pool", "output_model", "profile", "cluster", "objective")
 
 
 def _opt(help: str) -> dict[str, Any]:
@@ -74,6 +74,8 @@ class BenchConfig:
     regret_max_nodes: int = field(default=3, metadata=_opt("worker slots of the small space"))
     regret_pool: tuple[str, ...] = field(default=("llama-3.2-1b", "llama-3.1-8b"), metadata=_opt(
         "model pool of the small space"))
+    output_model: str = field(default=DEFAULT_OUTPUT_MODEL, metadata=_opt(
+        "model of the output node in both spaces (e.g. a measured profile's model)"))
     regret_limit: int = field(default=300_000, metadata=_opt(
         "largest space (labelled combinations) enumerated for regret"))
     profile: str | None = field(default=None, metadata=_opt(
@@ -108,7 +110,7 @@ class BenchConfig:
             if name in names and not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"bench: {name} must be names (text), got {shown(value)}")
             object.__setattr__(self, name, tuple(value))
-        for name in ("objective", "executor", "out", "profile", "cluster", "ray_address"):
+        for name in ("objective", "executor", "out", "profile", "cluster", "ray_address", "output_model"):
             value = getattr(self, name)
             if not (isinstance(value, str) or (value is None and name in ("profile", "cluster", "ray_address"))):
                 raise ConfigError(f"bench: {name} must be text, got {shown(value)}")
@@ -174,9 +176,10 @@ class BenchConfig:
     def space_options(self, space: str) -> dict[str, Any]:
         """``SearchSpace`` keyword arguments of the ``main`` or ``small`` space."""
         if space == MAIN:
-            return {"max_nodes": self.max_nodes, "pool": tuple(self.pool)}
+            return {"max_nodes": self.max_nodes, "pool": tuple(self.pool), "output_model": self.output_model}
         if space == SMALL:
-            return {"max_nodes": self.regret_max_nodes, "pool": tuple(self.regret_pool)}
+            return {"max_nodes": self.regret_max_nodes, "pool": tuple(self.regret_pool),
+                    "output_model": self.output_model}
         raise ConfigError(f"bench: unknown space {space!r} (main or small)")
 
     def runs(self) -> list[tuple[str, str, str]]:

@@ -109,7 +109,8 @@ def space_for(job: Job, settings: dict[str, Any]) -> Any:
     from tts_sim.tasks import get_task
 
     opts = settings["spaces"][job.space]
-    return SearchSpace(get_task(job.task), job.budget, max_nodes=int(opts["max_nodes"]), pool=tuple(opts["pool"]))
+    return SearchSpace(get_task(job.task), job.budget, max_nodes=int(opts["max_nodes"]), pool=tuple(opts["pool"]),
+                       output_model=str(opts["output_model"]))
 
 
 def execute(job: Job, settings: dict[str, Any]) -> dict[str, Any]:

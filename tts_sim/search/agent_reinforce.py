@@ -7,6 +7,8 @@ Steps (paper-facts.md, with this project's changes marked *):
    ties are broken by the search's seed*);
 2. pre-test: a few reduced variants of each pick (parallel, layered; optionally one layer deeper*), scored on the
    whole search split* (the release: very few questions; here an evaluation costs the same either way);
+2b.* blend: the two best pre-tested mixes blended (models of each in turn, ``mixes.blend_mixes``) and
+   pre-tested too, when the pre-test share leaves room (diverse predecessors help multi-input nodes);
 3. iteration 0: the best pre-tested variant of the best mix (a random graph of the mix when there was no pre-test);
 4. iterations 1..: the agent reads the last graph as text, its score (and latency when the objective asks),
    the edge-probability table, two rounds of memory and* every scored round (``evidence``), and returns
@@ -43,6 +45,7 @@ from tts_sim.search.agents import prior_for
 from tts_sim.search.context import SearchContext, stable_int
 from tts_sim.search.mixes import (
     available_units,
+    blend_mixes,
     enumerate_mixes,
     layered_variant,
     mix_models_by_size,
@@ -87,7 +90,8 @@ class AgentReinforce(BaseSearcher):
     ``agent_options``; ``n_picks`` mixes pre-tested with ``pretest_variants`` variants each (parallel,
     then layered with the prior's depth, then, with 3, one layer deeper) on ``pretest_questions`` questions (default:
     the whole search split; at most ``pretest_share`` of the evaluations); iteration 0 samples edges with
-    ``edge_p`` and fusers with ``fuser_p``; ``memory`` past rounds go into each prompt. After ``patience``
+    ``edge_p`` and fusers with ``fuser_p``; ``memory`` past rounds go into each prompt. With ``blend`` the two best
+    pre-tested mixes are blended and the blend pre-tested within the same share. After ``patience``
     new evaluations without beating the best graph of the current start (a stall), the loop starts again
     from the best full-split graph not started from yet: the next pre-tested mix (recovery from a bad
     pre-test pick) or the runner-up of the search."""
@@ -105,6 +109,7 @@ class AgentReinforce(BaseSearcher):
     fuser_p: float = 0.2
     memory: int = 2
     patience: int = 6
+    blend: bool = True
     max_repeats: int = 5  # consecutive already-evaluated proposals before the search stops early
 
     def __post_init__(self) -> None:
@@ -186,28 +191,34 @@ class AgentReinforce(BaseSearcher):
         return pg.edge_table(models), last, [round_of(last, what + "random graph of the mix")]
 
     def _choose_mixes(self, ctx: SearchContext, agent: Agent, mixes: list) -> list[Basin]:
-        """The mixes to search, best pre-test first (Insight 1 + pre-test), each with its best variant."""
+        """The mixes to search, best pre-test first (Insight 1 + pre-test + blend), each with its best variant."""
         space = ctx.space
         picks = pick_mixes(ctx, agent, mixes, self.n_picks)
+        picked = [mix_models_by_size(space, mixes[p].models) for p in picks]
 
-        def basin(p: int, start: Graph | None) -> Basin:
-            models = mix_models_by_size(space, mixes[p].models)
+        def basin(models: tuple[str, ...], start: Graph | None) -> Basin:
             return Basin({slot_id(i): m for i, m in enumerate(models)}, start)
 
-        budget = min(len(picks) * self.pretest_variants, int(ctx.max_evals * self.pretest_share))
+        cap = int(ctx.max_evals * self.pretest_share)
+        budget = min(len(picks) * self.pretest_variants, cap)
         if len(picks) == 1 or budget < len(picks):
-            return [basin(p, None) for p in picks]
+            return [basin(models, None) for models in picked]
         per_mix = max(1, budget // len(picks))
         n_questions = self.pretest_questions or len(ctx.search_questions)
         depth = prior_for(ctx.prior).depth
-        scores: dict[int, float] = {}
-        best_variant: dict[int, Graph] = {}
-        for p in picks:
-            models = mix_models_by_size(space, mixes[p].models)
+
+        def pretest(models: tuple[str, ...], label: str, n_variants: int) -> tuple[float, Graph]:
             variants = [parallel_variant(space, models), layered_variant(space, models, depth),
-                        layered_variant(space, models, depth + 1)][:per_mix]
-            results = [ctx.evaluate(g, phase=f"pretest mix {p}", n_questions=n_questions) for g in variants]
-            scores[p] = sum(t.score for t in results) / len(results)
-            best_variant[p] = max(results, key=lambda t: t.score).graph
-        order = sorted(picks, key=lambda p: (-scores[p], picks.index(p)))
-        return [basin(p, best_variant[p]) for p in order]
+                        layered_variant(space, models, depth + 1)][:n_variants]
+            results = [ctx.evaluate(g, phase=f"pretest {label}", n_questions=n_questions) for g in variants]
+            return sum(t.score for t in results) / len(results), max(results, key=lambda t: t.score).graph
+
+        tested = [(*pretest(models, f"mix {p}", per_mix), models) for p, models in zip(picks, picked, strict=True)]
+        ranked = sorted(range(len(tested)), key=lambda i: (-tested[i][0], i))
+        if self.blend:  # step 2b: the two best mixes blended, pre-tested within what the share leaves
+            blend = blend_mixes(space, tested[ranked[0]][2], tested[ranked[1]][2])
+            n_blend = min(per_mix, cap - len(picks) * per_mix)
+            if n_blend > 0 and sorted(blend) not in [sorted(m) for m in picked]:
+                tested.append((*pretest(blend, "blend", n_blend), blend))
+                ranked = sorted(range(len(tested)), key=lambda i: (-tested[i][0], i))
+        return [basin(tested[i][2], tested[i][1]) for i in ranked]

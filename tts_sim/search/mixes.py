@@ -48,6 +48,24 @@ def enumerate_mixes(space: SearchSpace) -> list[MixOption]:
     return found
 
 
+def blend_mixes(space: SearchSpace, first: tuple[str, ...], second: tuple[str, ...]) -> tuple[str, ...]:
+    """A mix taking models from ``first`` and ``second`` in turn (each largest first) while they fit the
+    available units and the slots: about half of each, so every multi-input node can read both kinds of
+    model (the paper's heuristic: diverse predecessors help)."""
+    costs = unit_costs(space)
+    left, chosen = available_units(space), list[str]()
+    queues = [list(mix_models_by_size(space, first)), list(mix_models_by_size(space, second))]
+    turn = 0
+    while any(queues) and len(chosen) < space.max_nodes:
+        queue = queues[turn % 2] or queues[(turn + 1) % 2]
+        model = queue.pop(0)
+        if costs[model] <= left:
+            chosen.append(model)
+            left -= costs[model]
+        turn += 1
+    return mix_models_by_size(space, tuple(chosen))
+
+
 def mix_models_by_size(space: SearchSpace, models: tuple[str, ...]) -> tuple[str, ...]:
     """The mix's models, largest first (slot n0 holds the largest)."""
     return tuple(sorted(models, key=lambda m: (-space.catalog[m].m_flops, m)))

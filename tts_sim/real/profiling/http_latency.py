@@ -51,14 +51,18 @@ class TimedStream:
         return [self.started + t for t in self.completion.token_times_s]
 
 
-def concurrent_chats(client: OpenAIClient, bodies: Sequence[dict[str, Any]]) -> list[TimedStream]:
-    """Send ``bodies`` at the same moment (one thread each) and return the streams in order."""
+def concurrent_chats(client: OpenAIClient, bodies: Sequence[dict[str, Any]], stagger_s: float = 0.0
+                     ) -> list[TimedStream]:
+    """Send ``bodies`` at the same moment (one thread each; body k ``k * stagger_s`` later) and return the
+    streams in order."""
     results: list[TimedStream | BaseException | None] = [None] * len(bodies)
     barrier = threading.Barrier(len(bodies))
 
     def one(k: int) -> None:
         try:
             barrier.wait()
+            if stagger_s > 0:
+                time.sleep(k * stagger_s)
             started = time.perf_counter()
             results[k] = TimedStream(started, client.chat(bodies[k]))
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
@@ -112,43 +116,53 @@ def measure_http_latency_table(client: OpenAIClient, model: str, *, name: str, d
                                backend: str = "openai-http", prompt_words: Sequence[int] = (16, 128, 384),
                                batches: Sequence[int] = (1, 2, 3, 4), decode_tokens: int = 32,
                                decode_prompt_words: Sequence[int] = (16, 256), repeats: int = 2,
-                               extra: Mapping[str, Any] | None = None, progress: Any = None) -> LatencyTable:
+                               decode_stagger_s: float = 0.1, extra: Mapping[str, Any] | None = None,
+                               progress: Any = None) -> LatencyTable:
     """Prefill and decode rows of ``model`` (the server's model id) measured through ``client``; the table
     is labelled ``name`` (the catalogue's model name) on ``device``.
 
     Prefill: ``repeats`` rounds of ``b`` concurrent one-token requests per prompt length and ``b``.
-    Decode: ``repeats`` rounds of ``b`` concurrent ``decode_tokens``-token streams per prompt length and ``b``.
+    Decode: ``repeats`` rounds of ``b`` concurrent ``decode_tokens``-token streams per prompt length and ``b``,
+    stream k sent ``k * decode_stagger_s`` after the first, as requests of open-loop traffic arrive: b streams
+    sent at the same instant can put llama-server into a state where a batch of 2 decodes at twice the
+    batch-1 step, a state the same server does not show for staggered arrivals
+    (``benchmarks/http_decode_rows.py``, docs/serving/llama_server.md).
+    Rounds are interleaved: round r measures every cell once before round r + 1 starts. A prefill row
+    per round (the predictor averages rows of one cell); one decode row per cell, the mean over its rounds.
     """
-    if not batches or min(batches) < 1 or decode_tokens < 4 or repeats < 1 or not prompt_words:
-        raise ConfigError("HTTP latency profiling needs batches >= 1, decode_tokens >= 4, repeats >= 1 and prompts")
+    if not batches or min(batches) < 1 or decode_tokens < 4 or repeats < 1 or not prompt_words \
+            or not 0 <= decode_stagger_s < 10:
+        raise ConfigError("HTTP latency profiling needs batches >= 1, decode_tokens >= 4, repeats >= 1, prompts "
+                          f"and a decode stagger in [0, 10) s, got {decode_stagger_s!r}")
     extra = dict(extra or {})
     tag = 0
     prefill: list[tuple[int, int, float]] = []
-    decode: list[tuple[int, int, float]] = []
-    for words in prompt_words:
-        for b in batches:
-            for _ in range(repeats):
-                bodies = []
-                for _ in range(b):
-                    tag += 1
-                    bodies.append(stream_body(model, filler_prompt(words, tag), 1, extra))
-                streams = concurrent_chats(client, bodies)
+    steps: dict[tuple[int, int], list[tuple[float, float]]] = {}  # (words, b) -> (context, step) per round
+
+    def bodies(words: int, b: int, max_tokens: int) -> list[dict[str, Any]]:
+        nonlocal tag
+        tag += b
+        return [stream_body(model, filler_prompt(words, tag - k), max_tokens, extra) for k in range(b)]
+
+    # rounds are interleaved (every cell once, then again): a slow spell of the machine or the engine
+    # spreads over the rows instead of landing on one cell's every round
+    for r in range(repeats):
+        for words in prompt_words:
+            for b in batches:
+                streams = concurrent_chats(client, bodies(words, b, 1))
                 ttft = max(s.completion.first_token_s or s.completion.total_s for s in streams)
                 prefill.append((_prompt_tokens(streams), b, ttft))
-        if progress:
-            progress(f"prefill {words} words: done")
-    for words in decode_prompt_words:
-        for b in batches:
-            for _ in range(repeats):
-                bodies = []
-                for _ in range(b):
-                    tag += 1
-                    bodies.append(stream_body(model, filler_prompt(words, tag), decode_tokens, extra))
-                step = decode_step(concurrent_chats(client, bodies))
+        for words in decode_prompt_words:
+            for b in batches:
+                step = decode_step(concurrent_chats(client, bodies(words, b, decode_tokens), decode_stagger_s))
                 if step is not None:
-                    decode.append((max(1, round(step[0])), b, step[1]))
+                    steps.setdefault((words, b), []).append(step[:2])
         if progress:
-            progress(f"decode {words} words: done")
+            progress(f"round {r + 1} of {repeats}: done")
+    # one decode row per cell: its rounds' contexts differ by a token or two, and separate rows that close
+    # together would make the interpolation jump between rounds
+    decode = [(max(1, round(statistics.fmean(c for c, _ in v))), b, statistics.fmean(t for _, t in v))
+              for (_, b), v in steps.items()]
     if not decode:
         raise MalformedReply("no decode step could be timed: the streams never overlapped")
     return LatencyTable(name, device, backend, prefill=prefill, decode=decode)
