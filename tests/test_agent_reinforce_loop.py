@@ -226,3 +226,17 @@ def test_loop_pretests_the_blend_of_its_two_best_mixes_when_the_share_allows():
     # no room left in the pre-test share: no blend
     tight = run_search(AgentReinforce(n_picks=3, pretest_variants=3), space, ev, 30, seed=1)
     assert "pretest blend" not in [t.phase for t in tight.trials]
+
+
+def test_a_pool_of_models_cheaper_than_one_unit_counts_in_its_cheapest_model():
+    tiny = SearchSpace("mul-words", 1.0, pool=("smollm2-135m", "gemma-3-270m"), output_model="smollm2-135m")
+    costs = unit_costs(tiny)
+    assert costs == {"smollm2-135m": 1, "gemma-3-270m": 2}  # 0.14 and 0.27 budget units
+    mixes = enumerate_mixes(tiny)
+    assert mixes and all(len(m.models) >= 3 for m in mixes)  # a unit-sized cost would afford none
+    for m in mixes:  # every mix's graph of direct calls fits the real budget
+        assert sum(tiny.node_units(x, 0) for x in m.models) + tiny.node_units("smollm2-135m", 1) <= 1.0 + 1e-9
+    paper = SearchSpace("math", 42.0)  # the paper's pool keeps the LLaMA-1B unit: 1B=1, 3B=3, 8B=8
+    assert {m: unit_costs(paper)[m] for m in ("llama-3.2-1b", "llama-3.2-3b", "llama-3.1-8b")} == \
+        {"llama-3.2-1b": 1, "llama-3.2-3b": 3, "llama-3.1-8b": 8}
+    assert available_units(paper) == 37

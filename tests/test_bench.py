@@ -337,3 +337,13 @@ def test_a_measured_profile_is_benched_with_its_own_pool_and_output_model(tmp_pa
     with pytest.raises(ConfigError, match="output_model"):
         run_bench(tiny(tmp_path, profile="measured:mul-words", tasks=("mul-words",), budgets=(1.0,),
                        pool=("smollm2-135m", "gemma-3-270m"), output_model="gemma-3-270m"), progress=False)
+
+
+def test_the_default_output_model_leaves_the_settings_and_their_fingerprint_as_before(tmp_path):
+    default = tiny(tmp_path)
+    assert "output_model" not in default.settings()  # benches from before the option resume as they were
+    other = tiny(tmp_path, output_model="llama-3.1-8b")
+    assert other.settings()["output_model"] == "llama-3.1-8b" and other.fingerprint() != default.fingerprint()
+    run_bench(tiny(tmp_path, seeds=(0,), searchers=("random",)), progress=False)
+    with pytest.raises(ConfigError, match="another output_model \\(None there, 'llama-3.1-8b' now\\)"):
+        run_bench(tiny(tmp_path, seeds=(0,), searchers=("random",), output_model="llama-3.1-8b"), progress=False)

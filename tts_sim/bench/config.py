@@ -36,7 +36,7 @@ MAX_SEEDS = 100_000
 
 #: Settings every result row depends on: a bench folder refuses to resume under different ones.
 RESULT_SETTINGS = ("evals", "search_questions", "heldout_questions", "split_seed", "max_nodes", "pool",
-                   "regret_max_nodes", "regret_pool", "output_model", "profile", "cluster", "objective")
+                   "regret_max_nodes", "regret_pool", "profile", "cluster", "objective")
 
 
 def _opt(help: str) -> dict[str, Any]:
@@ -220,8 +220,8 @@ class BenchConfig:
         return out
 
     def settings(self) -> dict[str, Any]:
-        """The settings every result depends on (see ``RESULT_SETTINGS``); searcher options only when
-        given, so benches without them keep their fingerprint."""
+        """The settings every result depends on (see ``RESULT_SETTINGS``); searcher options and the output
+        model only when given (not the default), so benches without them keep their fingerprint."""
         from tts_sim.bench.jobs import ROW_VERSION
 
         data = asdict(self)
@@ -229,6 +229,8 @@ class BenchConfig:
         out["row_version"] = ROW_VERSION  # rows of an older meaning are not mixed with new ones
         if self.searcher_options:
             out["searcher_options"] = self.options_for()
+        if self.output_model != DEFAULT_OUTPUT_MODEL:
+            out["output_model"] = self.output_model
         return out
 
     def fingerprint(self) -> str:

@@ -344,8 +344,8 @@ def _explain(analysis: Analysis, opponents: Sequence[str], c: dict[str, Any]) ->
     out.append(f"- Returned graphs (mean over main cells; executed nodes, share of the budget spent): {sizes}.")
     used = mean_of(ref, "evaluations")
     pre = mean_of(ref, "pretests")
-    out.append(f"- {ref} used {used:.1f} evaluations per search on average, {pre:.1f} of them pre-tests of model "
-               f"mixes on fewer questions; after the pre-test it edits one chosen mix.")
+    out.append(f"- {ref} used {used:.1f} evaluations per search on average ({pre:.1f} of them scored on fewer "
+               f"questions than the search split).")
     pairs = [(cell, st) for cell in cells
              if (st := analysis.get(cell, ref)) is not None and st.after_pretests is not None]
     better = [(cell, st) for cell, st in pairs

@@ -190,10 +190,10 @@ def verify_settings(out: Path, config: BenchConfig) -> None:
     except (TtsSimError, KeyError, TypeError, IndexError):
         raise ConfigError(f"{cfg} is corrupted; delete it or use another --out") from None
     new = config.settings()
-    diff = [k for k in new if old.get(k) != new[k]]
+    diff = [k for k in sorted(set(new) | set(old)) if old.get(k) != new.get(k)]
     if diff:
         raise ConfigError(f"{out} holds a bench with another {diff[0]} ({old.get(diff[0])!r} there, "
-                          f"{new[diff[0]]!r} now): use another --out, or --no-resume to start afresh")
+                          f"{new.get(diff[0])!r} now): use another --out, or --no-resume to start afresh")
 
 
 def check_folder(out: Path, config: BenchConfig, resume: bool) -> None:

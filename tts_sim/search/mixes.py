@@ -3,7 +3,10 @@
 As in the released code, each model gets an integer cost (its direct-call cost in budget units,
 rounded up; 1B=1, 3B=3, 8B=8 on MATH), and a mix is a multiset of pool models whose integer costs
 fit the units left after the output node (counted with one predecessor). Only maximal mixes are
-kept (no further model fits, or all slots are used), least leftover first.
+kept (no further model fits, or all slots are used), least leftover first. A pool whose cheapest
+model costs less than one budget unit (the measured profiles' 135M-270M models: 0.14-0.27 units)
+counts in that model's cost instead (``mix_unit``): otherwise every model would cost 1 and a budget of
+a few units would afford no mix at all.
 """
 
 from __future__ import annotations
@@ -16,14 +19,21 @@ from tts_sim.search.agent_api import MixOption
 from tts_sim.search.space import SearchSpace
 
 
+def mix_unit(space: SearchSpace) -> float:
+    """The budget units one integer cost unit stands for: 1, or the cheapest pool model's direct call
+    when that costs less."""
+    return min(1.0, min(space.node_units(m, 0) for m in space.pool))
+
+
 def unit_costs(space: SearchSpace) -> dict[str, int]:
-    """Integer cost of one direct call of each pool model."""
-    return {m: max(1, math.ceil(space.node_units(m, 0) - 0.05)) for m in space.pool}
+    """Integer cost of one direct call of each pool model (in ``mix_unit``s)."""
+    unit = mix_unit(space)
+    return {m: max(1, math.ceil(space.node_units(m, 0) / unit - 0.05)) for m in space.pool}
 
 
 def available_units(space: SearchSpace) -> int:
-    """Integer units left for worker nodes once the output node (with one input) is paid."""
-    return max(0, math.floor(space.budget - space.node_units(space.output_model, 1) + 1e-9))
+    """Integer units (``mix_unit``s) left for worker nodes once the output node (with one input) is paid."""
+    return max(0, math.floor((space.budget - space.node_units(space.output_model, 1)) / mix_unit(space) + 1e-9))
 
 
 def enumerate_mixes(space: SearchSpace) -> list[MixOption]:
