@@ -294,13 +294,23 @@ def test_searcher_options_reach_the_searcher_and_are_checked(tmp_path, capsys):
         assert code == 2 and words in err and err.count("\n") == 1, (bad, err)
 
 
-def test_the_default_searchers_are_the_builtin_ones():
+def test_the_default_searchers_are_the_builtin_ones_but_bo_forest_which_full_adds():
+    import argparse
+
     from tts_sim.bench.config import BenchConfig
+    from tts_sim.cli.bench import config_from_args, register
 
     searchers = BenchConfig().searchers
-    released = {"agent-reinforce", "random", "bo-gp", "bo-forest", "tpe", "textgrad", "gptswarm", "hybrid"}
+    released = {"agent-reinforce", "random", "bo-gp", "tpe", "textgrad", "gptswarm", "hybrid"}
     # informed-random is declared in pyproject.toml; it is a default searcher once the package is reinstalled
     assert searchers[0] == "agent-reinforce" and released <= set(searchers) <= released | {"informed-random"}
+    assert "bo-forest" not in searchers
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    full = config_from_args(parser.parse_args(["bench", "--full"]))
+    assert set(full.searchers) == set(searchers) | {"bo-forest"} and full.worlds == ("default", "ensemble:5")
+    mine = config_from_args(parser.parse_args(["bench", "--full", "--searchers", "random", "--worlds", "default"]))
+    assert mine.searchers == ("random",) and mine.worlds == ("default",)  # explicit flags win over --full
 
 
 def test_a_bench_adds_a_prior_setting_without_rerunning_the_other(tmp_path, capsys):

@@ -22,13 +22,24 @@ from tts_sim.errors import ConfigError, shown
 from tts_sim.search.breakeven import DEFAULT_AGENT_COST_MODEL
 from tts_sim.search.prior import PRIOR_SETTINGS, check_setting
 
+#: Searchers only ``--full`` benches: BO with the forest surrogate took 37% of the default bench's CPU time
+#: and had a lower mean than its GP twin on 15 of 18 main cell x prior pairs (docs/bench/README.md, stop 17).
+FULL_ONLY_SEARCHERS = ("bo-forest",)
+#: Worlds ``--full`` benches: the default and an ensemble of 5 around it.
+FULL_WORLDS = ("default", "ensemble:5")
 
-def default_searchers() -> tuple[str, ...]:
+
+def builtin_searchers() -> tuple[str, ...]:
     """Every searcher tts-sim itself declares (entry points), Agent-REINFORCE first."""
     from tts_sim.search.searcher import SEARCHERS
 
     names = SEARCHERS.builtin_names()
     return tuple(sorted(names, key=lambda n: (n != "agent-reinforce", n)))
+
+
+def default_searchers() -> tuple[str, ...]:
+    """The built-in searchers but ``FULL_ONLY_SEARCHERS``."""
+    return tuple(n for n in builtin_searchers() if n not in FULL_ONLY_SEARCHERS)
 
 MAIN, SMALL = "main", "small"
 DEFAULT_WORLD = "default"
@@ -48,7 +59,8 @@ class BenchConfig:
     """What a bench runs, where it writes, and how it hands out the work."""
 
     searchers: tuple[str, ...] = field(default_factory=default_searchers, metadata=_opt(
-        "searchers to compare (names of the searcher registry; default: every built-in searcher)"))
+        "searchers to compare (names of the searcher registry; default: every built-in searcher but bo-forest, "
+        "which --full adds)"))
     priors: tuple[str, ...] = field(default=PRIOR_SETTINGS, metadata=_opt(
         "prior settings every searcher is run under (none, published); a searcher that cannot use a prior "
         "runs once, under none (which must then be given); a searcher that can is reported as NAME[prior=SETTING]"))

@@ -8,7 +8,7 @@ from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 from typing import Any
 
-from tts_sim.bench.config import BenchConfig, parse_seeds
+from tts_sim.bench.config import FULL_WORLDS, BenchConfig, builtin_searchers, parse_seeds
 from tts_sim.cli.options import add_quiet, emit, positive_int, table
 from tts_sim.errors import ConfigError
 
@@ -45,6 +45,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="skip jobs already in OUT/results.jsonl (default)")
     p.add_argument("--no-resume", dest="resume", action="store_false", help="start afresh (deletes old results)")
     p.add_argument("--report-only", action="store_true", help="only rebuild the report from OUT/results.jsonl")
+    p.add_argument("--full", action="store_true",
+                   help="the whole grid: every built-in searcher (adds bo-forest) in the default world and an "
+                        "ensemble of 5 (--worlds default ensemble:5), unless --searchers / --worlds say otherwise "
+                        "(estimated 1-1.5 hours on 2 cores)")
     add_quiet(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_bench)
@@ -69,6 +73,9 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
             values[f.name] = tuple(_number(_LISTS[f.name], s, f.name.replace("_", " ").rstrip("s")) for s in items)
         else:
             values[f.name] = raw
+    if getattr(args, "full", False):
+        values.setdefault("searchers", builtin_searchers())
+        values.setdefault("worlds", FULL_WORLDS)
     return BenchConfig(**values)
 
 
