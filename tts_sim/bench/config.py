@@ -41,6 +41,7 @@ def default_searchers() -> tuple[str, ...]:
     """The built-in searchers but ``FULL_ONLY_SEARCHERS``."""
     return tuple(n for n in builtin_searchers() if n not in FULL_ONLY_SEARCHERS)
 
+
 MAIN, SMALL = "main", "small"
 DEFAULT_WORLD = "default"
 MAX_SEEDS = 100_000
