@@ -264,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of arrivals per (graph, load)")
     parser.add_argument("--max-queries", type=int, default=80, help="at most this many queries per (graph, load)")
     parser.add_argument("--repeats", type=int, default=5, help="rounds per latency-table cell (interleaved)")
+    parser.add_argument("--stagger-ms", type=float, default=100.0,
+                        help="latency table: decode stream k of a round starts k times this after the first")
     parser.add_argument("--graphs", default="single,fan-out")
     parser.add_argument("--loads", default=",".join(LOADS))
     parser.add_argument("--seed", type=int, default=0)
@@ -293,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
                 client, MODEL, name=MODEL, device="cpu", backend="llama-server-http",
                 prompt_words=(8, 48, 160), batches=tuple(range(1, args.parallel + 1)),
                 decode_tokens=args.max_tokens, decode_prompt_words=(args.question_words, 100),
-                repeats=args.repeats, extra=EXTRA)
+                repeats=args.repeats, decode_stagger_s=args.stagger_ms / 1e3, extra=EXTRA)
             log(f"table measured in {time.perf_counter() - t:.0f} s")
             pred = TablePredictor([table])
             # the prompt lengths to expect: one probe query of the fan-out graph

@@ -116,17 +116,18 @@ def measure_http_latency_table(client: OpenAIClient, model: str, *, name: str, d
                                backend: str = "openai-http", prompt_words: Sequence[int] = (16, 128, 384),
                                batches: Sequence[int] = (1, 2, 3, 4), decode_tokens: int = 32,
                                decode_prompt_words: Sequence[int] = (16, 256), repeats: int = 2,
-                               decode_stagger_s: float = 0.1, extra: Mapping[str, Any] | None = None,
+                               decode_stagger_s: float = 0.0, extra: Mapping[str, Any] | None = None,
                                progress: Any = None) -> LatencyTable:
     """Prefill and decode rows of ``model`` (the server's model id) measured through ``client``; the table
     is labelled ``name`` (the catalogue's model name) on ``device``.
 
     Prefill: ``repeats`` rounds of ``b`` concurrent one-token requests per prompt length and ``b``.
     Decode: ``repeats`` rounds of ``b`` concurrent ``decode_tokens``-token streams per prompt length and ``b``,
-    stream k sent ``k * decode_stagger_s`` after the first, as requests of open-loop traffic arrive: b streams
-    sent at the same instant can put llama-server into a state where a batch of 2 decodes at twice the
-    batch-1 step, a state the same server does not show for staggered arrivals
-    (``benchmarks/http_decode_rows.py``, docs/serving/llama_server.md).
+    stream k sent ``k * decode_stagger_s`` after the first (default: all at once), as requests of open-loop
+    traffic arrive: b streams sent at the same instant can put llama-server into a state where a batch of 2
+    decodes at twice the batch-1 step (``benchmarks/http_decode_rows.py``, docs/serving/llama_server.md).
+    Keep ``(b - 1) * decode_stagger_s`` well below one stream's ``decode_tokens`` steps, or the streams
+    never all decode together and the cell gets no row.
     Rounds are interleaved: round r measures every cell once before round r + 1 starts. A prefill row
     per round (the predictor averages rows of one cell); one decode row per cell, the mean over its rounds.
     """
