@@ -7,7 +7,9 @@ the saturation rate of each graph from that table, then drives open-loop Poisson
 node that gets their answers), as a client would: the parallel calls at once, then the output call. Every query's
 end-to-end latency and TTFT (arrival to the output call's first token) is recorded, and the same arrival times
 are replayed in the simulator (continuous scheduler, ``max_batch`` 4, the measured table, the measured prompt
-lengths, every reply ``max_tokens`` long). Stops the server itself.
+lengths, every reply ``max_tokens`` long). Stops the server itself. The prediction uses the table's mean
+decode step over each cell's rounds; each row also carries, labelled ``median_rounds``, the prediction from
+the median round of each cell (a check on single slow rounds, not the result), and the JSON every round.
 
     PYTHONPATH=$PWD python benchmarks/serving_validation.py --out docs/serving   # ~9 min on 2 cores
 
@@ -43,7 +45,7 @@ from tts_sim.errors import TtsSimError  # noqa: E402
 from tts_sim.openai_client import ClientSettings, Completion, OpenAIClient  # noqa: E402
 from tts_sim.real.profiling.http_latency import (  # noqa: E402
     filler_prompt,
-    measure_http_latency_table,
+    measure_http_rounds,
     stream_body,
 )
 from tts_sim.sim.cluster import ArrivalTimes, ClusterSimulator, TablePredictor  # noqa: E402
@@ -291,11 +293,13 @@ def main(argv: list[str] | None = None) -> int:
                 _chat(client, filler_prompt(args.question_words, -1 - k), args.max_tokens)
             log(f"llama-server up at {server.url}; measuring the latency table ({uptime()})")
             t = time.perf_counter()
-            table = measure_http_latency_table(
-                client, MODEL, name=MODEL, device="cpu", backend="llama-server-http",
-                prompt_words=(8, 48, 160), batches=tuple(range(1, args.parallel + 1)),
+            rounds = measure_http_rounds(
+                client, MODEL, prompt_words=(8, 48, 160), batches=tuple(range(1, args.parallel + 1)),
                 decode_tokens=args.max_tokens, decode_prompt_words=(args.question_words, 100),
                 repeats=args.repeats, decode_stagger_s=args.stagger_ms / 1e3, extra=EXTRA)
+            table = rounds.table(MODEL, "cpu", "llama-server-http")  # the prediction: mean over rounds
+            # a second, labelled prediction from the same rounds: the median round per decode cell
+            median_table = rounds.table(MODEL, "cpu", "llama-server-http", statistic="median")
             log(f"table measured in {time.perf_counter() - t:.0f} s")
             pred = TablePredictor([table])
             # the prompt lengths to expect: one probe query of the fan-out graph
@@ -316,6 +320,10 @@ def main(argv: list[str] | None = None) -> int:
                     tag += len(arrivals)
                     lat, ttft = simulate(table, graph, arrivals, records, args.max_tokens, args.parallel)
                     row = compare(graph, load, rate, records, lat, ttft, uptime())
+                    alt = compare(graph, load, rate, records,
+                                  *simulate(median_table, graph, arrivals, records, args.max_tokens, args.parallel),
+                                  "")
+                    row["median_rounds"] = {"predicted": alt["predicted"], "rel_error": alt["rel_error"]}
                     row["wall_s"] = round(time.perf_counter() - t, 1)
                     rows.append(row)
                     raw[f"{graph}/{load}"] = {"measured": [asdict(r) for r in records], "predicted_latency_s": lat,
@@ -334,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
               "model": f"{MODEL} ({Path(gguf).name})", "max_tokens": args.max_tokens,
               "simulator": {"scheduler": "continuous", "max_batch": args.parallel, "chunked_prefill": N_BATCH,
                             "prefix_caching": False, "decode_steps_per_call": args.max_tokens - 1},
-              "latency_table": asdict(table), "rows": rows, "per_query": raw}
+              "latency_table": asdict(table), "latency_table_median_rounds": asdict(median_table),
+              "latency_rounds": rounds.to_dict(), "rows": rows, "per_query": raw}
     (args.out / "llama_server.json").write_text(json.dumps(result, indent=1) + "\n")
     plot(rows, args.out / "llama_server.png")
     log(f"wrote {args.out / 'llama_server.json'} and llama_server.png")

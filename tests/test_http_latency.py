@@ -141,3 +141,21 @@ def test_staggered_streams_start_one_stagger_apart(fake_url) -> None:
     assert starts[1] == pytest.approx(0.05, abs=0.03) and starts[2] == pytest.approx(0.10, abs=0.03)
     with pytest.raises(ConfigError, match="stagger"):
         measure_http_latency_table(client, "fake", name="smollm2-135m", decode_stagger_s=-1.0)
+
+
+def test_the_decode_row_is_the_mean_of_its_rounds_or_on_request_their_median() -> None:
+    from tts_sim.real.profiling.http_latency import HttpRounds
+
+    rounds = HttpRounds(prefill=((40, 1, 0.2), (40, 1, 0.3)),
+                        decode={(20, 2): ((70.0, 0.035), (71.0, 0.036), (70.0, 0.062)), (20, 1): ((69.0, 0.03),)})
+    mean = {b: (c, s) for c, b, s in rounds.table("smollm2-135m").decode}
+    median = {b: (c, s) for c, b, s in rounds.table("smollm2-135m", statistic="median").decode}
+    assert mean[2] == (70, pytest.approx((0.035 + 0.036 + 0.062) / 3))  # one row per cell, context averaged
+    assert median[2] == (70, pytest.approx(0.036))  # the slow round does not move the median
+    assert mean[1] == median[1] == (69, pytest.approx(0.03))
+    assert len(rounds.table("smollm2-135m").prefill) == 2  # every prefill round is a row
+    assert rounds.to_dict()["decode"][0]["rounds"] == [[70.0, 0.035], [71.0, 0.036], [70.0, 0.062]]
+    with pytest.raises(ConfigError, match="decode statistic"):
+        rounds.table("smollm2-135m", statistic="max")
+    with pytest.raises(MalformedReply, match="never overlapped"):
+        HttpRounds((), {}).table("smollm2-135m")

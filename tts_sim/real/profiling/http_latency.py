@@ -112,14 +112,44 @@ def _prompt_tokens(streams: Sequence[TimedStream]) -> int:
     return round(statistics.fmean(c for c in counts if c is not None))
 
 
-def measure_http_latency_table(client: OpenAIClient, model: str, *, name: str, device: str = "cpu",
-                               backend: str = "openai-http", prompt_words: Sequence[int] = (16, 128, 384),
-                               batches: Sequence[int] = (1, 2, 3, 4), decode_tokens: int = 32,
-                               decode_prompt_words: Sequence[int] = (16, 256), repeats: int = 2,
-                               decode_stagger_s: float = 0.0, extra: Mapping[str, Any] | None = None,
-                               progress: Any = None) -> LatencyTable:
-    """Prefill and decode rows of ``model`` (the server's model id) measured through ``client``; the table
-    is labelled ``name`` (the catalogue's model name) on ``device``.
+DECODE_STATISTICS = ("mean", "median")
+
+
+@dataclass(frozen=True)
+class HttpRounds:
+    """What the rounds measured: prefill rows (one per round and cell) and, per decode cell (prompt
+    words, b), each round's (mean context, mean step)."""
+
+    prefill: tuple[tuple[int, int, float], ...]
+    decode: Mapping[tuple[int, int], tuple[tuple[float, float], ...]]
+
+    def table(self, name: str, device: str = "cpu", backend: str = "openai-http",
+              statistic: str = "mean") -> LatencyTable:
+        """The ``LatencyTable``: every prefill row, and one decode row per cell whose step is the
+        ``statistic`` (``mean``, the default: what the simulator adds up; or ``median``) of its rounds."""
+        if statistic not in DECODE_STATISTICS:
+            raise ConfigError(f"decode statistic must be one of {', '.join(DECODE_STATISTICS)}, got {statistic!r}")
+        combine = statistics.fmean if statistic == "mean" else statistics.median
+        # one decode row per cell: its rounds' contexts differ by a token or two, and separate rows that
+        # close together would make the interpolation jump between rounds
+        decode = [(max(1, round(statistics.fmean(c for c, _ in v))), b, float(combine(t for _, t in v)))
+                  for (_, b), v in self.decode.items()]
+        if not decode:
+            raise MalformedReply("no decode step could be timed: the streams never overlapped")
+        return LatencyTable(name, device, backend, prefill=list(self.prefill), decode=decode)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"prefill": [list(r) for r in self.prefill],
+                "decode": [{"prompt_words": w, "batch": b, "rounds": [list(x) for x in v]}
+                           for (w, b), v in self.decode.items()]}
+
+
+def measure_http_rounds(client: OpenAIClient, model: str, *, prompt_words: Sequence[int] = (16, 128, 384),
+                        batches: Sequence[int] = (1, 2, 3, 4), decode_tokens: int = 32,
+                        decode_prompt_words: Sequence[int] = (16, 256), repeats: int = 2,
+                        decode_stagger_s: float = 0.0, extra: Mapping[str, Any] | None = None,
+                        progress: Any = None) -> HttpRounds:
+    """Prefill and decode rounds of ``model`` (the server's model id) measured through ``client``.
 
     Prefill: ``repeats`` rounds of ``b`` concurrent one-token requests per prompt length and ``b``.
     Decode: ``repeats`` rounds of ``b`` concurrent ``decode_tokens``-token streams per prompt length and ``b``,
@@ -127,9 +157,9 @@ def measure_http_latency_table(client: OpenAIClient, model: str, *, name: str, d
     traffic arrive: b streams sent at the same instant can put llama-server into a state where a batch of 2
     decodes at twice the batch-1 step (``benchmarks/http_decode_rows.py``, docs/serving/llama_server.md).
     Keep ``(b - 1) * decode_stagger_s`` well below one stream's ``decode_tokens`` steps, or the streams
-    never all decode together and the cell gets no row.
-    Rounds are interleaved: round r measures every cell once before round r + 1 starts. A prefill row
-    per round (the predictor averages rows of one cell); one decode row per cell, the mean over its rounds.
+    never all decode together and the cell gets no round.
+    Rounds are interleaved: round r measures every cell once before round r + 1 starts, so a slow spell
+    of the machine or the engine spreads over the cells instead of landing on one cell's every round.
     """
     if not batches or min(batches) < 1 or decode_tokens < 4 or repeats < 1 or not prompt_words \
             or not 0 <= decode_stagger_s < 10:
@@ -145,8 +175,6 @@ def measure_http_latency_table(client: OpenAIClient, model: str, *, name: str, d
         tag += b
         return [stream_body(model, filler_prompt(words, tag - k), max_tokens, extra) for k in range(b)]
 
-    # rounds are interleaved (every cell once, then again): a slow spell of the machine or the engine
-    # spreads over the rows instead of landing on one cell's every round
     for r in range(repeats):
         for words in prompt_words:
             for b in batches:
@@ -160,14 +188,16 @@ def measure_http_latency_table(client: OpenAIClient, model: str, *, name: str, d
                     steps.setdefault((words, b), []).append(step[:2])
         if progress:
             progress(f"round {r + 1} of {repeats}: done")
-    # one decode row per cell: its rounds' contexts differ by a token or two, and separate rows that close
-    # together would make the interpolation jump between rounds
-    decode = [(max(1, round(statistics.fmean(c for c, _ in v))), b, statistics.fmean(t for _, t in v))
-              for (_, b), v in steps.items()]
-    if not decode:
-        raise MalformedReply("no decode step could be timed: the streams never overlapped")
-    return LatencyTable(name, device, backend, prefill=prefill, decode=decode)
+    return HttpRounds(tuple(prefill), {k: tuple(v) for k, v in steps.items()})
 
 
-__all__ = ["TimedStream", "concurrent_chats", "decode_step", "filler_prompt", "measure_http_latency_table",
-           "stream_body"]
+def measure_http_latency_table(client: OpenAIClient, model: str, *, name: str, device: str = "cpu",
+                               backend: str = "openai-http", **options: Any) -> LatencyTable:
+    """``measure_http_rounds(client, model, **options)`` as a ``LatencyTable`` labelled ``name`` (the
+    catalogue's model name) on ``device``: a prefill row per round (the predictor averages rows of one
+    cell), one decode row per cell, the mean over its rounds."""
+    return measure_http_rounds(client, model, **options).table(name, device, backend)
+
+
+__all__ = ["DECODE_STATISTICS", "HttpRounds", "TimedStream", "concurrent_chats", "decode_step", "filler_prompt",
+           "measure_http_latency_table", "measure_http_rounds", "stream_body"]
