@@ -11,8 +11,10 @@ chunk arrives when a decode step ends. So:
 - **prefill**: ``b`` requests of ``n`` prompt tokens sent at once with one reply token; the row is
   (``n``, ``b``, the longest time to first token), i.e. the batch's prefill including the HTTP round trip.
 
-Prompt lengths are the server's own ``usage.prompt_tokens`` (chat template included). The result is a
-``LatencyTable`` that ``TablePredictor`` reads. One stream chunk must carry one token (llama.cpp's
+Every cell is measured in ``repeats`` rounds, interleaved over the cells and kept (``HttpRounds``); a
+cell's decode row is the mean of its rounds (``median`` on request, for checks). Prompt lengths are the
+server's own ``usage.prompt_tokens`` (chat template included). The result is a ``LatencyTable`` that
+``TablePredictor`` reads. One stream chunk must carry one token (llama.cpp's
 server and vLLM stream that way); ``ignore_eos`` and other server options go in ``extra``.
 """
 
