@@ -29,6 +29,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -191,16 +192,27 @@ def _rel(pred: float, meas: float) -> float:
     return round((pred - meas) / meas, 4) if meas > 0 else math.nan
 
 
+def summary(lat: list[float], ttft: list[float]) -> dict[str, float]:
+    """p50 and p95 latency and p50 TTFT of one cell's queries."""
+    return {"p50_s": _q(lat, 0.5), "p95_s": _q(lat, 0.95), "ttft_p50_s": _q(ttft, 0.5)}
+
+
+def prediction(measured: dict[str, float], lat: list[float], ttft: list[float]) -> dict[str, dict[str, float]]:
+    """A prediction's summary and its relative errors against ``measured`` (a ``summary``)."""
+    p = summary(lat, ttft)
+    return {"predicted": {k: round(v, 4) for k, v in p.items()}, "rel_error": {k: _rel(p[k], measured[k]) for k in p}}
+
+
 def compare(graph: str, load: str, rate: float, measured: list[QueryRecord], pred_lat: list[float],
-            pred_ttft: list[float], uptime: str) -> dict:
-    lat = [r.latency_s for r in measured]
-    ttft = [r.ttft_s for r in measured]
-    m = {"p50_s": _q(lat, 0.5), "p95_s": _q(lat, 0.95), "ttft_p50_s": _q(ttft, 0.5)}
-    p = {"p50_s": _q(pred_lat, 0.5), "p95_s": _q(pred_lat, 0.95), "ttft_p50_s": _q(pred_ttft, 0.5)}
-    row = {"graph": graph, "load": load, "qps": round(rate, 4), "queries": len(measured),
-           "measured": {k: round(v, 4) for k, v in m.items()}, "predicted": {k: round(v, 4) for k, v in p.items()},
-           "rel_error": {k: _rel(p[k], m[k]) for k in m}, "uptime_after": uptime, "server": server_split(measured)}
-    return row
+            pred_ttft: list[float], uptime: str,
+            others: Mapping[str, tuple[list[float], list[float]]] | None = None) -> dict:
+    """One (graph, load) row: measured against predicted, plus each labelled prediction in ``others``
+    (label -> per-query latency and TTFT) under its label."""
+    m = summary([r.latency_s for r in measured], [r.ttft_s for r in measured])
+    return {"graph": graph, "load": load, "qps": round(rate, 4), "queries": len(measured),
+            "measured": {k: round(v, 4) for k, v in m.items()}, **prediction(m, pred_lat, pred_ttft),
+            "uptime_after": uptime, "server": server_split(measured),
+            **{label: prediction(m, *other) for label, other in (others or {}).items()}}
 
 
 def server_split(measured: list[QueryRecord]) -> dict[str, float]:
@@ -319,11 +331,8 @@ def main(argv: list[str] | None = None) -> int:
                     records = drive(client, graph, arrivals, args.question_words, args.max_tokens, tag)
                     tag += len(arrivals)
                     lat, ttft = simulate(table, graph, arrivals, records, args.max_tokens, args.parallel)
-                    row = compare(graph, load, rate, records, lat, ttft, uptime())
-                    alt = compare(graph, load, rate, records,
-                                  *simulate(median_table, graph, arrivals, records, args.max_tokens, args.parallel),
-                                  "")
-                    row["median_rounds"] = {"predicted": alt["predicted"], "rel_error": alt["rel_error"]}
+                    median = simulate(median_table, graph, arrivals, records, args.max_tokens, args.parallel)
+                    row = compare(graph, load, rate, records, lat, ttft, uptime(), {"median_rounds": median})
                     row["wall_s"] = round(time.perf_counter() - t, 1)
                     rows.append(row)
                     raw[f"{graph}/{load}"] = {"measured": [asdict(r) for r in records], "predicted_latency_s": lat,
