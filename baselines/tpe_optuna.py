@@ -4,7 +4,11 @@ Driven ask/tell through the shared driver like the skopt baselines: the same ini
 ``n_initial`` feasible random graphs is enqueued, repeated proposals are answered from the cache,
 infeasible points are penalised (``-1 - overshoot``), never dropped. A proposal of a graph already
 evaluated is told its known score and a random unevaluated graph is enqueued next (as the skopt
-baselines do), so a small space cannot keep the loop spinning on repeats.
+baselines do), so a small space cannot keep the loop spinning on repeats. Once no random draw finds an
+unevaluated graph (the space is nearly spent), the search stops after ``max_stale`` proposals in a row
+without a new evaluation: each ``ask`` of a long study costs tens of milliseconds, and spinning on to the
+driver's proposal cap took 19 s per search in a space of 11 graphs (its last new graph came within 97
+proposals in each of 10 seeds).
 
 The sampler is multivariate TPE by default (one joint Parzen estimator over all dimensions per
 proposal instead of one per dimension: about 6x faster on the 52-dimension encoding at the same
@@ -20,9 +24,12 @@ from typing import ClassVar
 
 from tts_sim.baselines.random_search import initial_design
 from tts_sim.core.graph import Graph
+from tts_sim.errors import ConfigError
 from tts_sim.search.context import SearchContext
 from tts_sim.search.encoding import GraphEncoding
 from tts_sim.search.searcher import BaseSearcher
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -33,6 +40,11 @@ class TPESearch(BaseSearcher):
     n_initial: int = 5
     n_startup_trials: int = 10
     multivariate: bool = True
+    max_stale: int = 200  # proposals without a new evaluation before a spent space stops the search
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_stale, bool) or not isinstance(self.max_stale, int) or self.max_stale < 1:
+            raise ConfigError(f"{self.name}: max_stale must be a positive integer, got {self.max_stale!r}")
 
     def run(self, ctx: SearchContext) -> Graph | None:
         import optuna
@@ -49,15 +61,23 @@ class TPESearch(BaseSearcher):
         for graph in initial_design(ctx, min(self.n_initial, ctx.max_evals)):
             study.enqueue_trial(dict(zip(names, encoding.encode(graph), strict=True)))
         fresh = FreshGraphs(ctx, "tpe-fresh")
+        spent, last_new = False, 0  # spent: a fresh draw found no unevaluated graph
         while not ctx.done:
+            if spent and ctx.proposals - last_new >= self.max_stale:
+                log.info("tpe: the space is spent (%d proposals without a new graph); stopping after %d evaluations",
+                         self.max_stale, ctx.evaluations)
+                return None
             trial = study.ask()
             x = [int(trial.suggest_categorical(d.name, list(range(d.size)))) for d in encoding.dimensions]
             graph = encoding.decode(x, repair=False)
             if space.feasible(graph):
                 before = ctx.evaluations
                 value = ctx.evaluate(graph, phase="tpe").score
-                if ctx.evaluations == before and not ctx.done:  # already evaluated: a random new graph next
+                if ctx.evaluations > before:
+                    last_new = ctx.proposals
+                elif not ctx.done:  # already evaluated: a random new graph next
                     new = fresh.next()
+                    spent = spent or new is None
                     if new is not None:
                         study.enqueue_trial(dict(zip(names, encoding.encode(new), strict=True)))
             else:

@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 
 from tts_sim.sim.profiles import load_profile
 from tts_sim.sim.quality import fusion as F
-from tts_sim.sim.quality.answers import smooth_answer_banks
+from tts_sim.sim.quality.model import fit_inputs
 from tts_sim.tasks import get_task
 
 
@@ -54,16 +54,9 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=5)
     args = ap.parse_args()
     threadpool_limits(1)
-    spec, tp = get_task(args.task), load_profile(args.profile).task(args.task)
+    tp = load_profile(args.profile).task(args.task)
     recs = tp.fusion_records
-    k_rec = max([0] + [max((*r.inputs, r.output)) + 1 for r in recs])
-    extra = np.zeros((tp.n_questions, k_rec), dtype=bool)
-    for r in recs:
-        extra[r.question, [*r.inputs, r.output]] = True
-    answers = smooth_answer_banks(tp.answer_banks, tp.n_questions, chance=spec.chance, extra_ids=extra,
-                                  origin=args.profile)
-    skills = dict(zip(answers.models, answers.skill.tolist(), strict=True))
-    rec = F.record_arrays(recs, answers, spec)
+    _, rec, skills = fit_inputs(tp, get_task(args.task), args.profile)
     degree, model = np.array([len(r.inputs) for r in recs]), np.array([r.model for r in recs])
     params = F.fit_fusion(rec, skills)
     print(params.table())
@@ -80,6 +73,9 @@ def main() -> None:
                     se = np.sqrt(y[sel].mean() * (1 - y[sel].mean()) / sel.sum())
                     print(f"{F.ROLES[role]:<10}{d:>7}{m:>15}{sel.sum():>9}{p0[sel].mean():>18.3f}"
                           f"{y[sel].mean():>7.3f}±{se:.3f}{(rec.counts[sel, 0] / d).mean():>13.3f}")
+    levels = np.array([r.level for r in recs])
+    if levels.min() > 0:
+        by_level(rec, p0, y, levels, skills)
     fold = np.random.default_rng(0).integers(0, args.folds, len(recs))
     print(f"\n{args.folds}-fold cross-validated negative log-likelihood (lower is better):")
     for name, fitter in (("as shipped", lambda r: F.fit_fusion(r, skills)),
@@ -88,6 +84,26 @@ def main() -> None:
         total = sum(F.negative_log_likelihood(fitter(subset(rec, fold != k)).vector, subset(rec, fold == k))[0]
                     for k in range(args.folds))
         print(f"  {name:<40} {total:9.1f}")
+
+
+def by_level(rec: F.RecordArrays, p0: np.ndarray, y: np.ndarray, levels: np.ndarray,
+             skills: dict[str, float]) -> None:
+    """Observed against fitted P(correct) per level, then the deepest level under a fit without it."""
+    print(f"\n{'level':<8}{'records':>9}{'model P(correct)':>18}{'observed':>16}{'inputs correct':>16}")
+    degree = rec.counts.sum(axis=1)
+    for lv in sorted(set(levels.tolist())):
+        sel = levels == lv
+        se = np.sqrt(y[sel].mean() * (1 - y[sel].mean()) / sel.sum())
+        print(f"{lv:<8}{sel.sum():>9}{p0[sel].mean():>18.3f}{y[sel].mean():>10.3f}±{se:.3f}"
+              f"{(rec.counts[sel, 0] / degree[sel]).mean():>16.3f}")
+    top = levels == levels.max()
+    shallow = F.fit_fusion(subset(rec, ~top), skills)
+    p_top = F.p_correct(shallow, subset(rec, top))
+    nll_all = F.negative_log_likelihood(F.fit_fusion(rec, skills).vector, subset(rec, top))[0]
+    nll_shallow = F.negative_log_likelihood(shallow.vector, subset(rec, top))[0]
+    print(f"level {levels.max()} predicted by a fit on the levels below: P(correct) {p_top.mean():.3f} against "
+          f"{y[top].mean():.3f} observed; its negative log-likelihood {nll_shallow:.1f} (a fit on all levels: "
+          f"{nll_all:.1f})")
 
 
 if __name__ == "__main__":

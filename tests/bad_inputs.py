@@ -116,8 +116,10 @@ PROFILES: dict[str, bytes] = {
     "deep-dict.json.gz": gzip.compress(DEEP_DICT.encode()),
     "fusion-5-fields.json": _resealed(lambda d: d["tasks"]["math"].update(
         fusion_records=[r[:5] for r in d["tasks"]["math"]["fusion_records"]])),
-    "fusion-7-fields.json": _resealed(lambda d: d["tasks"]["math"].update(
-        fusion_records=[r + [1] for r in d["tasks"]["math"]["fusion_records"]])),
+    "fusion-8-fields.json": _resealed(lambda d: d["tasks"]["math"].update(
+        fusion_records=[r + [1, 1] for r in d["tasks"]["math"]["fusion_records"]])),
+    "fusion-level-negative.json": _resealed(lambda d: d["tasks"]["math"].update(
+        fusion_records=[r + [-1] for r in d["tasks"]["math"]["fusion_records"]])),
     "fusion-inputs-int.json": _resealed(lambda d: d["tasks"]["math"]["fusion_records"][0].__setitem__(3, 7)),
     "fusion-record-string.json": _resealed(_set((*_MATH, "fusion_records"), ["abc"])),
     "fusion-question-out-of-range.json": _resealed(lambda d: d["tasks"]["math"]["fusion_records"][0].__setitem__(2, 9)),

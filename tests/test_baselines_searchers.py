@@ -100,3 +100,18 @@ def test_tpe_and_bo_use_the_same_initial_design():
     tpe = run_search("tpe", SPACE, ev, 4, seed=9, options={"n_initial": 3})
     bo = run_search("bo-forest", SPACE, ev, 4, seed=9, options={"n_initial": 3, "n_points": 100})
     assert [t.graph_key for t in tpe.trials[:3]] == [t.graph_key for t in bo.trials[:3]]
+
+
+def test_tpe_stops_in_a_spent_space_with_the_same_trials():
+    from tts_sim.search.enumerate import enumerate_graphs
+
+    space = SearchSpace("math", 6.0, max_nodes=3, pool=("llama-3.2-1b", "llama-3.1-8b"))
+    assert len(enumerate_graphs(space)) == 2  # fewer graphs than evaluations
+    stopped = run_search("tpe", space, FakeEvaluator("math", 40), 30, seed=0)
+    spinning = run_search("tpe", space, FakeEvaluator("math", 40), 30, seed=0, options={"max_stale": 10_000})
+    assert [t.graph_key for t in stopped.trials] == [t.graph_key for t in spinning.trials]
+    assert len(stopped.trials) == 2
+    asked = stopped.cost.cache_hits + stopped.cost.penalised
+    assert asked <= 200 + 10 and spinning.cost.cache_hits + spinning.cost.penalised > 600  # the driver's cap: 700
+    with pytest.raises(ConfigError, match="max_stale"):
+        make_searcher("tpe", max_stale=0)

@@ -18,7 +18,7 @@ from tts_sim.core.profile import Profile
 from tts_sim.errors import ConfigError
 from tts_sim.real.executor import GraphExecutor
 from tts_sim.real.profiling import ProfileConfig, collect_answer_banks, fusion_from_banks, run_profile
-from tts_sim.real.profiling.fusion import plan_fusion_graphs
+from tts_sim.real.profiling.fusion import plan_deep_graphs, plan_fusion_graphs
 from tts_sim.real.profiling.journal import CallJournal
 from tts_sim.tasks.graders import get_grader, grader_stop
 from tts_sim.tasks.simple import addition_questions
@@ -307,3 +307,47 @@ def test_latency_grid_is_not_part_of_the_fingerprint_and_tables_are_keyed_by_gri
     other = replace(base, latency=True, batch_sizes=(1, 8), contexts=(32,), prompt_lengths=(16,), repeats=5)
     assert _fingerprint(base, [], {}) == _fingerprint(other, [], {})
     assert not set(LATENCY_KEYS) & set(_fingerprint(base, [], {}))
+
+
+def test_deep_graphs_reach_three_levels_legally_and_their_plan_only_grows():
+    banks = collect_answer_banks(_fake(), {SMALL: SMALL, BIG: BIG}, QS, GRADER, samples=4, seed=1)
+    graphs = plan_deep_graphs(banks, [SMALL, BIG], 1500, seed=7)
+    nodes = sum(len(g.graph.nodes) - len(g.sources) for g in graphs)
+    assert 1500 <= nodes < 1500 + 7  # at most one graph's calls beyond the target
+    degrees, roles_by_level = Counter(), set()
+    for g in graphs:
+        graph = g.graph
+        graph.validate(catalog=None)
+        assert graph.depth == 3 and set(graph.executed) == {n.id for n in graph.nodes}  # every node read
+        assert all(banks.samples[j].question == g.question for j in g.sources)
+        for n in graph.nodes:
+            preds = graph.predecessors(n.id)
+            if preds:
+                degrees[len(preds)] += 1
+                roles_by_level.add((graph.levels[n.id], n.role.value))
+                assert {graph.levels[p] for p in preds} == {graph.levels[n.id] - 1}  # reads the level below only
+                assert n.role is Role.ASSISTANT or all(graph.node(p).role is Role.ASSISTANT for p in preds)
+    assert set(degrees) == {1, 2, 3, 4}
+    assert roles_by_level == {(lv, r) for lv in (1, 2, 3) for r in ("assistant", "fuser")}
+    fewer = plan_deep_graphs(banks, [SMALL, BIG], 300, seed=7)
+    assert graphs[:len(fewer)] == fewer  # a larger plan starts with the smaller one
+
+
+def test_deep_records_carry_levels_and_grow_from_the_same_journal(tmp_path):
+    journal = tmp_path / "j.jsonl"
+    base = run_profile(_fake(), _config(), questions=QS, journal=journal).profile.task("add").fusion_records
+    assert {r.level for r in base} == {1, 2}
+    run_profile(_fake(), _config(deep_records=20), questions=QS, journal=journal)
+    more = _fake()
+    run = run_profile(more, _config(deep_records=60), questions=QS, journal=journal)
+    records = run.profile.task("add").fusion_records
+    deep = records[len(base):]
+    assert records[:len(base)] == base and len(deep) >= 60 and {r.level for r in deep} == {1, 2, 3}
+    first = [c for c in _journal_keys(journal) if c.startswith("deep/")]
+    assert len(first) == len(set(first)) == len(deep)  # the second run sent only the calls the first lacked
+    assert 0 < _requests(more) <= len(deep) - 20
+    level3 = [c for c in run.fusion[len(base):] if c.level == 3]
+    level2_texts = {c.text for c in run.fusion[len(base):] if c.level == 2}
+    assert level3 and all(set(c.input_texts) <= level2_texts for c in level3)
+    loaded = Profile.from_dict(json.loads(json.dumps(run.profile.to_dict())))
+    assert loaded.task("add").fusion_records == records  # levels survive a save

@@ -107,6 +107,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fusion-records", type=non_negative_int, default=40,
                    help="fusion calls (records) from small graphs over bank replies: width 1-4, depth 1-2, "
                         "1-4 inputs per node")
+    p.add_argument("--deep-records", type=non_negative_int, default=0,
+                   help="at least this many more fusion records from graphs three levels of calls deep over bank "
+                        "replies (nodes reading refined or fused answers of refined answers); a profile can be "
+                        "given more of them later from the same journal")
     p.add_argument("--fusion-graphs", type=non_negative_int, default=0,
                    help="random small graphs run end to end for more fusion records (not journaled: a resumed "
                         "run repeats them)")
@@ -147,7 +151,8 @@ def cmd_profile(args: argparse.Namespace) -> None:
     check_models(models, catalog_from(args))
     config = ProfileConfig(
         task=args.task, models=models, data=args.data, questions=args.questions, offset=args.offset,
-        samples=args.samples, fusion_records=args.fusion_records, fusion_graphs=args.fusion_graphs,
+        samples=args.samples, fusion_records=args.fusion_records, deep_records=args.deep_records,
+        fusion_graphs=args.fusion_graphs,
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed,
         batch=args.batch, latency=not args.no_latency, banks=not args.no_banks, prompt_lengths=args.prompt_lengths,
         batch_sizes=args.batch_sizes, contexts=args.contexts, repeats=args.repeats, steps=args.steps,

@@ -36,6 +36,7 @@ class FusionRecord:
     inputs: tuple[int, ...]  # answer ids of its predecessors
     output: int  # answer id it produced
     prompt_tokens: int = 0  # context length it saw
+    level: int = 0  # the node's level in its graph (1: reads sources only); 0: not recorded
 
 
 @dataclass
@@ -111,7 +112,8 @@ class Profile:
                     "question_ids": tp.question_ids,
                     "answer_banks": tp.answer_banks,
                     "fusion_records": [
-                        [r.model, r.role, r.question, list(r.inputs), r.output, r.prompt_tokens]
+                        [r.model, r.role, r.question, list(r.inputs), r.output, r.prompt_tokens,
+                         *([r.level] if r.level else [])]
                         for r in tp.fusion_records
                     ],
                 }
@@ -198,12 +200,13 @@ class Profile:
 
 
 def _fusion_record(r: Any, where: str) -> FusionRecord:
-    """A ``[model, role, question, [inputs...], output, prompt_tokens]`` row as a record."""
-    if not isinstance(r, list) or len(r) != 6 or not isinstance(r[3], list):
-        raise ProfileError(f"{where}: expected [model, role, question, [inputs], output, prompt_tokens], "
+    """A ``[model, role, question, [inputs...], output, prompt_tokens(, level)]`` row as a record."""
+    if not isinstance(r, list) or len(r) not in (6, 7) or not isinstance(r[3], list):
+        raise ProfileError(f"{where}: expected [model, role, question, [inputs], output, prompt_tokens(, level)], "
                            f"got {len(r) if isinstance(r, list) else type(r).__name__} fields")
     return FusionRecord(str(r[0]), str(r[1]), _int(r[2], where), tuple(_int(x, where) for x in r[3]),
-                        _int(r[4], where), _int(r[5], where))  # answer ids and token counts are >= 0
+                        _int(r[4], where), _int(r[5], where),  # answer ids and token counts are >= 0
+                        _int(r[6], where) if len(r) == 7 else 0)
 
 
 def _latency_row(row: Any, where: str) -> tuple[int, int, float]:

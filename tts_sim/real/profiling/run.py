@@ -24,7 +24,13 @@ from tts_sim.core.prompts import DIRECT, PROMPTS_VERSION
 from tts_sim.errors import ConfigError, ProfileError
 from tts_sim.real.executor import GraphExecutor
 from tts_sim.real.profiling.banks import AnswerBanks, collect_answer_banks
-from tts_sim.real.profiling.fusion import FusionCall, fusion_from_banks, fusion_from_graphs
+from tts_sim.real.profiling.fusion import (
+    FusionCall,
+    fusion_from_banks,
+    fusion_from_graphs,
+    plan_deep_graphs,
+    run_fusion_graphs,
+)
 from tts_sim.real.profiling.http_latency import filler_prompt
 from tts_sim.real.profiling.journal import CallJournal, ProgressBar
 from tts_sim.real.profiling.latency import (
@@ -61,6 +67,7 @@ class ProfileConfig:
     offset: int = 0
     samples: int = 8
     fusion_records: int = 40
+    deep_records: int = 0  # at least this many more records from graphs three levels deep (plan_deep_graphs)
     fusion_graphs: int = 0
     max_new_tokens: int = 256
     temperature: float = 0.7
@@ -85,8 +92,8 @@ class ProfileConfig:
         for name in ("questions", "samples", "max_new_tokens", "batch", "repeats", "steps", "passes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-        if self.offset < 0 or self.fusion_records < 0 or self.fusion_graphs < 0:
-            raise ConfigError("offset, fusion_records and fusion_graphs must be >= 0")
+        if min(self.offset, self.fusion_records, self.deep_records, self.fusion_graphs) < 0:
+            raise ConfigError("offset, fusion_records, deep_records and fusion_graphs must be >= 0")
         if not (self.latency or self.banks):
             raise ConfigError("nothing to measure: both latency tables and answer banks are switched off")
 
@@ -157,7 +164,7 @@ def run_profile(backend: Backend, config: ProfileConfig, *, grader: Grader | Non
     token_stats: dict[str, Any] = {}
     if config.banks:
         assert grader is not None  # set above, before the latency tables
-        total = len(config.models) * len(qs) * config.samples + config.fusion_records
+        total = len(config.models) * len(qs) * config.samples + config.fusion_records + config.deep_records
         progress_bar = bar(total, min(log.replayed, total)) if bar is not None else None
         t0 = time.perf_counter()
         banks = collect_answer_banks(backend, config.models, qs, grader, config.samples,
@@ -170,6 +177,14 @@ def run_profile(backend: Backend, config: ProfileConfig, *, grader: Grader | Non
                                   max_new_tokens=config.max_new_tokens, temperature=config.temperature,
                                   top_p=config.top_p, seed=config.seed + 1, batch=config.batch, journal=log,
                                   bar=progress_bar)
+        if config.deep_records:
+            deep = plan_deep_graphs(banks, list(config.models), config.deep_records, seed=config.seed + 3)
+            if progress_bar is not None and hasattr(progress_bar, "total"):  # the plan may hold a few more
+                progress_bar.total += sum(len(g.graph.nodes) - len(g.sources) for g in deep) - config.deep_records
+            calls += run_fusion_graphs(backend, banks, deep, config.models, key="deep",
+                                       max_new_tokens=config.max_new_tokens, temperature=config.temperature,
+                                       top_p=config.top_p, seed=config.seed + 3, batch=config.batch, journal=log,
+                                       bar=progress_bar)
         if progress_bar is not None and hasattr(progress_bar, "close"):
             progress_bar.close()
         if config.fusion_graphs:
@@ -279,9 +294,10 @@ def _fingerprint(config: ProfileConfig, questions: Sequence[Question],
     batch size, label or progress), the questions' ids, the prompt templates' version and what serves
     each model (backend, version, provider, device, quantisation). Not whether or on which grid latency
     tables are measured (tables are journaled under their grid): a run with ``--no-latency`` can be
-    completed with its tables later (say, on a quiet machine)."""
+    completed with its tables later (say, on a quiet machine). Nor the number of deep records: their plan
+    for more records starts with the plan for fewer, so a profile can be given more of them later."""
     d = _config_dict(config)
-    for key in ("batch", "label", "latency", *LATENCY_KEYS):
+    for key in ("batch", "label", "latency", "deep_records", *LATENCY_KEYS):
         d.pop(key)
     served = {m: [i.backend, i.version, i.provider, i.device, i.quantization] for m, i in sorted(infos.items())}
     return {**d, "question_ids": [q.id for q in questions], "prompts_version": PROMPTS_VERSION,

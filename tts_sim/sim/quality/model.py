@@ -20,11 +20,12 @@ from threadpoolctl import threadpool_limits
 from tts_sim.core.graph import Graph, Role
 from tts_sim.core.identity import canonical_order, graph_key
 from tts_sim.core.models import DEFAULT_CATALOG, ModelCatalog
-from tts_sim.core.profile import Profile
+from tts_sim.core.profile import Profile, TaskProfile
 from tts_sim.errors import ConfigError, ProfileError
 from tts_sim.sim.quality.answers import AnswerTables, smooth_answer_banks
 from tts_sim.sim.quality.fusion import (
     FusionParams,
+    RecordArrays,
     cached_fit,
     chance_probs,
     degradation,
@@ -70,6 +71,24 @@ class _NodePlan:
 PLAN_CACHE_SIZE = 256
 
 
+def fit_inputs(tp: TaskProfile, spec: TaskSpec, origin: str = "profile"
+               ) -> tuple[AnswerTables, RecordArrays, dict[str, float]]:
+    """What the fusion fit reads from one task of a profile: the smoothed answer banks (every answer id a
+    fusion record names exists), the records as arrays, and each model's skill."""
+    recs = tp.fusion_records
+    k_rec = max([0] + [max((*r.inputs, r.output)) + 1 for r in recs])
+    extra = np.zeros((tp.n_questions, k_rec), dtype=bool)
+    for r in recs:
+        extra[r.question, [*r.inputs, r.output]] = True
+    answers = smooth_answer_banks(tp.answer_banks, tp.n_questions, chance=spec.chance, extra_ids=extra,
+                                  origin=origin)
+    unknown = sorted({r.model for r in recs} - set(answers.models))
+    if unknown:
+        raise ProfileError(f"{origin}: fusion records of model(s) {', '.join(unknown)} without an answer bank")
+    skills = dict(zip(answers.models, answers.skill.tolist(), strict=True))
+    return answers, record_arrays(recs, answers, spec), skills
+
+
 class QualityModel:
     """Predicts a graph's correctness per question on one task (see the package docstring)."""
 
@@ -92,21 +111,9 @@ class QualityModel:
                      catalog: ModelCatalog = DEFAULT_CATALOG) -> QualityModel:
         """Smooth the task's answer banks and fit the fusion parameters to its fusion records."""
         spec = get_task(task) if isinstance(task, str) else task
-        tp = profile.task(spec.name)
         origin = f"profile {profile.label!r}, task {spec.name!r}"
-        recs = tp.fusion_records
-        k_rec = max([0] + [max((*r.inputs, r.output)) + 1 for r in recs])
-        extra = np.zeros((tp.n_questions, k_rec), dtype=bool)
-        for r in recs:
-            extra[r.question, [*r.inputs, r.output]] = True
         with threadpool_limits(1):  # small L-BFGS problems: BLAS threads only add overhead (10x here)
-            answers = smooth_answer_banks(tp.answer_banks, tp.n_questions, chance=spec.chance, extra_ids=extra,
-                                          origin=origin)
-            skills = dict(zip(answers.models, answers.skill.tolist(), strict=True))
-            unknown = sorted({r.model for r in recs} - set(answers.models))
-            if unknown:
-                raise ProfileError(f"{origin}: fusion records of model(s) {', '.join(unknown)} without an answer bank")
-            rec = record_arrays(recs, answers, spec)
+            answers, rec, skills = fit_inputs(profile.task(spec.name), spec, origin)
             _, gaps = fit_plan(rec)
             if gaps:
                 log.warning("%s: too little data to fit %s; using the documented priors "

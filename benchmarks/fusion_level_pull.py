@@ -1,0 +1,72 @@
+"""Would a pull that weakens (or grows) with a node's level describe deep fusion records better?
+
+On a profile whose records carry their levels (``tts-sim profile --deep-records``), each input's pull
+is scaled by ``exp(-kappa * (level - 1))`` for ``kappa`` on a grid (every other coefficient refitted;
+the gradient stays exact because the factor only rescales the pull's weight). Prints the 5-fold
+cross-validated negative log-likelihood per ``kappa`` and the level-3 records' mean predicted
+P(correct) against the observed rate. An experiment, not part of the model (kappa 0 is the model).
+
+    python benchmarks/fusion_level_pull.py docs/fidelity/deep/measured-add-words.json.gz add-words
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from tts_sim.sim.profiles import load_profile
+from tts_sim.sim.quality import fusion as F
+from tts_sim.sim.quality.model import fit_inputs
+from tts_sim.tasks import get_task
+
+_record_logits = F.record_logits
+
+
+def _scaled_logits(x: np.ndarray, rec: F.RecordArrays) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    logits, t = _record_logits(x, rec)
+    factor = getattr(rec, "level_factor", None)
+    if factor is None:
+        return logits, t
+    t["weight"] = t["weight"] * factor
+    logits = F.fusion_logits(t["tau"][:, None] * t["log_own0"] + rec.outside, rec.counts,
+                             t["lam"] * t["beta"] * t["weight"], t["lam"] * t["rho"])
+    return logits, t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("profile", help="a profile whose fusion records carry levels")
+    ap.add_argument("task")
+    ap.add_argument("--kappas", default="-0.3,-0.15,0,0.15,0.3,0.5,0.8")
+    ap.add_argument("--folds", type=int, default=5)
+    args = ap.parse_args()
+    threadpool_limits(1)
+    tp = load_profile(args.profile).task(args.task)
+    recs = tp.fusion_records
+    levels = np.array([r.level for r in recs], dtype=float)
+    if not len(recs) or levels.min() < 1:
+        raise SystemExit(f"{args.profile}: its {args.task} fusion records do not carry levels")
+    _, rec, skills = fit_inputs(tp, get_task(args.task), args.profile)
+    F.record_logits = _scaled_logits  # the experiment's one change
+
+    def part(kappa: float, mask: np.ndarray) -> F.RecordArrays:
+        sub = F.RecordArrays(rec.role[mask], rec.skill[mask], rec.probs[mask], rec.counts[mask], rec.output[mask],
+                             rec.excess[mask], rec.base[mask])
+        object.__setattr__(sub, "level_factor", np.exp(-kappa * (levels[mask] - 1)))
+        return sub
+
+    fold = np.random.default_rng(0).integers(0, args.folds, len(recs))
+    top = levels == levels.max()
+    for kappa in (float(k) for k in args.kappas.split(",")):
+        cv = sum(F.negative_log_likelihood(F.fit_fusion(part(kappa, fold != k), skills).vector,
+                                           part(kappa, fold == k))[0] for k in range(args.folds))
+        fitted = F.fit_fusion(part(kappa, np.ones(len(recs), dtype=bool)), skills)
+        print(f"kappa {kappa:+.2f}: {args.folds}-fold CV negative log-likelihood {cv:8.1f}; level "
+              f"{int(levels.max())}: P(correct) {F.p_correct(fitted, part(kappa, top)).mean():.3f} "
+              f"(observed {(rec.output[top] == 0).mean():.3f})")
+
+
+if __name__ == "__main__":
+    main()
