@@ -360,3 +360,25 @@ def test_a_refitted_profile_re_predicts_from_the_same_journal(add_profile, fake_
     assert [r["measured"] for r in second["rows"]] == [r["measured"] for r in first["rows"]]
     assert second["summary"]["profile"] == "refitted"
     assert [r["predicted"]["accuracy"] for r in second["rows"]] != [r["predicted"]["accuracy"] for r in first["rows"]]
+
+
+def test_a_run_grows_with_more_questions_from_the_same_offset(add_profile, tmp_path):  # noqa: F811
+    _, profile = add_profile
+    plan = _plan(profile)
+    fewer = FidelityPlan("add", plan.graphs, plan.questions[:6], latency_questions=2, batch=3, seed=1)
+    path = tmp_path / "grow.jsonl"
+    measure(fewer, _executor(_fake()), path, fewer.journal_config(profile=profile.label), quiet=True)
+    more = _fake()
+    grown = measure(plan, _executor(more), path, plan.journal_config(profile=profile.label), quiet=True)
+    whole = measure(plan, _executor(_fake()), tmp_path / "whole.jsonl", plan.journal_config(profile=profile.label),
+                    quiet=True)
+    assert _without_times(grown) == _without_times(whole)
+    asked = {q.id for _, reqs in more.calls for r in reqs for q in plan.questions[6:] if q.prompt in str(r.messages)}
+    assert asked == {q.id for q in plan.questions[6:]}  # only the new questions ran
+    assert sum(len(r) for _, r in more.calls) == 4 * sum(len(g.executed) for g in plan.graphs)
+    again = _fake()  # and back to the first six: all replayed
+    measure(fewer, _executor(again), path, fewer.journal_config(profile=profile.label), quiet=True)
+    assert again.calls == []
+    shifted = FidelityPlan("add", plan.graphs, plan.questions[1:], latency_questions=2, batch=3, seed=1)
+    with pytest.raises(ConfigError, match="'questions' differs"):
+        measure(shifted, _executor(_fake()), path, shifted.journal_config(profile=profile.label), quiet=True)

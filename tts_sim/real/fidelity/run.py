@@ -83,6 +83,14 @@ class FidelityPlan:
         return out
 
 
+def _extends(saved: Any, current: Any) -> bool:
+    """Whether one question list starts with the other."""
+    if not (isinstance(saved, list) and isinstance(current, list)):
+        return bool(saved == current)
+    n = min(len(saved), len(current))
+    return bool(saved[:n] == current[:n])
+
+
 def _check_record(record: Any, where: str) -> None:
     if not isinstance(record, dict) or any(k not in record for k in _FIELDS):
         raise ConfigError(f"{where}: not a fidelity record (needs {', '.join(_FIELDS)})")
@@ -105,15 +113,19 @@ def measure(plan: FidelityPlan, executor: GraphExecutor, journal_path: str | Pat
             quiet: bool = False, on_batch: Callable[[int], None] | None = None) -> list[dict[str, dict[str, Any]]]:
     """Run what the journal at ``journal_path`` does not hold yet; every record by graph (index into
     ``plan.graphs``; the journal's config holds the graphs) and question id. ``config``
-    (``plan.journal_config(...)``) must equal the journal's. ``on_batch(n)``: called after each
-    journalled batch with the records written so far this call (tests interrupt with it)."""
+    (``plan.journal_config(...)``) must equal the journal's, except that either question list may
+    extend the other: a run grows with more questions from the same offset (the latency questions,
+    the first ones, stay), or reports on fewer. ``on_batch(n)``: called after each journalled batch
+    with the records written so far this call (tests interrupt with it)."""
     journal = Journal(journal_path, JOURNAL_SCHEMA, JOURNAL_VERSION, what="fidelity journal",
                       kind="tts-sim fidelity journal")
     loaded = journal.load(_check_record)
     done: list[dict[str, dict[str, Any]]] = [{} for _ in plan.graphs]
     if loaded is not None:
         saved, records = loaded
-        key = config_mismatch(saved, config)
+        key = config_mismatch({**saved, "questions": None}, {**config, "questions": None})
+        if key is None and not _extends(saved.get("questions"), config.get("questions")):
+            key = "questions"
         if key is not None:
             raise ConfigError(f"{journal.path} was written for another fidelity run ({key!r} differs): use another "
                               f"--out folder, or delete the journal to start again")
