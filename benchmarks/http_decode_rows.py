@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--words", type=int, default=20, help="prompt words (serving_validation's question)")
     parser.add_argument("--tokens", type=int, default=24)
     parser.add_argument("--stagger-ms", type=float, default=0.0, help="stream k starts k times this later")
+    parser.add_argument("--spin", action="store_true", help="let llama-server's OpenMP workers busy-wait")
     args = parser.parse_args(argv)
     from tts_sim.backends.onnxruntime.export import BUILTIN_MODELS, default_cache_dir
 
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     batches = [int(b) for b in args.batches.split(",") if b]
     with LlamaServer(ensure_llama_server(), Path(gguf), threads=2, parallel=max(batches + [4]),
-                     ctx_size=2048) as server:
+                     ctx_size=2048, spin=args.spin) as server:
         client = OpenAIClient(ClientSettings(server.url, timeout_s=300, retries=0))
         tag = 0
         for _ in range(args.rounds):
