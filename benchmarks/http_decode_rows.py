@@ -5,9 +5,12 @@ every round and each b in ``--batches`` sends b concurrent 24-token streams and 
 ``http_latency.decode_step`` derives from the chunk gaps (what the latency table stores), when each
 stream's first token came, each stream's median chunk gap, and llama-server's own decode time per
 token (``timings.predicted_ms / predicted_n``). A check on single table rows, e.g. a batch-2 step
-slower than a batch-3 one (docs/serving/llama_server.md, run 4).
+slower than a batch-3 one (docs/serving/llama_server.md, run 4). ``--server-arg`` passes llama-server
+options: with one KV buffer per slot (``--no-kv-unified``, its default when ``-np`` is given) batches of 2-3
+take twice the expected step in most rounds, with ``--kv-unified`` in none:
 
-    PYTHONPATH=$PWD python benchmarks/http_decode_rows.py --rounds 2 --batches 1,2,3,2   # ~1 min
+    PYTHONPATH=$PWD python benchmarks/http_decode_rows.py --rounds 5 --batches 1,2,3,4 --stagger-ms 100 \
+        --server-arg=--no-kv-unified    # then --server-arg=--kv-unified; ~1 min each
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=24)
     parser.add_argument("--stagger-ms", type=float, default=0.0, help="stream k starts k times this later")
     parser.add_argument("--spin", action="store_true", help="let llama-server's OpenMP workers busy-wait")
+    parser.add_argument("--server-arg", action="append", default=[],
+                        help="one more llama-server argument (repeat), e.g. --server-arg=--kv-unified")
     args = parser.parse_args(argv)
     from tts_sim.backends.onnxruntime.export import BUILTIN_MODELS, default_cache_dir
 
@@ -48,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     batches = [int(b) for b in args.batches.split(",") if b]
     with LlamaServer(ensure_llama_server(), Path(gguf), threads=2, parallel=max(batches + [4]),
-                     ctx_size=2048, spin=args.spin) as server:
+                     ctx_size=2048, spin=args.spin, extra_args=args.server_arg) as server:
         client = OpenAIClient(ClientSettings(server.url, timeout_s=300, retries=0))
         tag = 0
         for _ in range(args.rounds):

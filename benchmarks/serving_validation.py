@@ -1,7 +1,8 @@
 """Validate the simulator's ``continuous`` scheduler against a real continuous-batching engine (issue 11, item 7).
 
-Starts llama.cpp's ``llama-server`` (SmolLM2-135M GGUF, ``-np 4`` slots, 2 threads) on 127.0.0.1, measures its
-per-step latency table through the OpenAI-compatible HTTP path (tts_sim/real/profiling/http_latency.py), finds
+Starts llama.cpp's ``llama-server`` (SmolLM2-135M GGUF, ``-np 4`` slots, 2 threads, one KV buffer for all slots) on
+127.0.0.1, measures its per-step latency table through the OpenAI-compatible HTTP path
+(tts_sim/real/profiling/http_latency.py), finds
 the saturation rate of each graph from that table, then drives open-loop Poisson load at three fractions of it
 (light, medium, near saturation) on a single-node graph and a fan-out graph (3 parallel nodes, then an output
 node that gets their answers), as a client would: the parallel calls at once, then the output call. Every query's
@@ -238,7 +239,7 @@ def uptime() -> str:
         return ""
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def plot(rows: list[dict], path: Path, engine: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -262,7 +263,7 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.set_xlabel(f"measured {key} (llama-server)")
         ax.set_ylabel(f"predicted {key} (simulator, continuous)")
         ax.legend(fontsize=8)
-    fig.suptitle("SmolLM2-135M on llama-server -np 4, 2 threads: simulator vs measured (dotted: ±10%)")
+    fig.suptitle(f"SmolLM2-135M on {engine}: simulator vs measured (dotted: ±10%)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -280,6 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="rounds per latency-table cell (interleaved)")
     parser.add_argument("--stagger-ms", type=float, default=100.0,
                         help="latency table: decode stream k of a round starts k times this after the first")
+    parser.add_argument("--kv-unified", action=argparse.BooleanOptionalAction, default=True,
+                        help="one KV buffer shared by the slots (llama-server's -kvu; its default only when the slot "
+                             "count is automatic). Per-slot buffers (--no-kv-unified, runs 1-7) make a batch of 2-3 "
+                             "short sequences decode at twice the step in most rounds (benchmarks/http_decode_rows.py)")
     parser.add_argument("--graphs", default="single,fan-out")
     parser.add_argument("--loads", default=",".join(LOADS))
     parser.add_argument("--seed", type=int, default=0)
@@ -299,7 +304,9 @@ def main(argv: list[str] | None = None) -> int:
     command = "PYTHONPATH=$PWD python benchmarks/serving_validation.py " + " ".join(argv or sys.argv[1:])
     try:
         binary = ensure_llama_server(progress=log)
-        with LlamaServer(binary, Path(gguf), threads=args.threads, parallel=args.parallel, ctx_size=2048) as server:
+        kv = ["--kv-unified" if args.kv_unified else "--no-kv-unified"]
+        with LlamaServer(binary, Path(gguf), threads=args.threads, parallel=args.parallel, ctx_size=2048,
+                         extra_args=kv) as server:
             client = OpenAIClient(ClientSettings(server.url, timeout_s=300, retries=0))
             for k in range(2):  # warm-up (the first passes are slow)
                 _chat(client, filler_prompt(args.question_words, -1 - k), args.max_tokens)
@@ -347,14 +354,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     result = {"command": command, "engine": f"llama-server (llama-cpp-python {binary.parent.parent.name}), "
-              f"-np {args.parallel}, -t {args.threads}, n_batch {N_BATCH}, cache_prompt off",
+              f"-np {args.parallel}, -t {args.threads}, {kv[0]}, n_batch {N_BATCH}, cache_prompt off",
               "model": f"{MODEL} ({Path(gguf).name})", "max_tokens": args.max_tokens,
               "simulator": {"scheduler": "continuous", "max_batch": args.parallel, "chunked_prefill": N_BATCH,
                             "prefix_caching": False, "decode_steps_per_call": args.max_tokens - 1},
               "latency_table": asdict(table), "latency_table_median_rounds": asdict(median_table),
               "latency_rounds": rounds.to_dict(), "rows": rows, "per_query": raw}
     (args.out / "llama_server.json").write_text(json.dumps(result, indent=1) + "\n")
-    plot(rows, args.out / "llama_server.png")
+    plot(rows, args.out / "llama_server.png", f"llama-server -np {args.parallel}, {args.threads} threads, {kv[0]}")
     log(f"wrote {args.out / 'llama_server.json'} and llama_server.png")
     return 0
 

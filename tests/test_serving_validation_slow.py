@@ -43,6 +43,7 @@ def test_tiny_validation_run_writes_rows_and_stops_the_server(tmp_path, monkeypa
     assert {r[1] for r in data["latency_table"]["decode"]} == {1, 2}
     # the server was stopped by the script
     assert len(started) == 1 and started[0].process is None
+    assert started[0].extra_args == ["--kv-unified"] and "--kv-unified" in data["engine"]  # one KV buffer
 
 
 def test_bad_arguments_exit_2(capsys) -> None:

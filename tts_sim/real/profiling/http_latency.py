@@ -156,8 +156,9 @@ def measure_http_rounds(client: OpenAIClient, model: str, *, prompt_words: Seque
     Prefill: ``repeats`` rounds of ``b`` concurrent one-token requests per prompt length and ``b``.
     Decode: ``repeats`` rounds of ``b`` concurrent ``decode_tokens``-token streams per prompt length and ``b``,
     stream k sent ``k * decode_stagger_s`` after the first (default: all at once), as requests of open-loop
-    traffic arrive: b streams sent at the same instant can put llama-server into a state where a batch of 2
-    decodes at twice the batch-1 step (``benchmarks/http_decode_rows.py``, docs/serving/llama_server.md).
+    traffic arrive. (llama-server with one KV buffer per slot, its default when ``-np`` is given, decodes a
+    batch of 2-3 short sequences at twice the batch-1 step in most rounds; with ``--kv-unified`` it does not:
+    ``benchmarks/http_decode_rows.py``, docs/serving/llama_server.md.)
     Keep ``(b - 1) * decode_stagger_s`` well below one stream's ``decode_tokens`` steps, or the streams
     never all decode together and the cell gets no round.
     Rounds are interleaved: round r measures every cell once before round r + 1 starts, so a slow spell
