@@ -12,6 +12,7 @@ P(correct) against the observed rate. An experiment, not part of the model (kapp
 from __future__ import annotations
 
 import argparse
+import sys
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -47,7 +48,9 @@ def main() -> None:
     recs = tp.fusion_records
     levels = np.array([r.level for r in recs], dtype=float)
     if not len(recs) or levels.min() < 1:
-        raise SystemExit(f"{args.profile}: its {args.task} fusion records do not carry levels")
+        print(f"error: {args.profile}: its {args.task} fusion records do not carry levels "
+              "(profile with --deep-records)", file=sys.stderr)
+        raise SystemExit(2)
     _, rec, skills = fit_inputs(tp, get_task(args.task), args.profile)
     F.record_logits = _scaled_logits  # the experiment's one change
 
