@@ -1,5 +1,7 @@
 """Would a pull that weakens (or grows) with a node's level describe deep fusion records better?
 
+(``--term own``: the same for the node's own judgement, ``tau`` scaled by ``exp(kappa * (level - 1))``.)
+
 On a profile whose records carry their levels (``tts-sim profile --deep-records``), each input's pull
 is scaled by ``exp(-kappa * (level - 1))`` for ``kappa`` on a grid (every other coefficient refitted;
 the gradient stays exact because the factor only rescales the pull's weight). Prints the 5-fold
@@ -25,12 +27,18 @@ from tts_sim.tasks import get_task
 _record_logits = F.record_logits
 
 
+TERM = {"name": "pull"}  # which term the level factor scales: the inputs' pull, or the node's own judgement
+
+
 def _scaled_logits(x: np.ndarray, rec: F.RecordArrays) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     logits, t = _record_logits(x, rec)
     factor = getattr(rec, "level_factor", None)
     if factor is None:
         return logits, t
-    t["weight"] = t["weight"] * factor
+    if TERM["name"] == "own":  # tau * factor on log own~ (exact gradients while gamma is not fitted)
+        t["log_own0"] = t["log_own0"] * factor[:, None]
+    else:
+        t["weight"] = t["weight"] * factor
     logits = F.fusion_logits(t["tau"][:, None] * t["log_own0"] + rec.outside, rec.counts,
                              t["lam"] * t["beta"] * t["weight"], t["lam"] * t["rho"])
     return logits, t
@@ -42,7 +50,11 @@ def main() -> None:
     ap.add_argument("task")
     ap.add_argument("--kappas", default="-0.3,-0.15,0,0.15,0.3,0.5,0.8")
     ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--term", choices=("pull", "own"), default="pull",
+                    help="scale the inputs' pull by exp(-kappa (level - 1)), or the node's own judgement (tau) "
+                         "by exp(kappa (level - 1))")
     args = ap.parse_args()
+    TERM["name"] = args.term
     threadpool_limits(1)
     tp = load_profile(args.profile).task(args.task)
     recs = tp.fusion_records
@@ -57,7 +69,8 @@ def main() -> None:
     def part(kappa: float, mask: np.ndarray) -> F.RecordArrays:
         sub = F.RecordArrays(rec.role[mask], rec.skill[mask], rec.probs[mask], rec.counts[mask], rec.output[mask],
                              rec.excess[mask], rec.base[mask])
-        object.__setattr__(sub, "level_factor", np.exp(-kappa * (levels[mask] - 1)))
+        sign = 1.0 if args.term == "own" else -1.0
+        object.__setattr__(sub, "level_factor", np.exp(sign * kappa * (levels[mask] - 1)))
         return sub
 
     fold = np.random.default_rng(0).integers(0, args.folds, len(recs))
