@@ -15,14 +15,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from tts_sim.sim.profiles import load_profile
-from tts_sim.sim.quality import fusion as F
-from tts_sim.sim.quality.model import fit_inputs
-from tts_sim.tasks import get_task
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.fusion_calibration import subset  # noqa: E402
+from tts_sim.sim.profiles import load_profile  # noqa: E402
+from tts_sim.sim.quality import fusion as F  # noqa: E402
+from tts_sim.sim.quality.model import fit_inputs  # noqa: E402
+from tts_sim.tasks import get_task  # noqa: E402
 
 _record_logits = F.record_logits
 
@@ -67,8 +71,7 @@ def main() -> None:
     F.record_logits = _scaled_logits  # the experiment's one change
 
     def part(kappa: float, mask: np.ndarray) -> F.RecordArrays:
-        sub = F.RecordArrays(rec.role[mask], rec.skill[mask], rec.probs[mask], rec.counts[mask], rec.output[mask],
-                             rec.excess[mask], rec.base[mask])
+        sub = subset(rec, mask)
         sign = 1.0 if args.term == "own" else -1.0
         object.__setattr__(sub, "level_factor", np.exp(sign * kappa * (levels[mask] - 1)))
         return sub
