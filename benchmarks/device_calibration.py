@@ -5,8 +5,10 @@
 
 Figures and sources: tts_sim/data/device_calibration.json. "calibrated" is the roofline with the
 device catalogue's per-device factors (``RooflinePredictor(use_catalogue=True)``, what the CLI
-uses); "default" is one factor set for every device (compute 0.5, bandwidth 0.75, 0.5 ms per pass).
-Rows marked "held out" were not fitted (tensor-parallel rows: they test the all-reduce model).
+uses); "default" is one factor set for every device (compute 0.5, bandwidth 0.75, 0.5 ms per pass,
+the max of compute and memory time). Rows marked "held out" were not fitted (tensor-parallel rows:
+they test the TP split and the all-reduce model). ``kernels`` rows are GPU time without the per-pass
+overhead (Vidur's operator timings; regenerate them with benchmarks/vidur_figures.py).
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tts_sim.core.devices import CALIBRATIONS  # noqa: E402
+from tts_sim.core.devices import CALIBRATIONS, get_device  # noqa: E402
 from tts_sim.sim.cluster.calibration import (  # noqa: E402
     calibration_catalog,
     figures,
     fit_calibrations,
+    link_latencies,
     load_data,
     predict,
     seconds_of,
@@ -37,11 +40,15 @@ def main(argv: list[str] | None = None) -> None:
     catalog = calibration_catalog(data)
     calibrated, default = RooflinePredictor(use_catalogue=True), RooflinePredictor()
     if args.fit:
-        print("refit (compute_eff, bandwidth_eff, overhead_s) vs catalogue:")
+        print("refit (compute_eff, bandwidth_eff, overhead_s, overlap) vs catalogue:")
         for name, values in fit_calibrations(data).items():
             cal = CALIBRATIONS.get(name)
-            shown = "none" if cal is None else f"{cal.compute_eff:.4g}, {cal.bandwidth_eff:.4g}, {cal.overhead_s:.4g}"
-            print(f"  {name:10s} refit {values[0]:.4g}, {values[1]:.4g}, {values[2]:.4g}   catalogue {shown}")
+            shown = "none" if cal is None else ", ".join(
+                f"{v:.4g}" for v in (cal.compute_eff, cal.bandwidth_eff, cal.overhead_s, cal.overlap))
+            print(f"  {name:10s} refit {', '.join(f'{v:.4g}' for v in values)}   catalogue {shown}")
+        print("all-reduce latency (median of the measured rows) vs catalogue:")
+        for name, seconds in link_latencies(data).items():
+            print(f"  {name:10s} {seconds * 1e6:.0f} us   catalogue {get_device(name).link_latency_s * 1e6:.0f} us")
         print()
     header = "| figure | source | published | calibrated | error | default | error | |"
     print(header)

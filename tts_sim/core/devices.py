@@ -8,13 +8,16 @@ numpy 2048^3 fp32 matmul on 2 threads reaches (194 GFLOP/s measured), 33 GB/s me
 
 Interconnect (tensor parallelism): ``link_bw`` is the per-GPU, per-direction bandwidth of the
 GPU-to-GPU link (half the datasheet's bidirectional NVLink figure; PCIe for cards without NVLink),
-``link_latency_s`` a fixed cost per all-reduce; ``link_source`` says where both come from. No
-published per-all-reduce latency was found for these parts, so it is 0 (the bandwidth term only,
-a lower bound; labelled in ``link_source``). A device without ``link_bw`` cannot be tensor-parallel.
+``link_latency_s`` a fixed cost per all-reduce; ``link_source`` says where both come from. The
+latencies are Vidur's NCCL measurements on DGX A100 / DGX H100 (tts_sim/data/device_calibration.json,
+``allreduce``); the H200 and A100-40GB borrow them (same NVLink generation and NVSwitch), the L4
+has none (0: the bandwidth term only, a lower bound). A device without ``link_bw`` cannot be
+tensor-parallel.
 
 Calibration: ``calibration`` holds per-device roofline factors (compute and bandwidth efficiency,
-fixed per-step overhead), each with its source (tts_sim/sim/cluster/calibration.py fits them to the
-published figures in tts_sim/data/device_calibration.json). None: the predictor's defaults apply.
+fixed per-step overhead, overlap of compute and memory time), each with its source
+(tts_sim/sim/cluster/calibration.py fits them to the published figures in
+tts_sim/data/device_calibration.json). None: the predictor's defaults apply.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ class Calibration:
     compute_source: str
     bandwidth_source: str
     overhead_source: str
+    #: p of the roofline's p-norm of compute and memory time (inf: their max), with its source
+    overlap: float = math.inf
+    overlap_source: str = "default: the max of compute and memory time"
 
     def __post_init__(self) -> None:
         for name in ("compute_eff", "bandwidth_eff"):
@@ -47,6 +53,8 @@ class Calibration:
                 raise ClusterError(f"calibration {name} must be positive, got {value!r}")
         if not (isinstance(self.overhead_s, (int, float)) and 0 <= self.overhead_s < math.inf):
             raise ClusterError(f"calibration overhead_s must be >= 0, got {self.overhead_s!r}")
+        if not (isinstance(self.overlap, (int, float)) and self.overlap >= 1):
+            raise ClusterError(f"calibration overlap must be >= 1, got {self.overlap!r}")
 
 
 @dataclass(frozen=True)
@@ -98,37 +106,46 @@ DEVICES: Registry[DeviceSpec] = Registry("devices")
 #: Per-device roofline factors fitted to published measurements (the figures and their sources are
 #: in tts_sim/data/device_calibration.json; ``python benchmarks/device_calibration.py --fit`` refits
 #: them and tests/test_calibration.py checks these values against a refit). Devices absent here
-#: (H200, A100-40GB, L4, cpu) have no published measurement in that file: the predictor's defaults.
+#: (H200, L4, cpu) have no published measurement in that file: the predictor's defaults.
 _TRTLLM = "TensorRT-LLM performance.md, A100 FP16 Llama-2-7b first-token latency " \
     "<https://github.com/NVIDIA/TensorRT-LLM/blob/v0.6.1/docs/source/performance.md>"
 _NEMO = "NeMo Framework Llama 2 inference performance, 128 in / 20 out, batch 1-8 " \
     "<https://docs.nvidia.com/nemo-framework/user-guide/latest/performance/llama.html>"
 _VLLM_A100_40 = "vLLM Llama-3.1-8B BF16 decode on A100 40GB, about 75 tokens/s " \
     "<https://johnmusgrave.com/p/vllm-throughput-latency-sweep-on>"
+_VIDUR = "Vidur's Llama-2-7B operator timings <https://github.com/microsoft/vidur/tree/" \
+    "7d47513363ec447a741ac5e47241580b47724fbf/data/profiling>"
 _DEFAULT = "no published figure in tts_sim/data/device_calibration.json fixes it: roofline default"
+_A100_80 = f"fitted to {_TRTLLM}, {_NEMO} and {_VIDUR}"
+_H100 = f"fitted to {_NEMO} and {_VIDUR}"
 CALIBRATIONS: dict[str, Calibration] = {
-    "A100-80GB": Calibration(0.6685, 1.0, 0.005873, f"fitted to {_TRTLLM} and {_NEMO}",
-                             f"fitted to {_TRTLLM} and {_NEMO} (at its bound 1.0)", f"fitted to {_TRTLLM} and {_NEMO}"),
-    "H100": Calibration(0.5, 1.0, 0.003999, f"{_DEFAULT} (the TensorRT-LLM H100 first-token figures are FP8)",
-                        f"fitted to {_NEMO} (at its bound 1.0)", f"fitted to {_NEMO}"),
+    "A100-80GB": Calibration(0.6594, 0.6965, 0.002669, _A100_80, _A100_80, _A100_80, 2.011, _A100_80),
+    "H100": Calibration(0.6777, 0.6967, 0.002304, _H100, _H100, _H100, 1.486, _H100),
     "A100-40GB": Calibration(0.5, 0.8119, 5e-4, _DEFAULT, f"fitted to {_VLLM_A100_40}", _DEFAULT),
 }
 
 # The built-in devices, declared as entry points (group ``tts_sim.devices``) in pyproject.toml.
+_ALLREDUCE = "per-all-reduce latency: median of Vidur's small NCCL all-reduces on a {} (2-8 GPUs) " \
+    "<https://github.com/microsoft/vidur/tree/7d47513363ec447a741ac5e47241580b47724fbf/data/profiling/network>"
 _NVLINK4 = "NVLink 4: 900 GB/s bidirectional per GPU (H100/H200 SXM datasheet) -> 450 GB/s per direction; " \
-    "per-all-reduce latency: no published figure found, 0"
+    + _ALLREDUCE.format("DGX H100")
 _NVLINK3 = "NVLink 3: 600 GB/s bidirectional per GPU (A100 SXM datasheet) -> 300 GB/s per direction; " \
-    "per-all-reduce latency: no published figure found, 0"
+    + _ALLREDUCE.format("DGX A100")
+_BORROWED = " (measured on the {}: same NVLink generation and NVSwitch)"
+#: Seconds of one small all-reduce (tts_sim/data/device_calibration.json ``allreduce``; tests/test_calibration.py
+#: checks them against ``calibration.link_latencies``).
+LINK_LATENCY_S = {"H100": 3.9e-05, "A100-80GB": 4.2e-05}
 _PCIE4 = "no NVLink; PCIe Gen4 x16: 64 GB/s bidirectional (L4 datasheet) -> 32 GB/s per direction; " \
     "per-all-reduce latency: no published figure found, 0"
-H100 = DeviceSpec("H100", "gpu", 989e12, 3350 * GB, 80 * GB, "H100 SXM datasheet", 450 * GB, 0.0, _NVLINK4,
-                  CALIBRATIONS.get("H100"))
-H200 = DeviceSpec("H200", "gpu", 989e12, 4800 * GB, 141 * GB, "H200 SXM datasheet", 450 * GB, 0.0, _NVLINK4,
-                  CALIBRATIONS.get("H200"))
-A100_80GB = DeviceSpec("A100-80GB", "gpu", 312e12, 2039 * GB, 80 * GB, "A100 SXM 80GB datasheet", 300 * GB, 0.0,
-                       _NVLINK3, CALIBRATIONS.get("A100-80GB"))
-A100_40GB = DeviceSpec("A100-40GB", "gpu", 312e12, 1555 * GB, 40 * GB, "A100 40GB datasheet", 300 * GB, 0.0,
-                       _NVLINK3, CALIBRATIONS.get("A100-40GB"))
+H100 = DeviceSpec("H100", "gpu", 989e12, 3350 * GB, 80 * GB, "H100 SXM datasheet", 450 * GB, LINK_LATENCY_S["H100"],
+                  _NVLINK4, CALIBRATIONS.get("H100"))
+H200 = DeviceSpec("H200", "gpu", 989e12, 4800 * GB, 141 * GB, "H200 SXM datasheet", 450 * GB, LINK_LATENCY_S["H100"],
+                  _NVLINK4 + _BORROWED.format("H100"), CALIBRATIONS.get("H200"))
+A100_80GB = DeviceSpec("A100-80GB", "gpu", 312e12, 2039 * GB, 80 * GB, "A100 SXM 80GB datasheet", 300 * GB,
+                       LINK_LATENCY_S["A100-80GB"], _NVLINK3, CALIBRATIONS.get("A100-80GB"))
+A100_40GB = DeviceSpec("A100-40GB", "gpu", 312e12, 1555 * GB, 40 * GB, "A100 40GB datasheet", 300 * GB,
+                       LINK_LATENCY_S["A100-80GB"], _NVLINK3 + _BORROWED.format("DGX A100, memory size not stated"),
+                       CALIBRATIONS.get("A100-40GB"))
 L4 = DeviceSpec("L4", "gpu", 121e12, 300 * GB, 24 * GB, "L4 datasheet", 32 * GB, 0.0, _PCIE4, CALIBRATIONS.get("L4"))
 CPU = DeviceSpec("cpu", "cpu", 1.9e11, 33 * GB, 24 * GIB, "this machine: 2 vCPU EPYC Zen 4, measured")
 

@@ -1,14 +1,16 @@
 """Latency predictors: service times of prefill and decode steps of a model on a device.
 
-``RooflinePredictor``: a forward pass takes the longer of its compute time (FLOPs / (peak x
-compute_eff)) and its memory time (bytes / (bandwidth x bandwidth_eff)), plus a fixed overhead
-(kernel launches, scheduling) per forward pass. FLOPs follow the paper's formula (tts_sim/flops.py):
+``RooflinePredictor``: a forward pass takes its compute time (FLOPs / (peak x compute_eff)) and
+its memory time (bytes / (bandwidth x bandwidth_eff)) combined by ``combine`` (the longer of the
+two, or, with an ``overlap`` p < inf, their p-norm: where the two are close, as in a prefill of a
+few hundred tokens, kernels neither saturate compute nor bandwidth), plus a fixed overhead (kernel
+launches, scheduling) per forward pass. FLOPs follow the paper's formula (tts_sim/flops.py):
 a prefill of Np tokens costs 2*M*Np + 2*L*D*Np*(Np+1), the decode step at context c costs
 2*M + 4*L*D*c (summing it over c = Np+1..Np+Nd gives the paper's decode FLOPs exactly). Bytes are
 the weights once per pass plus the KV cache (written by prefill, read by each decode step).
 So prefill is compute-bound and decode bandwidth-bound for any realistic batch.
 
-Factors per device: a predictor's own ``compute_eff``/``bandwidth_eff``/``overhead_s`` apply unless
+Factors per device: a predictor's own ``compute_eff``/``bandwidth_eff``/``overhead_s``/``overlap`` apply unless
 ``per_device`` names the device (factors fitted to its measured tables by ``fit_roofline``) or
 ``use_catalogue`` is on and the device's catalogue entry carries a ``Calibration`` (fitted to
 published measurements, tts_sim/sim/cluster/calibration.py). On a tensor-parallel group
@@ -106,6 +108,8 @@ class RooflinePredictor:
     per_device: tuple[tuple[str, float, float, float], ...] = ()
     #: apply the device catalogue's calibration where a device has one (and ``per_device`` does not)
     use_catalogue: bool = False
+    #: p of ``combine`` (inf: the max of compute and memory time) where no catalogue calibration applies
+    overlap: float = math.inf
 
     def __post_init__(self) -> None:
         for attr in ("compute_eff", "bandwidth_eff"):
@@ -114,6 +118,8 @@ class RooflinePredictor:
                 raise ConfigError(f"roofline {attr} must be a positive number, got {value!r}")
         if not (math.isfinite(self.overhead_s) and self.overhead_s >= 0):
             raise ConfigError(f"roofline overhead_s must be >= 0, got {self.overhead_s!r}")
+        if not self.overlap >= 1:
+            raise ConfigError(f"roofline overlap must be >= 1 (inf: no overlap penalty), got {self.overlap!r}")
         for attr in ("bytes_per_param", "kv_bytes_per_param"):
             value = getattr(self, attr)
             if value is not None and not value > 0:
@@ -142,14 +148,26 @@ class RooflinePredictor:
             return cal.compute_eff, cal.bandwidth_eff, cal.overhead_s
         return self.compute_eff, self.bandwidth_eff, self.overhead_s
 
-    def _time(self, device: DeviceSpec, flops: float, nbytes: float) -> float:
+    def overlap_for(self, device: DeviceSpec) -> float:
+        """p of ``combine`` on ``device``: the catalogue's where its calibration applies, else the own."""
+        cal = device.calibration
+        if not self.use_catalogue or cal is None:
+            return self.overlap
+        key = device.name.lower()
+        return self.overlap if any(name == key for name, *_ in self.per_device) else cal.overlap
+
+    def kernels_s(self, device: DeviceSpec, flops: float, nbytes: float) -> float:
+        """Seconds of one forward pass's kernels (``flops`` and ``nbytes``), without the fixed overhead."""
+        return self._time(device, flops, nbytes, with_overhead=False)
+
+    def _time(self, device: DeviceSpec, flops: float, nbytes: float, with_overhead: bool = True) -> float:
         if self.per_device or self.use_catalogue:
             ce, be, oh = self.factors(device)
+            p = self.overlap_for(device)
         else:
-            ce, be, oh = self.compute_eff, self.bandwidth_eff, self.overhead_s
-        compute = flops / (device.peak_flops * ce)
-        memory = nbytes / (device.mem_bw * be)
-        return (compute if compute > memory else memory) + oh
+            ce, be, oh, p = self.compute_eff, self.bandwidth_eff, self.overhead_s, self.overlap
+        seconds = combine(flops / (device.peak_flops * ce), nbytes / (device.mem_bw * be), p)
+        return seconds + oh if with_overhead else seconds
 
     def prefill_s(self, model: ModelSpec, device: DeviceSpec, prompt_tokens: float, batch: int) -> float:
         _check(prompt_tokens, batch, "prompt")
@@ -167,6 +185,13 @@ class RooflinePredictor:
         return ROOFLINE
 
 
+def combine(compute: float, memory: float, p: float) -> float:
+    """Seconds of a pass with ``compute`` and ``memory`` seconds: the max for p = inf (perfect
+    overlap), else the p-norm (p = 1: the sum, no overlap)."""
+    hi = compute if compute > memory else memory
+    if p == math.inf or hi <= 0:
+        return hi
+    return hi * ((compute / hi) ** p + (memory / hi) ** p) ** (1.0 / p)
 
 
 def _check(tokens: float, batch: int, what: str) -> None:
