@@ -50,7 +50,7 @@ def test_link_latencies_are_the_measured_medians() -> None:
 
 def test_every_catalogue_value_names_its_source() -> None:
     for cal in CALIBRATIONS.values():
-        for text in (cal.compute_source, cal.bandwidth_source, cal.overhead_source):
+        for text in (cal.compute_source, cal.bandwidth_source, cal.overhead_source, cal.overlap_source):
             assert "http" in text or "default" in text
     for fig in figures(DATA):
         assert DATA["sources"][fig.source]["url"].startswith("https://")
