@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,16 @@ from tts_sim.search.agent_reinforce import AgentReinforce
 from tts_sim.search.agents import InsightAgent
 from tts_sim.search.edits import depth_edits, fit_budget
 from tts_sim.search.evidence import Evidence
-from tts_sim.search.mixes import available_units, blend_mixes, enumerate_mixes, mix_models_by_size, unit_costs
+from tts_sim.search.mixes import (
+    aggregator_variant,
+    available_units,
+    blend_mixes,
+    enumerate_mixes,
+    layered_variant,
+    mix_models_by_size,
+    parallel_variant,
+    unit_costs,
+)
 from tts_sim.search.prior import NO_PRIOR
 from tts_sim.search.space import OUTPUT_ID
 
@@ -240,3 +250,33 @@ def test_a_pool_of_models_cheaper_than_one_unit_counts_in_its_cheapest_model():
     assert {m: unit_costs(paper)[m] for m in ("llama-3.2-1b", "llama-3.2-3b", "llama-3.1-8b")} == \
         {"llama-3.2-1b": 1, "llama-3.2-3b": 3, "llama-3.1-8b": 8}
     assert available_units(paper) == 37
+
+
+def test_aggregator_variant_feeds_every_proposer_to_the_smallest_third():
+    space = SearchSpace("math", 80.0)
+    mix = mix_models_by_size(space, ("llama-3.1-8b", "llama-3.2-3b") + ("gemma-3-1b",) * 4)
+    graph = aggregator_variant(space, mix)
+    assert space.feasible(graph)
+    preds = {n: set(graph.predecessors(n)) for n in graph.executed}
+    aggregators = sorted(preds[OUTPUT_ID])
+    assert len(aggregators) == 2 and {graph.node(a).model for a in aggregators} == {"gemma-3-1b"}
+    proposers = set(graph.executed) - set(aggregators) - {OUTPUT_ID}
+    assert len(proposers) == 4 and all(preds[a] == proposers for a in aggregators)
+    assert all(not preds[p] for p in proposers)
+    one = aggregator_variant(space, ("llama-3.1-8b",))
+    assert graph_key(one) == graph_key(parallel_variant(space, ("llama-3.1-8b",)))
+
+
+def test_loop_pretests_the_aggregator_variant_unless_switched_off():
+    space = SearchSpace("math", 42.0)
+    ev = FakeEvaluator("math", 100)
+    mixes = enumerate_mixes(space)
+    depth = 2  # the neutral prior's depth
+    for aggregators, second in ((True, aggregator_variant), (False, partial(layered_variant, depth=depth))):
+        result = run_search(AgentReinforce(n_picks=2, blend=False, aggregators=aggregators), space, ev, 30, seed=1)
+        pretest = [t for t in result.trials if t.phase.startswith("pretest mix")]
+        assert len(pretest) == 4  # 2 mixes x (parallel, then the second shape)
+        for first, other in (pretest[:2], pretest[2:]):
+            models = mix_models_by_size(space, mixes[int(first.phase.split()[-1])].models)
+            assert first.graph_key == graph_key(parallel_variant(space, models))
+            assert other.graph_key == graph_key(second(space, models))

@@ -5,7 +5,7 @@ Steps (paper-facts.md, with this project's changes marked *):
 1. the agent picks promising mixes (Insight 1) from the search's prior (single-model accuracies and
    task kind under ``--prior published``; nothing but the mixes and their costs under ``none``, where
    ties are broken by the search's seed*);
-2. pre-test: a few reduced variants of each pick (parallel, layered; optionally one layer deeper*), scored on the
+2. pre-test: a few reduced variants of each pick (parallel, proposers -> aggregators*, layered), scored on the
    whole search split* (the release: very few questions; here an evaluation costs the same either way);
 2b.* blend: the two best pre-tested mixes blended (models of each in turn, ``mixes.blend_mixes``) and
    pre-tested too, when the pre-test share leaves room (diverse predecessors help multi-input nodes);
@@ -44,6 +44,7 @@ from tts_sim.search.agent_api import (
 from tts_sim.search.agents import prior_for
 from tts_sim.search.context import SearchContext, stable_int
 from tts_sim.search.mixes import (
+    aggregator_variant,
     available_units,
     blend_mixes,
     enumerate_mixes,
@@ -87,8 +88,9 @@ class Basin:
 @dataclass
 class AgentReinforce(BaseSearcher):
     """Options: ``agent`` (a registered agent with pick_mixes and propose: "insight", "chat") with
-    ``agent_options``; ``n_picks`` mixes pre-tested with ``pretest_variants`` variants each (parallel,
-    then layered with the prior's depth, then, with 3, one layer deeper) on ``pretest_questions`` questions (default:
+    ``agent_options``; ``n_picks`` mixes pre-tested with ``pretest_variants`` variants each (parallel, then
+    proposers feeding aggregators (``aggregators``; else layered with the prior's depth), then layered with the
+    prior's depth (else one layer deeper)) on ``pretest_questions`` questions (default:
     the whole search split; at most ``pretest_share`` of the evaluations); iteration 0 samples edges with
     ``edge_p`` and fusers with ``fuser_p``; ``memory`` past rounds go into each prompt. With ``blend`` the two best
     pre-tested mixes are blended and the blend pre-tested within the same share. After ``patience``
@@ -110,6 +112,7 @@ class AgentReinforce(BaseSearcher):
     memory: int = 2
     patience: int = 6
     blend: bool = True
+    aggregators: bool = True
     max_repeats: int = 5  # consecutive already-evaluated proposals before the search stops early
 
     def __post_init__(self) -> None:
@@ -208,8 +211,9 @@ class AgentReinforce(BaseSearcher):
         depth = prior_for(ctx.prior).depth
 
         def pretest(models: tuple[str, ...], label: str, n_variants: int) -> tuple[float, Graph]:
-            variants = [parallel_variant(space, models), layered_variant(space, models, depth),
-                        layered_variant(space, models, depth + 1)][:n_variants]
+            shapes = ([aggregator_variant(space, models), layered_variant(space, models, depth)] if self.aggregators
+                      else [layered_variant(space, models, depth), layered_variant(space, models, depth + 1)])
+            variants = [parallel_variant(space, models), *shapes][:n_variants]
             results = [ctx.evaluate(g, phase=f"pretest {label}", n_questions=n_questions) for g in variants]
             return sum(t.score for t in results) / len(results), max(results, key=lambda t: t.score).graph
 

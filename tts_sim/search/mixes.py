@@ -95,3 +95,15 @@ def layered_variant(space: SearchSpace, models: tuple[str, ...], depth: int) -> 
     chains = [list(range(c, n, width)) for c in range(width)]
     edges = [(a, b) for chain in chains for a, b in itertools.pairwise(chain)]
     return space.build(list(models), [Role.ASSISTANT] * n, edges, [chain[-1] for chain in chains])
+
+
+def aggregator_variant(space: SearchSpace, models: tuple[str, ...]) -> Graph:
+    """Proposers and aggregators (Mixture-of-Agents): the ``ceil(n/3)`` smallest models of the mix
+    (``models`` is largest first) each read every other model's answer and alone feed the output.
+    The budget repair drops the smallest nodes first: a mix of large models keeps little of it."""
+    n = len(models)
+    if n < 2:
+        return parallel_variant(space, models)
+    aggregators = range(n - math.ceil(n / 3), n)
+    edges = [(a, b) for a in range(n - len(aggregators)) for b in aggregators]
+    return space.build(list(models), [Role.ASSISTANT] * n, edges, list(aggregators))
