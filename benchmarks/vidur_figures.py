@@ -36,7 +36,8 @@ SMALL_ELEMENTS = 2**20
 
 def _rows(path: Path) -> list[dict[str, str]]:
     if not path.is_file():
-        sys.exit(f"vidur_figures: {path} not found (give the root of a Vidur checkout)")
+        print(f"vidur_figures: {path} not found (give the root of a Vidur checkout)", file=sys.stderr)
+        raise SystemExit(2)
     with path.open(newline="") as fh:
         return list(csv.DictReader(fh))
 
