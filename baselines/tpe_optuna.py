@@ -100,7 +100,8 @@ class FreshGraphs:
         self.draws = 0
 
     def next(self) -> Graph | None:
-        """An unevaluated graph, or None when ``tries`` draws find none."""
+        """An unevaluated graph, or None when ``tries`` draws find none; then the output node alone
+        when it is unevaluated (the random sampler spends the budget, so it never draws that graph)."""
         from tts_sim.baselines.random_search import random_graph
         from tts_sim.core.identity import graph_key
 
@@ -111,4 +112,5 @@ class FreshGraphs:
             self.draws += 1
             if graph_key(graph) not in seen:
                 return graph
-        return None
+        lone = self.ctx.space.lone_output()
+        return lone if graph_key(lone) not in seen else None

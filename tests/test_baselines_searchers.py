@@ -115,3 +115,21 @@ def test_tpe_stops_in_a_spent_space_with_the_same_trials():
     assert asked <= 200 + 10 and spinning.cost.cache_hits + spinning.cost.penalised > 600  # the driver's cap: 700
     with pytest.raises(ConfigError, match="max_stale"):
         make_searcher("tpe", max_stale=0)
+
+
+def test_fresh_graphs_offer_the_lone_output_once_the_random_sampler_is_spent():
+    """The random sampler spends the budget, so it never draws the output node alone: TPE's supply of new
+    graphs ends with it (without it a spent measured space lost that graph on one seed in 60)."""
+    from tts_sim.baselines.tpe_optuna import FreshGraphs
+    from tts_sim.search.context import SearchContext
+    from tts_sim.search.objectives import Accuracy
+
+    space = SearchSpace("math", 6.0, max_nodes=3, pool=("llama-3.2-1b", "llama-3.1-8b"))
+    ctx = SearchContext(space, FakeEvaluator("math", 40), 10, 0, tuple(range(30)), Accuracy(), config={})
+    fresh = FreshGraphs(ctx, "test")
+    drawn = fresh.next()
+    assert drawn is not None and graph_key(drawn) != graph_key(space.lone_output())
+    ctx.evaluate(drawn)
+    assert graph_key(fresh.next()) == graph_key(space.lone_output())  # nothing else left to draw
+    ctx.evaluate(space.lone_output())
+    assert fresh.next() is None
