@@ -4,8 +4,9 @@ Driven ask/tell through the shared driver like the skopt baselines: the same ini
 ``n_initial`` feasible random graphs is enqueued, repeated proposals are answered from the cache,
 infeasible points are penalised (``-1 - overshoot``), never dropped. A proposal of a graph already
 evaluated is told its known score and a random unevaluated graph is enqueued next (as the skopt
-baselines do), so a small space cannot keep the loop spinning on repeats. Once no random draw finds an
-unevaluated graph (the space is nearly spent), the search stops after ``max_stale`` proposals in a row
+baselines do), so a small space cannot keep the loop spinning on repeats; when no random draw finds one,
+the output node alone is that graph if it is unevaluated (the random sampler never draws it). Once nothing
+new is left to offer (the space is nearly spent), the search stops after ``max_stale`` proposals in a row
 without a new evaluation: each ``ask`` of a long study costs tens of milliseconds, and spinning on to the
 driver's proposal cap took 19 s per search in a space of 11 graphs (its last new graph came within 97
 proposals in each of 10 seeds).
