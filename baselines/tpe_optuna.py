@@ -101,8 +101,8 @@ class FreshGraphs:
         self.draws = 0
 
     def next(self) -> Graph | None:
-        """An unevaluated graph, or None when ``tries`` draws find none; then the output node alone
-        when it is unevaluated (the random sampler spends the budget, so it never draws that graph)."""
+        """An unevaluated random graph; when ``tries`` draws find none, the output node alone if it is
+        unevaluated (the random sampler spends the budget, so it never draws that graph); else None."""
         from tts_sim.baselines.random_search import random_graph
         from tts_sim.core.identity import graph_key
 

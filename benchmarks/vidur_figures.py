@@ -65,22 +65,34 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("vidur", type=Path, help="root of a Vidur checkout")
     args = ap.parse_args(argv)
-    figures, latencies = [], []
-    for device, short in DEVICES.items():
-        table = kernel_seconds(args.vidur / f"data/profiling/compute/{short}/meta-llama/Llama-2-7b-hf/mlp.csv")
-        picks = [(n, 1, True) for n in FITTED_TOKENS] + [(n, k, False) for k in (2, 4, 8) for n in HELD_OUT_TOKENS]
-        for n, k, fit in picks:
-            figures.append({"source": "vidur-profiling", "device": device, "model": "llama-2-7b", "tp": k, "batch": 1,
-                            "prompt_tokens": n, "output_tokens": 1, "metric": "kernels",
-                            "value": round(table[(n, k)], 7), "unit": "s", "fit": fit})
-        for k, seconds in allreduce_latency(args.vidur / f"data/profiling/network/{short}_dgx/all_reduce.csv").items():
-            latencies.append({"source": "vidur-profiling", "device": device, "workers": k,
-                              "latency_s": round(seconds, 7)})
+    try:
+        figures, latencies = _rows_of(args.vidur)
+    except (KeyError, StopIteration, ValueError) as exc:
+        print(f"vidur_figures: a table lacks a column or a token count this script reads ({exc!r}); "
+              "is it Vidur's format at commit 7d47513?", file=sys.stderr)
+        raise SystemExit(2) from None
     for row in figures:
         print("    " + json.dumps(row) + ",")
     print()
     for row in latencies:
         print("    " + json.dumps(row) + ",")
+
+
+def _rows_of(vidur: Path) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """The data file's ``figures`` and ``allreduce`` rows from a Vidur checkout."""
+    figures: list[dict[str, object]] = []
+    latencies: list[dict[str, object]] = []
+    for device, short in DEVICES.items():
+        table = kernel_seconds(vidur / f"data/profiling/compute/{short}/meta-llama/Llama-2-7b-hf/mlp.csv")
+        picks = [(n, 1, True) for n in FITTED_TOKENS] + [(n, k, False) for k in (2, 4, 8) for n in HELD_OUT_TOKENS]
+        for n, k, fit in picks:
+            figures.append({"source": "vidur-profiling", "device": device, "model": "llama-2-7b", "tp": k, "batch": 1,
+                            "prompt_tokens": n, "output_tokens": 1, "metric": "kernels",
+                            "value": round(table[(n, k)], 7), "unit": "s", "fit": fit})
+        for k, seconds in allreduce_latency(vidur / f"data/profiling/network/{short}_dgx/all_reduce.csv").items():
+            latencies.append({"source": "vidur-profiling", "device": device, "workers": k,
+                              "latency_s": round(seconds, 7)})
+    return figures, latencies
 
 
 if __name__ == "__main__":

@@ -101,7 +101,10 @@ def test_overlap_combines_compute_and_memory_time() -> None:
     assert combine(3.0, 4.0, 1.0) == pytest.approx(7.0)
     assert combine(3.0, 4.0, 2.0) == pytest.approx(5.0)
     assert combine(0.0, 0.0, 2.0) == 0.0
-    assert combine(1e-300, 2e-300, 64.0) == pytest.approx(2e-300)  # no underflow for tiny times
+    assert math.isclose(combine(1e-300, 2e-300, 64.0), 2e-300, rel_tol=1e-9)  # no underflow for tiny times
+    assert combine(math.inf, 1.0, 2.0) == math.inf
+    with pytest.raises(ConfigError, match="must be >= 0"):
+        combine(-1.0, 2.0, 1.5)
     dev = get_device("H100")
     flops, nbytes = 1e12, 4e9
     tight, loose = RooflinePredictor(overlap=math.inf), RooflinePredictor(overlap=2.0)
@@ -111,8 +114,11 @@ def test_overlap_combines_compute_and_memory_time() -> None:
     assert CALIBRATED.overlap_for(get_device("L4")) == math.inf
     own = RooflinePredictor(per_device=(("h100", 0.5, 0.5, 0.0),), use_catalogue=True)
     assert own.overlap_for(dev) == math.inf  # a device's own fitted factors bring no catalogue overlap
-    with pytest.raises(ConfigError, match="overlap"):
-        RooflinePredictor(overlap=0.5)
+    for bad in (0.5, "2", None, True):
+        with pytest.raises(ConfigError, match="overlap"):
+            RooflinePredictor(overlap=bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="per_device entries"):
+        RooflinePredictor(per_device=(("h100", 0.5, 0.5, 0.0, 2.0),))  # type: ignore[arg-type]
     with pytest.raises(ClusterError, match="overlap"):
         Calibration(0.5, 0.5, 0.0, "a", "b", "c", overlap=0.9)
 

@@ -99,7 +99,7 @@ def layered_variant(space: SearchSpace, models: tuple[str, ...], depth: int) -> 
 
 def aggregator_variant(space: SearchSpace, models: tuple[str, ...]) -> Graph:
     """Proposers and aggregators (Mixture-of-Agents): the ``ceil(n/3)`` smallest models of the mix
-    (``models`` is largest first) each read every other model's answer and alone feed the output.
+    (``models`` is largest first) each read every proposer's answer (the other models) and alone feed the output.
     The budget repair drops the smallest nodes first: a mix of large models keeps little of it."""
     n = len(models)
     if n < 2:

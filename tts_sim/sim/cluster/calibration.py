@@ -19,6 +19,7 @@ tests/test_calibration.py checks them against a refit.
 from __future__ import annotations
 
 import importlib.resources
+import math
 import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -112,7 +113,8 @@ def seconds_of(fig: Figure) -> float:
 
 def layer_work(model: ModelSpec, tokens: float, batch: int) -> tuple[float, float]:
     """(FLOPs, bytes) of the decoder layers' dense operators over ``batch`` x ``tokens`` tokens: the
-    parameters less an untied input embedding and LM head (as in Llama-2), each weight read once."""
+    parameters less an untied input embedding and LM head, each weight read once. Right for Llama-2-7B,
+    the one model with ``kernels`` figures; a model with tied embeddings would need one ``vocab x hidden`` less."""
     params = model.params - 2 * model.vocab * model.hidden
     return 2.0 * params * tokens * batch, params * model.bytes_per_param
 
@@ -193,7 +195,8 @@ def link_latencies(data: Mapping[str, Any] | None = None) -> dict[str, float]:
             source, device, seconds = raw["source"], str(raw["device"]), float(raw["latency_s"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ProfileError(f"device calibration allreduce row {i}: {exc!r}") from None
-        if source not in data["sources"] or not seconds > 0:
-            raise ProfileError(f"device calibration allreduce row {i}: unknown source or a non-positive latency")
+        if source not in data["sources"] or not (seconds > 0 and math.isfinite(seconds)):
+            raise ProfileError(f"device calibration allreduce row {i}: unknown source or a latency that is not a "
+                               "positive finite number")
         rows.setdefault(device, []).append(seconds)
     return {device: statistics.median(values) for device, values in rows.items()}

@@ -90,7 +90,7 @@ def decode_work(model: ModelSpec, context_tokens: float, batch: int, weight_byte
 
 @dataclass(frozen=True)
 class RooflinePredictor:
-    """max(compute time, memory time) + ``overhead_s`` per forward pass.
+    """``combine(compute time, memory time, overlap)`` + ``overhead_s`` per forward pass.
 
     Defaults are uncalibrated but typical of serving engines (about half of peak FLOP/s in
     prefill, three quarters of bandwidth in decode); calibrate them with ``fit_roofline``.
@@ -108,7 +108,8 @@ class RooflinePredictor:
     per_device: tuple[tuple[str, float, float, float], ...] = ()
     #: apply the device catalogue's calibration where a device has one (and ``per_device`` does not)
     use_catalogue: bool = False
-    #: p of ``combine`` (inf: the max of compute and memory time) where no catalogue calibration applies
+    #: p of ``combine`` (inf: the max of compute and memory time), on every device but those whose catalogue
+    #: calibration applies (``use_catalogue`` and not in ``per_device``: they take the catalogue's)
     overlap: float = math.inf
 
     def __post_init__(self) -> None:
@@ -118,13 +119,17 @@ class RooflinePredictor:
                 raise ConfigError(f"roofline {attr} must be a positive number, got {value!r}")
         if not (math.isfinite(self.overhead_s) and self.overhead_s >= 0):
             raise ConfigError(f"roofline overhead_s must be >= 0, got {self.overhead_s!r}")
-        if not self.overlap >= 1:
+        if isinstance(self.overlap, bool) or not (isinstance(self.overlap, (int, float)) and self.overlap >= 1):
             raise ConfigError(f"roofline overlap must be >= 1 (inf: no overlap penalty), got {self.overlap!r}")
         for attr in ("bytes_per_param", "kv_bytes_per_param"):
             value = getattr(self, attr)
             if value is not None and not value > 0:
                 raise ConfigError(f"roofline {attr} must be positive, got {value!r}")
-        for name, ce, be, oh in self.per_device:
+        for entry in self.per_device:
+            if len(entry) != 4:
+                raise ConfigError(f"roofline per_device entries are (device, compute_eff, bandwidth_eff, overhead_s), "
+                                  f"got {entry!r}")
+            name, ce, be, oh = entry
             if not (ce > 0 and be > 0 and oh >= 0 and math.isfinite(ce + be + oh)):
                 raise ConfigError(f"roofline factors for device {name!r} must be positive, got {(ce, be, oh)!r}")
 
@@ -186,10 +191,12 @@ class RooflinePredictor:
 
 
 def combine(compute: float, memory: float, p: float) -> float:
-    """Seconds of a pass with ``compute`` and ``memory`` seconds: the max for p = inf (perfect
-    overlap), else the p-norm (p = 1: the sum, no overlap)."""
+    """Seconds of a pass with ``compute`` and ``memory`` seconds (both >= 0): the max for p = inf
+    (perfect overlap), else the p-norm (p = 1: the sum, no overlap)."""
+    if compute < 0 or memory < 0:
+        raise ConfigError(f"compute and memory seconds must be >= 0, got {compute!r} and {memory!r}")
     hi = compute if compute > memory else memory
-    if p == math.inf or hi <= 0:
+    if p == math.inf or hi <= 0 or hi == math.inf:
         return hi
     return hi * ((compute / hi) ** p + (memory / hi) ** p) ** (1.0 / p)
 
