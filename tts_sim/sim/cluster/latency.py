@@ -144,33 +144,31 @@ class RooflinePredictor:
 
     def factors(self, device: DeviceSpec) -> tuple[float, float, float]:
         """(compute_eff, bandwidth_eff, overhead_s) used on ``device``."""
-        key = device.name.lower()
-        for name, ce, be, oh in self.per_device:
-            if name == key:
-                return ce, be, oh
-        cal = device.calibration
-        if self.use_catalogue and cal is not None:
-            return cal.compute_eff, cal.bandwidth_eff, cal.overhead_s
-        return self.compute_eff, self.bandwidth_eff, self.overhead_s
+        return self._resolve(device)[:3]
 
     def overlap_for(self, device: DeviceSpec) -> float:
         """p of ``combine`` on ``device``: the catalogue's where its calibration applies, else the own."""
+        return self._resolve(device)[3]
+
+    def _resolve(self, device: DeviceSpec) -> tuple[float, float, float, float]:
+        """(compute_eff, bandwidth_eff, overhead_s, overlap) on ``device``: its ``per_device`` factors
+        (with the own overlap), else the catalogue's calibration when used, else the own ones."""
+        if self.per_device:
+            key = device.name.lower()
+            for name, ce, be, oh in self.per_device:
+                if name == key:
+                    return ce, be, oh, self.overlap
         cal = device.calibration
-        if not self.use_catalogue or cal is None:
-            return self.overlap
-        key = device.name.lower()
-        return self.overlap if any(name == key for name, *_ in self.per_device) else cal.overlap
+        if self.use_catalogue and cal is not None:
+            return cal.compute_eff, cal.bandwidth_eff, cal.overhead_s, cal.overlap
+        return self.compute_eff, self.bandwidth_eff, self.overhead_s, self.overlap
 
     def kernels_s(self, device: DeviceSpec, flops: float, nbytes: float) -> float:
         """Seconds of one forward pass's kernels (``flops`` and ``nbytes``), without the fixed overhead."""
         return self._time(device, flops, nbytes, with_overhead=False)
 
     def _time(self, device: DeviceSpec, flops: float, nbytes: float, with_overhead: bool = True) -> float:
-        if self.per_device or self.use_catalogue:
-            ce, be, oh = self.factors(device)
-            p = self.overlap_for(device)
-        else:
-            ce, be, oh, p = self.compute_eff, self.bandwidth_eff, self.overhead_s, self.overlap
+        ce, be, oh, p = self._resolve(device)
         seconds = combine(flops / (device.peak_flops * ce), nbytes / (device.mem_bw * be), p)
         return seconds + oh if with_overhead else seconds
 
