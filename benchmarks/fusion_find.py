@@ -32,12 +32,15 @@ import numpy as np
 from scipy import optimize, special, stats
 from threadpoolctl import threadpool_limits
 
-from tts_sim.core.graph import Graph, Role
-from tts_sim.errors import TtsSimError
-from tts_sim.sim.profiles import load_profile
-from tts_sim.sim.quality import fusion as F
-from tts_sim.sim.quality.model import QualityModel, fit_inputs
-from tts_sim.tasks import get_task
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.fusion_calibration import subset  # noqa: E402
+from tts_sim.core.graph import Graph, Role  # noqa: E402
+from tts_sim.errors import TtsSimError  # noqa: E402
+from tts_sim.sim.profiles import load_profile  # noqa: E402
+from tts_sim.sim.quality import fusion as F  # noqa: E402
+from tts_sim.sim.quality.model import QualityModel, fit_inputs  # noqa: E402
+from tts_sim.tasks import get_task  # noqa: E402
 
 NB = len(F.COEF_NAMES)
 EXTRA = tuple(f"{p}.{r}" for p in ("solve", "find") for r in F.ROLES)
@@ -65,18 +68,15 @@ def nll(x: np.ndarray, rec: F.RecordArrays) -> float:
     return -float(record_log_probs(x, rec)[np.arange(len(rec.output)), rec.output].sum())
 
 
-def subset(rec: F.RecordArrays, m: np.ndarray) -> F.RecordArrays:
-    return F.RecordArrays(rec.role[m], rec.skill[m], rec.probs[m], rec.counts[m], rec.output[m], rec.excess[m],
-                          rec.base[m])
-
-
 def fit(rec: F.RecordArrays, candidate: bool) -> np.ndarray:
-    """Maximum likelihood from the documented prior (the candidate's terms from 0); what ``fit_plan``
-    cannot inform stays fixed, as in the package's fit."""
+    """The shipped model: the package's own fit. The candidate: maximum likelihood from the documented
+    prior (its terms from 0); what ``fit_plan`` cannot inform stays fixed, as in the package's fit."""
+    if not candidate:
+        return F.fit_fusion(rec).vector
     free, _ = F.fit_plan(rec)
-    x0 = np.concatenate([F.PRIOR.vector, np.zeros(len(EXTRA) if candidate else 0)])
-    free = np.concatenate([free, np.ones(len(x0) - NB, dtype=bool)])
-    bounds = [b for b, f in zip(F.BOUNDS + (EXTRA_BOUNDS if candidate else []), free, strict=True) if f]
+    x0 = np.concatenate([F.PRIOR.vector, np.zeros(len(EXTRA))])
+    free = np.concatenate([free, np.ones(len(EXTRA), dtype=bool)])
+    bounds = [b for b, f in zip(F.BOUNDS + EXTRA_BOUNDS, free, strict=True) if f]
 
     def objective(z: np.ndarray) -> float:
         x = x0.copy()
@@ -96,6 +96,7 @@ class CandidateModel(QualityModel):
     roles: dict[str, int]
 
     def _plan(self, graph: Graph) -> list[Any]:
+        self._plans.clear()  # a cached plan may be an isomorphic graph's, with other node ids
         plan = super()._plan(graph)
         for p in plan:
             if p.preds:
@@ -111,6 +112,13 @@ class CandidateModel(QualityModel):
         return with_find(self.x, logits, np.full(ids[0].shape, self.roles[p.id]), log_own0, no_correct)
 
 
+def read_report(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not JSON ({e})") from None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("task", help="a task with a packaged measured profile (add-words, mul-words)")
@@ -124,7 +132,13 @@ def main() -> None:
         profile = load_profile(name)
         spec = get_task(args.task)
         tp = profile.task(spec.name)
-        reports = [json.loads(path.read_text()) for path in args.reports]
+        reports = [read_report(path) for path in args.reports]
+        for path, report in zip(args.reports, reports, strict=True):
+            if not isinstance(report, dict) or report.get("task") != spec.name or not isinstance(report.get("rows"),
+                                                                                                list):
+                raise ValueError(f"{path}: not a tts-sim fidelity report of task {spec.name!r}")
+        if args.folds < 2:
+            raise ValueError(f"--folds must be at least 2, got {args.folds}")
     except (TtsSimError, OSError, ValueError) as e:
         print(f"fusion_find: {e}", file=sys.stderr)
         sys.exit(2)
