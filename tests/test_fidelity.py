@@ -304,6 +304,31 @@ def test_cli_end_to_end_and_resume(add_profile, fake_backend, tmp_path, capsys):
     again = json.loads(capsys.readouterr().out)
     assert again["summary"] == printed["summary"] and again["rows"] == printed["rows"]
 
+    # re-predicted from the report alone with the same profile: the same figures, the measurements kept
+    rep = tmp_path / "rep"
+    assert main(["fidelity", "--profile", str(path), "--repredict", str(out / "fidelity_add.json"), "--out",
+                 str(rep), "--quiet", "--json"]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    redone = json.loads((rep / "fidelity_add.json").read_text())
+    assert redone["rows"] == data["rows"]
+    assert {k: v for k, v in redone["summary"].items() if k != "command"} == \
+        {k: v for k, v in s.items() if k != "command"}
+    assert "--repredict" in redone["summary"]["command"]
+    assert redone["config"]["repredicted"]["measured_by"] == s["command"]
+    for extra, message in ((("--generate", "2"), "takes its graphs from the report"),
+                           (("--task", "math"), "is of task 'add', not 'math'")):
+        assert main(["fidelity", "--profile", str(path), "--repredict", str(out / "fidelity_add.json"), "--out",
+                     str(rep), *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+    broken = tmp_path / "broken.json"
+    for text, message in (("{", "not valid JSON"), ('{"schema": "x"}', "not a tts-sim fidelity report"),
+                          (json.dumps({**data, "rows": [{"index": 0}]}), "row 0: missing or malformed")):
+        broken.write_text(text)
+        assert main(["fidelity", "--profile", str(path), "--repredict", str(broken), "--out", str(rep)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+
 
 @pytest.mark.parametrize("extra, message", [
     ((), "no graphs"),

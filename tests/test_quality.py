@@ -154,14 +154,15 @@ def test_the_fit_maximises_the_likelihood_and_reads_as_a_table(math_model: Quali
 def test_maximum_likelihood_recovers_the_true_fusion_parameters() -> None:
     """A large synthetic profile (many answers per question, many records): every fitted
     coefficient lies within 3 standard errors (+0.05 for the small estimation bias of the answer
-    distributions) of the scenario's true value."""
+    distributions) of the scenario's true value (find = solve = 0: no false find term is fitted)."""
     prof = generate_profile(5, samples=1000, records=20000, questions={"math": 500})
     qm = QualityModel.from_profile(prof, "math")
     truth = true_fusion(get_task("math")).coef
     for name in COEF_NAMES:
         fit, se = qm.params.coef[name], qm.params.stderr[name]
         assert abs(fit - truth[name]) <= 3 * se + 0.05, (name, fit, se, truth[name])
-        assert se < 0.25, (name, se)
+        # find/solve are informed only by records without a correct input (a minority): looser
+        assert se < (0.4 if name.endswith((".find", ".solve")) else 0.25), (name, se)
 
 
 def test_the_pull_s_dilution_with_in_degree_is_recovered_and_changes_wide_graphs() -> None:

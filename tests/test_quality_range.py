@@ -4,6 +4,7 @@ profile too small to fit says what is missing, and property tests over graphs of
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 
@@ -16,7 +17,14 @@ from tts_sim.core.edits import fix_roles
 from tts_sim.core.graph import Graph, Node, Role
 from tts_sim.core.profile import FusionRecord, Profile, TaskProfile
 from tts_sim.sim.quality import QualityModel
-from tts_sim.sim.quality.fusion import LONG_CONTEXT_TOKENS, PRIOR, chance_probs, degraded_probs
+from tts_sim.sim.quality.fusion import (
+    LONG_CONTEXT_TOKENS,
+    PRIOR,
+    ROLES,
+    FusionParams,
+    chance_probs,
+    degraded_probs,
+)
 from tts_sim.sim.quality.model import EXPECTED_REPLICATES
 from tts_sim.sim.scenario import default_quality_model, true_fusion
 from tts_sim.tasks import get_task
@@ -86,9 +94,18 @@ def test_a_profile_too_small_to_fit_warns_once_naming_what_is_missing(caplog) ->
     assert "assistant with 1 input: 0 fusion records (need 30)" in msg
     assert "fuser: records of one model only" in msg
     assert f">= {LONG_CONTEXT_TOKENS} extra context tokens" in msg
-    for name in ("refine.tau", "assistant.beta0", "fuser.beta1", "gamma0", "gamma1"):
+    assert "fuser: 0 fusion records without a correct input (need 30 to fit find/solve)" in msg
+    for name in ("refine.tau", "assistant.beta0", "fuser.beta1", "fuser.find", "fuser.solve", "gamma0", "gamma1"):
         assert qm.params.coef[name] == PRIOR.coef[name], name  # not fitted: the documented prior
     assert qm.params.coef["fuser.beta0"] != PRIOR.coef["fuser.beta0"]  # 40 records: fitted
+
+
+@functools.cache
+def _finding_model(task: str) -> QualityModel:
+    """The default model of ``task`` with find = 3, solve = 1 in every role."""
+    qm = default_quality_model(task)
+    coef = {**qm.params.coef, **{f"{r}.{p}": v for r in ROLES for p, v in (("find", 3.0), ("solve", 1.0))}}
+    return QualityModel(qm.task, qm.answers, FusionParams(coef))
 
 
 @st.composite
@@ -109,11 +126,13 @@ def big_graphs(draw, max_nodes: int = 64) -> Graph:
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(graph=big_graphs(), task=st.sampled_from(["math", "mmlu", "humaneval"]), seed=st.integers(0, 2**31))
-def test_any_graph_up_to_64_nodes_is_physical(graph: Graph, task: str, seed: int) -> None:
+@given(graph=big_graphs(), task=st.sampled_from(["math", "mmlu", "humaneval"]), seed=st.integers(0, 2**31),
+       finding=st.booleans())
+def test_any_graph_up_to_64_nodes_is_physical(graph: Graph, task: str, seed: int, finding: bool) -> None:
     """Finite accuracies in [0, 1]; sampled and expected scores agree within their sampling error;
-    the expected accuracy never exceeds the documented ceiling (``QualityModel.ceiling``)."""
-    qm = default_quality_model(task)
+    the expected accuracy never exceeds the documented ceiling (``QualityModel.ceiling``) - also with
+    a strong find term (``finding``: a node with no correct input finds the correct answer itself)."""
+    qm = _finding_model(task) if finding else default_quality_model(task)
     qs = np.arange(0, qm.n_questions, 5)
     reps = 16
     runs = qm.predict(graph, qs, seed=seed, replicates=reps)

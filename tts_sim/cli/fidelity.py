@@ -46,6 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (graphs drawn, sampling, intervals)")
     p.add_argument("--out", required=True, metavar="DIR",
                    help="folder for fidelity_TASK.json/.md/.png and the journal a killed run resumes from")
+    p.add_argument("--repredict", metavar="REPORT",
+                   help="no real runs: predict the graphs of this finished fidelity_TASK.json again with --profile "
+                        "(e.g. after the quality model changed), keeping its measurements; writes to --out")
     add_quiet(p)
     add_backend_options(p)
     p.set_defaults(func=cmd_fidelity)
@@ -81,6 +84,9 @@ def cmd_fidelity(args: argparse.Namespace) -> None:
     profile = profile_from(args)
     if profile is None:
         raise ConfigError("fidelity needs --profile")
+    if args.repredict:
+        _repredict(args, profile, catalog)
+        return
     task = _task(args, profile)
     tp = profile.task(task)
     if not tp.question_ids:
@@ -137,6 +143,33 @@ def cmd_fidelity(args: argparse.Namespace) -> None:
                                         "what it ran)"}
     paths = write_outputs(report, args.out)
     emit(args, report.to_dict(), report.to_text() + "\n" + "\n".join(f"{k}: {v}" for k, v in paths.items()))
+
+
+def _repredict(args: argparse.Namespace, profile: Any, catalog: Any) -> None:
+    """``--repredict``: the report's measurements with this profile's accuracy predictions."""
+    from tts_sim.cli.options import emit
+    from tts_sim.jsonio import read_json
+    from tts_sim.real.fidelity import FidelityReport
+    from tts_sim.real.fidelity.run import check_models, repredict, write_outputs
+    from tts_sim.real.validate import task_spec_for
+    from tts_sim.sim.quality import QualityModel
+
+    if args.graphs or args.generate:
+        raise ConfigError("--repredict takes its graphs from the report: drop --graphs/--generate")
+    report = FidelityReport.from_dict(read_json(args.repredict, "fidelity report"), f"fidelity report {args.repredict}")
+    if args.task and args.task != report.task:
+        raise ConfigError(f"fidelity report {args.repredict} is of task {report.task!r}, not {args.task!r}")
+    if report.task not in profile.tasks:
+        raise ConfigError(f"profile {profile.label!r} has no task {report.task!r} (it has: "
+                          f"{', '.join(sorted(profile.tasks)) or 'none'})")
+    spec, _ = task_spec_for(profile, report.task)
+    quality = QualityModel.from_profile(profile, spec, catalog)
+    check_models([r.graph for r in report.rows], sorted(quality.models))
+    command = "tts-sim " + shlex.join(getattr(args, "argv", []) or [])
+    seed = report.config.get("seed", 0)
+    new = repredict(report, quality, profile=profile.label, command=command, seed=seed if isinstance(seed, int) else 0)
+    paths = write_outputs(new, args.out)
+    emit(args, new.to_dict(), new.to_text() + "\n" + "\n".join(f"{k}: {v}" for k, v in paths.items()))
 
 
 def _info(backend: Any, model: str) -> dict[str, str]:

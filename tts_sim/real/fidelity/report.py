@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from tts_sim.core.graph import Graph
-from tts_sim.errors import ConfigError
+from tts_sim.errors import ConfigError, TtsSimError
 from tts_sim.real.validate import pair_text, relative_error
 from tts_sim.stats import spearman
 
@@ -91,6 +91,38 @@ class FidelityRow:
             "error": self.error, "inside_interval": self.inside,
             "latency_error": {k: _finite(v) for k, v in self.latency_errors().items()},
         }
+
+
+#: ``measured`` keys a row writes itself; any others are the real runs' token figures (``extra``).
+_MEASURED_KEYS = ("accuracy", "ci", "n_questions", "latency", "latency_queries", "p50_ci_s", "walls_s")
+
+
+def row_from_dict(data: Any) -> FidelityRow:
+    """A row as ``FidelityRow.to_dict`` wrote it (``ConfigError`` naming the row otherwise)."""
+    where = f"row {data.get('index', '?')}" if isinstance(data, dict) else "a row"
+    try:
+        pred, meas = data["predicted"], data["measured"]
+        return FidelityRow(
+            int(data["index"]), Graph.from_dict(data["graph"], catalog=None), float(pred["accuracy"]),
+            _pair(pred["interval"]), float(meas["accuracy"]), _pair(meas["ci"]), int(meas["n_questions"]),
+            fit_sd=math.nan if pred.get("fit_sd") is None else float(pred["fit_sd"]),
+            includes=str(pred.get("includes", "")), predicted_latency=_unlat(pred.get("latency")),
+            measured_latency=_unlat(meas.get("latency")), latency_queries=int(meas.get("latency_queries", 0)),
+            extra={k: v for k, v in meas.items() if k not in _MEASURED_KEYS},
+            walls=tuple(float(w) for w in meas.get("walls_s", ())))
+    except TtsSimError as exc:
+        raise ConfigError(f"fidelity report {where}: {exc}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"fidelity report {where}: missing or malformed {exc}") from None
+
+
+def _pair(values: Any) -> tuple[float, float]:
+    low, high = values
+    return float(low), float(high)
+
+
+def _unlat(data: Any) -> tuple[float, float] | None:
+    return None if data is None else (float(data["p50_s"]), float(data["p95_s"]))
 
 
 def _lat(pair: tuple[float, float] | None) -> dict[str, float] | None:
@@ -205,6 +237,22 @@ class FidelityReport:
     def to_dict(self) -> dict[str, Any]:
         return {"schema": SCHEMA, "version": SCHEMA_VERSION, "task": self.task, "summary": self.summary(),
                 "config": self.config, "rows": [r.to_dict() for r in self.rows]}
+
+    @classmethod
+    def from_dict(cls, data: Any, what: str = "fidelity report") -> FidelityReport:
+        """A report as ``to_dict`` wrote it; ``ConfigError`` (one line, naming ``what``) otherwise."""
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+            raise ConfigError(f"{what} is not a tts-sim fidelity report (schema {SCHEMA!r})")
+        if data.get("version") != SCHEMA_VERSION:
+            raise ConfigError(f"{what}: unsupported version {data.get('version')!r} (this tts-sim reads "
+                              f"{SCHEMA_VERSION})")
+        rows, summary_ = data.get("rows"), data.get("summary")
+        if not isinstance(rows, list) or not rows or not isinstance(summary_, dict) \
+                or not isinstance(data.get("task"), str):
+            raise ConfigError(f"{what}: needs a task, a summary and at least one row")
+        config = data["config"] if isinstance(data.get("config"), dict) else {}
+        return cls(data["task"], [row_from_dict(r) for r in rows], str(summary_.get("profile", "")),
+                   str(summary_.get("command", "")), config)
 
     HEADERS = ("#", "graph", "pred acc [95% int]", "meas acc [95% CI]", "in", "p50 s pred/meas (err)",
                "meas p50 95% CI", "p95 s pred/meas (err)")

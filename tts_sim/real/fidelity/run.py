@@ -14,7 +14,7 @@ run (other graphs, questions or settings) is refused.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +183,23 @@ def assemble(plan: FidelityPlan, done: Sequence[dict[str, dict[str, Any]]], simu
             predicted_latency=None if lat is None else (lat.p50_s, lat.p95_s), measured_latency=measured_lat,
             latency_queries=len(walls), extra=extra, walls=tuple(walls)))
     return FidelityReport(plan.task, rows, profile, command, dict(config or {}))
+
+
+def repredict(report: FidelityReport, quality: Any, *, profile: str, command: str, seed: int = 0) -> FidelityReport:
+    """``report`` with each graph's accuracy predicted again by ``quality`` (a ``QualityModel``, e.g. of
+    a refitted profile): expected accuracy and the 95% interval of a run on the report's held-out
+    questions, as ``assemble`` computes them. The measurements (accuracy, latency, token figures) and the
+    latency predictions are kept; the config records the command that measured them."""
+    rows = []
+    for row in report.rows:
+        iv = quality.prediction_interval(row.graph, level=0.95, seed=seed, heldout=row.n_questions)
+        rows.append(replace(row, predicted=iv.accuracy, interval=(iv.low, iv.high), fit_sd=iv.fit_sd,
+                            includes=iv.includes))
+    config = {**report.config, "repredicted": {
+        "measured_by": report.config.get("repredicted", {}).get("measured_by", report.command),
+        "note": "accuracy predictions recomputed from the same measurements; the latency predictions are the "
+                "measuring run's"}}
+    return FidelityReport(report.task, rows, profile, command, config)
 
 
 def write_outputs(report: FidelityReport, out_dir: str | Path) -> dict[str, Path]:

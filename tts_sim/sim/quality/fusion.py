@@ -3,7 +3,8 @@
 A node of model ``m`` and role ``r`` sees its predecessors' answer ids (``n_a`` of them gave answer
 ``a``) in a prompt of ``T`` tokens. It weighs every candidate answer ``a`` of the question by
 
-    logit(a) = tau * log own~(a) + lam * (beta * n_a / d**alpha + rho * [a is correct and some input holds it])
+    logit(a) = tau * log own~(a) + lam * (beta * n_a / d**alpha + rho * [a is correct and some input holds it]
+                                          + (find + solve * log own~(a)) * [a is correct and no input holds it])
     P(out = a) = softmax(logit)(a)
 
 * ``own~ = lam * own + (1 - lam) * guess`` is the model's own answer distribution degraded by the
@@ -30,19 +31,31 @@ A node of model ``m`` and role ``r`` sees its predecessors' answer ids (``n_a`` 
   cross-validated, alpha is ~0.5 (``benchmarks/fusion_calibration.py``): small models follow a
   majority among many inputs less than a vote count says, which matters most for graphs wider than
   the records (in-degree 5-6 from records of 1-4).
+* ``find + solve * log own~(correct)`` is how a node finds the correct answer *itself* when none of its
+  inputs holds it: the more often it solves the question alone, the more often (``solve > 0``). ``tau``
+  cannot carry this: it weighs the node's own belief in every answer alike, and small models' own
+  distribution over *wrong* answers predicts little of what they write when they do not follow their
+  inputs (11-12% of measured fusion outputs are answers no sample of theirs gave), so on the measured
+  profiles the fitted ``tau`` sits at its lower bound and flattens the node's knowledge of the correct
+  answer with it. Measured (``benchmarks/fusion_find.py``, records without a correct input): add-words
+  nodes give the correct answer 0.04 of the time on questions they never solve alone and 0.17 on those
+  they solve 60%+ of the time; without the term the model says 0.06-0.08 throughout. Where an input
+  holds the correct answer the node's own accuracy makes no such difference, so the term stays off.
+  It is scaled by ``lam``: a node that no longer reads its context finds nothing.
 * For an assistant refining a single input, ``1 - P(out = correct | input correct)`` is the chance
   it overwrites a correct input (so deep chains can hurt); ``FusionParams.table`` shows it per model.
 
-Parameters are functions of the role and of the model's skill ``s`` (logit of its accuracy on the
-task), so models without records still get values: ``beta = b0_r + b1_r s``, ``rho = r0_r + r1_r s``,
-``gamma = exp(g0 + g1 s)``, ``tau = t_r``. Roles: ``refine`` (assistant with one predecessor),
-``assistant`` (two or more), ``fuser``. The log-likelihood of observed fusion records is maximised with L-BFGS-B
-(analytic gradient); the covariance of the fitted coefficients (standard errors, and the parametric
-bootstrap of ``tts_sim.sim.quality.interval``) is the inverse observed information. A role with fewer than
-``MIN_ROLE_RECORDS`` records (or a skill slope seen with one model only) is not fitted: it keeps
-``PRIOR`` and ``fit_plan`` names what is missing, for a one-line warning. The own distributions
-are plug-in estimates from the answer banks: with few samples per question (<= ~16) their noise
-biases the fit (``tau`` shrinks, ``rho`` grows), so profile with many samples where it matters.
+Parameters are functions of the role and of the model's skill ``s`` (logit of its accuracy on the task),
+so models without records still get values: ``beta = b0_r + b1_r s``, ``rho = r0_r + r1_r s``, ``gamma =
+exp(g0 + g1 s)``, ``tau = t_r``, ``find = f_r``, ``solve = v_r``. Roles: ``refine`` (assistant with one
+predecessor), ``assistant`` (two or more), ``fuser``. The log-likelihood of observed fusion records is
+maximised with L-BFGS-B (analytic gradient); the covariance of the fitted coefficients (standard errors,
+and the parametric bootstrap of ``tts_sim.sim.quality.interval``) is the inverse observed information. A
+role with fewer than ``MIN_ROLE_RECORDS`` records (or a skill slope seen with one model only;
+find/solve: records without a correct input) is not fitted: it keeps ``PRIOR`` and ``fit_plan`` names
+what is missing, for a one-line warning. The own distributions are plug-in estimates from the answer
+banks: with few samples per question (<= ~16) their noise biases the fit (``tau`` shrinks, ``rho``
+grows), so profile with many samples where it matters.
 """
 
 from __future__ import annotations
@@ -51,7 +64,7 @@ import functools
 import hashlib
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,14 +73,15 @@ from scipy import optimize
 
 from tts_sim.cache import cache_root
 from tts_sim.core.profile import FusionRecord
-from tts_sim.errors import ProfileError, TtsSimError
+from tts_sim.errors import ConfigError, ProfileError, TtsSimError
 from tts_sim.jsonio import loads
 from tts_sim.sim.quality.answers import AnswerTables
 from tts_sim.tasks import TaskSpec
 
 ROLES = ("refine", "assistant", "fuser")
 REFINE, ASSISTANT, FUSER = range(3)
-PER_ROLE = ("tau", "beta0", "beta1", "rho0", "rho1")
+PER_ROLE = ("tau", "beta0", "beta1", "rho0", "rho1", "find", "solve")
+FIND, SOLVE = PER_ROLE.index("find"), PER_ROLE.index("solve")
 NP = len(PER_ROLE)
 COEF_NAMES = tuple(f"{r}.{p}" for r in ROLES for p in PER_ROLE) + ("dilution", "gamma0", "gamma1")
 DILUTION = COEF_NAMES.index("dilution")
@@ -124,6 +138,12 @@ class FusionParams:
         b = self._role_coef()
         return b[role, 3] + b[role, 4] * skill
 
+    def find(self, role: int | np.ndarray) -> np.ndarray:
+        return self._role_coef()[role, FIND]
+
+    def solve(self, role: int | np.ndarray) -> np.ndarray:
+        return self._role_coef()[role, SOLVE]
+
     def gamma(self, skill: float | np.ndarray) -> np.ndarray:
         return np.exp(self.coef["gamma0"] + self.coef["gamma1"] * np.asarray(skill, dtype=float))
 
@@ -132,7 +152,7 @@ class FusionParams:
         return np.asarray(in_degree, dtype=float) ** -self.coef["dilution"]
 
     def rows(self) -> list[dict[str, float | str]]:
-        """One row per (model, role): tau, beta, rho, gamma, and for refiners the chance of
+        """One row per (model, role): tau, beta, rho, find, solve, gamma, and for refiners the chance of
         overwriting a correct input (when a ``QualityModel`` computed it from the answer tables)."""
         out: list[dict[str, float | str]] = []
         for model, s in sorted(self.skills.items(), key=lambda kv: kv[1]):
@@ -140,18 +160,20 @@ class FusionParams:
                 over = self.overwrite.get(model, float("nan")) if r == REFINE else float("nan")
                 out.append({"model": model, "role": name, "skill": s, "tau": float(self.tau(r)),
                             "beta": float(self.beta(r, s)), "rho": float(self.rho(r, s)),
+                            "find": float(self.find(r)), "solve": float(self.solve(r)),
                             "gamma": float(self.gamma(s)), "overwrite_correct": over})
         return out
 
     def table(self) -> str:
         """A readable table of ``rows``, the raw coefficients (± standard errors) and the log-likelihood."""
-        head = (f"{'model':<14} {'role':<9} {'skill':>6} {'tau':>5} {'beta':>6} {'rho':>6} {'gamma/1k':>8} "
+        head = (f"{'model':<14} {'role':<9} {'skill':>6} {'tau':>5} {'beta':>6} {'rho':>6} {'find':>6} "
+                f"{'solve':>5} {'gamma/1k':>8} "
                 f"{'overwrite':>9}")
         lines = [head, "-" * len(head)]
         for r in self.rows():
             ow = "" if np.isnan(r["overwrite_correct"]) else f"{r['overwrite_correct']:.3f}"
             lines.append(f"{r['model']:<14} {r['role']:<9} {r['skill']:>6.2f} {r['tau']:>5.2f} {r['beta']:>6.2f} "
-                         f"{r['rho']:>6.2f} {r['gamma']:>8.3f} {ow:>9}")
+                         f"{r['rho']:>6.2f} {r['find']:>6.2f} {r['solve']:>5.2f} {r['gamma']:>8.3f} {ow:>9}")
         lines.append(f"dilution: each input's pull x d^-{self.coef['dilution']:.2f} at in-degree d")
         lines.append("coefficients: " + ", ".join(
             f"{n}={v:.3f}" + (f"±{self.stderr[n]:.3f}" if n in self.stderr else "") for n, v in self.coef.items()))
@@ -194,11 +216,13 @@ def degraded_log_own(probs: np.ndarray, lam: float | np.ndarray, base: np.ndarra
         return np.log(degraded_probs(probs, lam, base))
 
 
-def fusion_logits(log_own: np.ndarray, counts: np.ndarray, pull: np.ndarray, bonus: np.ndarray) -> np.ndarray:
-    """logit(a) = log_own(a) + pull * n_a + bonus * [a == 0 and n_0 > 0] (``log_own`` already times
-    tau; ``pull`` = lam*beta, ``bonus`` = lam*rho broadcast over the leading axes of ``counts`` (..., K))."""
+def fusion_logits(log_own: np.ndarray, counts: np.ndarray, pull: np.ndarray, bonus: np.ndarray,
+                  find: np.ndarray | None = None) -> np.ndarray:
+    """logit(a) = log_own(a) + pull * n_a + [a == 0] * (bonus if n_0 > 0 else find) (``log_own`` already
+    times tau; ``pull`` = lam*beta*d**-alpha, ``bonus`` = lam*rho, ``find`` = lam*(find + solve*log own~(0))
+    broadcast over the leading axes of ``counts`` (..., K); no ``find``: 0)."""
     logits = log_own + pull[..., None] * counts
-    logits[..., 0] += bonus * (counts[..., 0] > 0)
+    logits[..., 0] += np.where(counts[..., 0] > 0, bonus, 0.0 if find is None else find)
     return logits
 
 
@@ -245,15 +269,16 @@ def record_logits(x: np.ndarray, rec: RecordArrays) -> tuple[np.ndarray, dict[st
     terms = {"tau": b[r, 0], "beta_raw": beta_raw, "beta": np.maximum(beta_raw, 0.0),  # agreeing never repels
              "rho": b[r, 3] + b[r, 4] * s, "gamma": np.exp(x[-2] + x[-1] * s),
              "xt": np.maximum(rec.excess, 0.0) / TOKENS_SCALE, "log_d": np.log(rec.degree),
-             "has0": (rec.counts[:, 0] > 0).astype(float)}
+             "has0": (rec.counts[:, 0] > 0).astype(float), "find": b[r, FIND], "solve": b[r, SOLVE]}
     terms["weight"] = np.exp(-x[DILUTION] * terms["log_d"])  # d**-alpha
     raw = degradation(terms["gamma"], rec.excess)
     terms["lam"] = lam = np.maximum(raw, LAM_FLOOR)
     terms["lam_free"] = (raw > LAM_FLOOR).astype(float)  # d lam / d gamma is 0 where the floor holds
     terms["own1"] = own1 = np.where(rec.support, rec.base + lam[:, None] * rec.diff, 1.0)  # own~, 1 outside
     terms["log_own0"] = np.log(own1)  # 0 outside the support
+    terms["found"] = terms["find"] + terms["solve"] * terms["log_own0"][:, 0]  # before lam
     logits = fusion_logits(terms["tau"][:, None] * terms["log_own0"] + rec.outside, rec.counts,
-                           lam * terms["beta"] * terms["weight"], lam * terms["rho"])
+                           lam * terms["beta"] * terms["weight"], lam * terms["rho"], lam * terms["found"])
     return logits, terms
 
 
@@ -281,16 +306,19 @@ def negative_log_likelihood(x: np.ndarray, rec: RecordArrays) -> tuple[float, np
     d_tau = (resid * t["log_own0"]).sum(axis=1)
     d_beta = lam * w * pulled * (t["beta_raw"] > 0)
     d_rho = lam * t["has0"] * resid[:, 0]
+    d_find = lam * (1 - t["has0"]) * resid[:, 0]
     d_dilution = -lam * t["beta"] * w * t["log_d"] * pulled
     dlog_own = rec.diff / t["own1"]  # d log own~ / d lam (diff is 0 outside the support)
     d_lam = ((resid * t["tau"][:, None] * dlog_own).sum(axis=1) + t["beta"] * w * pulled
-             + resid[:, 0] * t["rho"] * t["has0"])
+             + resid[:, 0] * t["rho"] * t["has0"]
+             + (1 - t["has0"]) * resid[:, 0] * (t["found"] + lam * t["solve"] * dlog_own[:, 0]))
     d_gamma_lin = d_lam * (-lam * t["gamma"] * t["xt"]) * t["lam_free"]  # d ll / d (g0 + g1 s)
     grad = np.zeros_like(x)
     for k in range(n_roles):
         m = r == k
         grad[NP * k: NP * (k + 1)] = [d_tau[m].sum(), d_beta[m].sum(), (d_beta[m] * s[m]).sum(), d_rho[m].sum(),
-                                     (d_rho[m] * s[m]).sum()]
+                                     (d_rho[m] * s[m]).sum(), d_find[m].sum(),
+                                     (d_find[m] * t["log_own0"][m, 0]).sum()]
     grad[DILUTION] = d_dilution.sum()
     grad[-2] = d_gamma_lin.sum()
     grad[-1] = (d_gamma_lin * s).sum()
@@ -301,16 +329,21 @@ def negative_log_likelihood(x: np.ndarray, rec: RecordArrays) -> tuple[float, np
 #: inform keeps (a role with too few records, a skill slope seen with one model, the degradation
 #: without long-context records). Assumptions, not measurements: a mild pull towards agreeing inputs
 #: (beta 1: two agreeing inputs outweigh a lone dissenter by e^1), some recognition of a correct input
-#: (rho 0.5), the model's own judgement unchanged (tau 1); and reading: a model of accuracy 0.5 keeps
+#: (rho 0.5), the model's own judgement unchanged (tau 1), no finding of the correct answer beyond that
+#: judgement (find 0, solve 0: the model before the term existed); and reading: a model of accuracy 0.5 keeps
 #: half of its ability after 8,000 extra context tokens (gamma = ln 2 / 8 per 1,000 tokens), a model
 #: one logit weaker degrades e^0.5 times faster; every input pulls alike however many there are
 #: (dilution 0).
 PRIOR = FusionParams({**{f"{r}.{p}": v for r in ROLES for p, v in
-                         (("tau", 1.0), ("beta0", 1.0), ("beta1", 0.0), ("rho0", 0.5), ("rho1", 0.0))},
+                         (("tau", 1.0), ("beta0", 1.0), ("beta1", 0.0), ("rho0", 0.5), ("rho1", 0.0),
+                                          ("find", 0.0), ("solve", 0.0))},
                       "dilution": 0.0, "gamma0": float(np.log(np.log(2) / 8)), "gamma1": -0.5})
 START = PRIOR  # the name the optimiser's starting point had before the prior was documented
-BOUNDS = [(0.05, 10.0), (-5.0, 10.0), (-5.0, 5.0), (-5.0, 10.0), (-5.0, 5.0)] * len(ROLES) + [(0.0, 3.0), (-8.0, 3.0),
-                                                                                         (-4.0, 4.0)]
+ROLE_BOUNDS = [(0.05, 10.0), (-5.0, 10.0), (-5.0, 5.0), (-5.0, 10.0), (-5.0, 5.0), (-10.0, 10.0), (-5.0, 10.0)]
+BOUNDS = ROLE_BOUNDS * len(ROLES) + [(0.0, 3.0), (-8.0, 3.0), (-4.0, 4.0)]
+#: The find term switched off in every role (``PRIOR``'s values): what a coefficient table written before
+#: the term existed (the synthetic scenario's true fusion) means.
+FIND_OFF = {f"{r}.{p}": 0.0 for r in ROLES for p in ("find", "solve")}
 MIN_ROLE_RECORDS = 30  # records a role needs before its coefficients are fitted
 LONG_CONTEXT_TOKENS = 4000  # context tokens beyond the question that count as a long context
 MIN_LONG_RECORDS = 50  # long-context records the degradation needs before it is fitted
@@ -327,9 +360,15 @@ def fit_plan(rec: RecordArrays) -> tuple[np.ndarray, list[str]]:
         if m.sum() < MIN_ROLE_RECORDS:
             free[NP * k: NP * (k + 1)] = False
             gaps.append(f"{ROLE_LABELS[name]}: {int(m.sum())} fusion records (need {MIN_ROLE_RECORDS})")
-        elif np.ptp(rec.skill[m]) < 1e-6:
+            continue
+        if np.ptp(rec.skill[m]) < 1e-6:
             free[NP * k + 2] = free[NP * k + 4] = False
             gaps.append(f"{ROLE_LABELS[name]}: records of one model only (no skill slope)")
+        lost = m & (rec.counts[:, 0] == 0)
+        if lost.sum() < MIN_ROLE_RECORDS:
+            free[NP * k + FIND] = free[NP * k + SOLVE] = False
+            gaps.append(f"{ROLE_LABELS[name]}: {int(lost.sum())} fusion records without a correct input "
+                        f"(need {MIN_ROLE_RECORDS} to fit find/solve)")
     multi = rec.degree >= 2
     if multi.sum() < MIN_ROLE_RECORDS or len(np.unique(rec.degree[multi])) < 2:
         free[DILUTION] = False
@@ -347,11 +386,17 @@ def fit_plan(rec: RecordArrays) -> tuple[np.ndarray, list[str]]:
     return free, gaps
 
 
-def fit_fusion(rec: RecordArrays, skills: Mapping[str, float] | None = None) -> FusionParams:
+def fit_fusion(rec: RecordArrays, skills: Mapping[str, float] | None = None, *,
+               hold: Collection[str] = ()) -> FusionParams:
     """Maximum-likelihood coefficients with their covariance. Coefficients no record informs (see
-    ``fit_plan``) stay at ``PRIOR``: they are fixed, not fitted, and carry no covariance."""
+    ``fit_plan``) stay at ``PRIOR``: they are fixed, not fitted, and carry no covariance; so do those
+    named in ``hold`` (an ablation: ``hold=FIND_OFF`` fits the model without the find term)."""
+    unknown = sorted(set(hold) - set(COEF_NAMES))
+    if unknown:
+        raise ConfigError(f"no fusion coefficient(s) {', '.join(unknown)} to hold (they are: {', '.join(COEF_NAMES)})")
     x0 = PRIOR.vector.copy()
     free, _ = fit_plan(rec)
+    free &= ~np.isin(np.array(COEF_NAMES), list(hold))
     if len(rec.role) == 0 or not free.any():
         return FusionParams.from_vector(x0, log_likelihood=0.0, n_records=len(rec.role), skills=dict(skills or {}))
 

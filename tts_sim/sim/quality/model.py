@@ -65,6 +65,7 @@ class _NodePlan:
     log_own: np.ndarray | None  # (Q, K) degraded own log-probabilities (fusion nodes)
     pull: float  # lam * beta * d**-alpha: per agreeing input
     bonus: float  # lam * rho
+    find: np.ndarray | None = None  # (Q,) lam * (find + solve * log own~(correct)): no input correct
 
 
 #: Graphs whose execution plans a QualityModel keeps (least recently used dropped first).
@@ -173,14 +174,17 @@ class QualityModel:
     def ceiling(self, graph: Graph, questions: Sequence[int] | None = None) -> float:
         """The documented ceiling of ``expected(graph)``: the mean over questions of the output node's
         probability of the correct answer when every one of its inputs is correct (or, if larger,
-        when no input pulls at all: with ``beta >= 0`` an input on a wrong answer only lowers it).
+        when no input is correct and none pulls: with ``beta >= 0`` an input on a wrong answer only
+        lowers it, and without a correct input only the find term raises it).
         A lone node's ceiling is its own accuracy. Long contexts lower it towards chance."""
         qs = self._questions(questions)
         out = self._plan(graph)[-1]
         if out.log_own is None:
             return float(self.answers.probs[out.model, qs, 0].mean())
         logits = out.log_own[qs].astype(np.float64)
-        free = special.softmax(logits, axis=1)[:, 0]
+        alone = logits.copy()
+        alone[:, 0] += out.find[qs]  # type: ignore[index]
+        free = special.softmax(alone, axis=1)[:, 0]
         logits[:, 0] += out.pull * len(out.preds) + out.bonus
         return float(np.maximum(free, special.softmax(logits, axis=1)[:, 0]).mean())
 
@@ -258,9 +262,11 @@ class QualityModel:
             excess = len(preds) * self.task.answer_tokens
             lam = float(degradation(self.params.gamma(s), np.asarray(excess)))
             log_own = degraded_log_own(self.answers.probs[m], lam, self._base[m])
+            own0 = np.where(np.isfinite(log_own[:, 0]), log_own[:, 0], 0.0)  # as in the fit (0 outside the support)
+            find = (lam * (float(self.params.find(role)) + float(self.params.solve(role)) * own0)).astype(np.float32)
             log_own = np.where(self.answers.valid, float(self.params.tau(role)) * log_own, -np.inf).astype(np.float32)
             pull = lam * float(self.params.beta(role, s) * self.params.input_weight(len(preds)))
-            plan.append(_NodePlan(n, preds, m, log_own, pull, lam * float(self.params.rho(role, s))))
+            plan.append(_NodePlan(n, preds, m, log_own, pull, lam * float(self.params.rho(role, s)), find))
         self._plans[key] = plan
         if len(self._plans) > PLAN_CACHE_SIZE:  # a plan is ~0.2 MB on 500 questions: keep memory bounded
             self._plans.popitem(last=False)
@@ -283,15 +289,18 @@ class QualityModel:
     def _fusion_logits(self, p: _NodePlan, ids: list[np.ndarray], qs: np.ndarray) -> np.ndarray:
         """Unnormalised log-probabilities (len(qs), replicates, K) of the node's answer (float32)."""
         log_own = p.log_own[qs][:, None, :]  # type: ignore[index]
+        find = p.find[qs][:, None]  # type: ignore[index]
         first = ids[p.preds[0]]
-        if len(p.preds) == 1:  # one input: add the pull (and bonus) at its id only
+        if len(p.preds) == 1:  # one input: add the pull (and bonus) at its id only, the find term without it
             logits = np.repeat(log_own, first.shape[1], axis=1)
             extra = np.where(first == 0, np.float32(p.pull + p.bonus), np.float32(p.pull))
             flat = logits.reshape(-1, logits.shape[2])
             flat[np.arange(flat.shape[0]), first.reshape(-1)] += extra.reshape(-1)
+            logits[:, :, 0] += np.where(first == 0, np.float32(0), find)
             return logits
         grid = np.arange(log_own.shape[2], dtype=first.dtype)
         counts = np.zeros((*first.shape, log_own.shape[2]), dtype=np.float32)
         for j in p.preds:
             counts += ids[j][:, :, None] == grid
-        return fusion_logits(log_own, counts, np.array(p.pull, dtype=np.float32), np.array(p.bonus, dtype=np.float32))
+        return fusion_logits(log_own, counts, np.array(p.pull, dtype=np.float32), np.array(p.bonus, dtype=np.float32),
+                             find)
