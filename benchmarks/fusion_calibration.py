@@ -30,12 +30,7 @@ def subset(rec: F.RecordArrays, mask: np.ndarray) -> F.RecordArrays:
 
 
 def fit_without_dilution(rec: F.RecordArrays, skills: dict[str, float]) -> F.FusionParams:
-    saved = F.BOUNDS[F.DILUTION]
-    F.BOUNDS[F.DILUTION] = (0.0, 0.0)
-    try:
-        return F.fit_fusion(rec, skills)
-    finally:
-        F.BOUNDS[F.DILUTION] = saved
+    return F.fit_fusion(rec, skills, hold=("dilution",))  # the prior's 0: every input pulls alike
 
 
 def fit_degradation_anyway(rec: F.RecordArrays, skills: dict[str, float]) -> F.FusionParams:

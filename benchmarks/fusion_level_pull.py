@@ -44,7 +44,7 @@ def _scaled_logits(x: np.ndarray, rec: F.RecordArrays) -> tuple[np.ndarray, dict
     else:
         t["weight"] = t["weight"] * factor
     logits = F.fusion_logits(t["tau"][:, None] * t["log_own0"] + rec.outside, rec.counts,
-                             t["lam"] * t["beta"] * t["weight"], t["lam"] * t["rho"])
+                             t["lam"] * t["beta"] * t["weight"], t["lam"] * t["rho"], t["lam"] * t["found"])
     return logits, t
 
 

@@ -315,6 +315,7 @@ def test_cli_end_to_end_and_resume(add_profile, fake_backend, tmp_path, capsys):
         {k: v for k, v in s.items() if k != "command"}
     assert "--repredict" in redone["summary"]["command"]
     assert redone["config"]["repredicted"]["measured_by"] == s["command"]
+    assert f"- measured by: `{s['command']}`" in (rep / "fidelity_add.md").read_text()
     for extra, message in ((("--generate", "2"), "takes its graphs from the report"),
                            (("--task", "math"), "is of task 'add', not 'math'")):
         assert main(["fidelity", "--profile", str(path), "--repredict", str(out / "fidelity_add.json"), "--out",

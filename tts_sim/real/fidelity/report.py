@@ -327,8 +327,10 @@ class FidelityReport:
             f"({cfg.get('scheduler', 'its default scheduler')}) with the profile's latency tables "
             f"(one query in flight, {cfg.get('token_lengths', '')} reply lengths); measured: wall time per query of "
             f"the first {cfg.get('latency_questions', '')} questions of each graph, run one at a time\n"
-            f"- command: `{s['command']}`\n\n"
-            + (f"![predicted vs measured]({png})\n\n" if png else "")
+            f"- command: `{s['command']}`\n"
+            + (f"- measured by: `{rep.get('measured_by', '')}` ({rep.get('note', '')})\n"
+               if isinstance(rep := cfg.get("repredicted"), dict) else "")
+            + "\n" + (f"![predicted vs measured]({png})\n\n" if png else "")
             + f"## Results\n\n{head}{body}\n## Summary\n\n" + "".join(f"- {x}\n" for x in self.summary_lines())
             + f"\n## Graphs outside their predicted interval\n\n{miss_text}\n\n## Graphs\n\n{graphs}\n"
         )
