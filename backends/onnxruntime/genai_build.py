@@ -2,9 +2,10 @@
 
 The builder of onnxruntime-genai 0.18 imports classes that exist only in transformers 5.x, while the
 optimum export path pins transformers < 4.58. So the build runs in a subprocess of a virtual environment
-created on demand under ``~/.cache/tts-sim/genai-builder/<key>/`` with ``--system-site-packages`` (it
-reuses torch, onnx, onnxruntime and onnxruntime-genai from the main environment) plus its own
-transformers 5. Cost measured here: ~45 s and ~60 MB to create it once; each build then takes about as
+created on demand under ``~/.cache/tts-sim/genai-builder/<key>/`` that sees the main environment's
+packages (``--system-site-packages`` for the base interpreter's, and a ``.pth`` file naming the main
+environment's own site-packages when that is a venv: it reuses torch, onnx, onnx-ir, onnxruntime and
+onnxruntime-genai from there; the key names the main environment) plus its own transformers 5. Cost measured here: ~45 s and ~60 MB to create it once; each build then takes about as
 long as loading the model (SmolLM2 int4: ~45 s on 2 shared cores).
 
 The builder writes ``model.onnx`` (+ ``.data``) and ``genai_config.json``; this module then replaces its
@@ -13,8 +14,10 @@ tokenizer with the project's (see ``tokenizer_fix.py``) and sets the EOS ids to 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import site
 import shutil
 import subprocess
 import sys
@@ -96,7 +99,8 @@ def _genai_version() -> str:
 
 def ensure_builder_venv(progress: Progress = print) -> Path:
     """The builder venv's python, creating the venv (temp folder + rename) when absent."""
-    key = f"ortgenai{_genai_version()}-{BUILDER_TRANSFORMERS.replace('==', '')}"
+    main_env = hashlib.sha256(sys.prefix.encode()).hexdigest()[:8]  # the venv reads this environment's packages
+    key = f"ortgenai{_genai_version()}-{BUILDER_TRANSFORMERS.replace('==', '')}-{main_env}"
     venv = builder_root() / key
     python = venv / "bin" / "python"
     if python.is_file() and (venv / "READY").is_file():
@@ -114,6 +118,9 @@ def ensure_builder_venv(progress: Progress = print) -> Path:
                 if done.returncode != 0:
                     raise ConfigError(f"creating the genai builder venv failed (`{cmd[2]}` exit "
                                       f"{done.returncode}; log: {log})")
+                if cmd[2] == "venv":  # the main environment's packages, after the builder venv's own
+                    for purelib in (tmp / "lib").glob("python*/site-packages"):
+                        (purelib / "tts-sim-main-env.pth").write_text("\n".join(site.getsitepackages()) + "\n")
         (tmp / "READY").write_text(BUILDER_TRANSFORMERS + "\n")
         if venv.exists():
             shutil.rmtree(venv)
