@@ -5,8 +5,9 @@ optimum export path pins transformers < 4.58. So the build runs in a subprocess 
 created on demand under ``~/.cache/tts-sim/genai-builder/<key>/`` that sees the main environment's
 packages (``--system-site-packages`` for the base interpreter's, and a ``.pth`` file naming the main
 environment's own site-packages when that is a venv: it reuses torch, onnx, onnx-ir, onnxruntime and
-onnxruntime-genai from there; the key names the main environment) plus its own transformers 5. Cost measured here: ~45 s and ~60 MB to create it once; each build then takes about as
-long as loading the model (SmolLM2 int4: ~45 s on 2 shared cores).
+onnxruntime-genai from there; the key names the main environment) plus its own transformers 5. Cost
+measured here: ~45 s and ~60 MB to create it once; each build then takes about as long as loading the
+model (SmolLM2 int4: ~45 s on 2 shared cores).
 
 The builder writes ``model.onnx`` (+ ``.data``) and ``genai_config.json``; this module then replaces its
 tokenizer with the project's (see ``tokenizer_fix.py``) and sets the EOS ids to the manifest's.

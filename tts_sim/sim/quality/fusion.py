@@ -167,8 +167,7 @@ class FusionParams:
     def table(self) -> str:
         """A readable table of ``rows``, the raw coefficients (± standard errors) and the log-likelihood."""
         head = (f"{'model':<14} {'role':<9} {'skill':>6} {'tau':>5} {'beta':>6} {'rho':>6} {'find':>6} "
-                f"{'solve':>5} {'gamma/1k':>8} "
-                f"{'overwrite':>9}")
+                f"{'solve':>5} {'gamma/1k':>8} {'overwrite':>9}")
         lines = [head, "-" * len(head)]
         for r in self.rows():
             ow = "" if np.isnan(r["overwrite_correct"]) else f"{r['overwrite_correct']:.3f}"
