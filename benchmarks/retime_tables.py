@@ -57,7 +57,8 @@ def retimed(profile: Profile, tables: Profile, *, profile_name: str, tables_name
     if set(fresh) != set(old):
         raise ValueError(f"{tables_name} times {sorted(fresh)}, {profile_name} has {sorted(old)}: not the same tables")
     moved = {f"{m} on {d}": row_ratio(old[(m, d, b, q)], t) for (m, d, b, q), t in fresh.items()}
-    meta = {**profile.metadata, "tables_retimed": {
+    where = tables.metadata.get("device", "another run")
+    meta = {**profile.metadata, "label": f"{profile.label}; latency tables retimed on {where}", "tables_retimed": {
         "tables_command": tables.metadata.get("command", ""), "from_profile": profile_name,
         "median_ratio_new_over_old": moved}}
     return Profile(meta, dict(profile.tasks), [fresh[_key(t)] for t in profile.latency])
