@@ -122,6 +122,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="requests per backend call (calls of all questions are batched; a resumed run may change it)")
     p.add_argument("--no-latency", action="store_true", help="skip the latency tables")
     p.add_argument("--no-banks", action="store_true", help="skip answer banks and fusion calibration")
+    p.add_argument("--retime", metavar="PROFILE",
+                   help="time the latency tables again (on this machine, now) and write PROFILE with them in place "
+                        "of its own to -o: its answer banks and fusion records kept (implies --no-banks; give the "
+                        "models, backend and grid PROFILE's tables were timed with)")
     p.add_argument("--prompt-lengths", type=int_list, default=DEFAULT_PROMPT_LENGTHS,
                    help="prefill table: prompt lengths, e.g. 16,64,256")
     p.add_argument("--batch-sizes", type=int_list, default=DEFAULT_BATCH_SIZES, help="latency table batch sizes")
@@ -149,12 +153,20 @@ def cmd_profile(args: argparse.Namespace) -> None:
 
     models = parse_models(args.model)
     check_models(models, catalog_from(args))
+    base = None
+    if args.retime:
+        from tts_sim.sim.profiles import load_profile
+
+        if args.no_latency:
+            raise ConfigError("--retime times the latency tables: drop --no-latency")
+        base = load_profile(args.retime)  # refused before anything is timed
     config = ProfileConfig(
         task=args.task, models=models, data=args.data, questions=args.questions, offset=args.offset,
         samples=args.samples, fusion_records=args.fusion_records, deep_records=args.deep_records,
         fusion_graphs=args.fusion_graphs,
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed,
-        batch=args.batch, latency=not args.no_latency, banks=not args.no_banks, prompt_lengths=args.prompt_lengths,
+        batch=args.batch, latency=not args.no_latency, banks=not (args.no_banks or args.retime),
+        prompt_lengths=args.prompt_lengths,
         batch_sizes=args.batch_sizes, contexts=args.contexts, repeats=args.repeats, steps=args.steps,
         passes=args.passes, max_batch_tokens=args.max_batch_tokens,
         device=None if args.device == "cuda" else args.device, label=args.label)
@@ -169,7 +181,8 @@ def cmd_profile(args: argparse.Namespace) -> None:
         import shlex
 
         run.profile.metadata["command"] = shlex.join(["tts-sim", *args.argv])
-    run.profile.save(out)
+    profile = run.profile if base is None else base.retimed(run.profile)
+    profile.save(out)
     meta = run.profile.metadata
     rows: list[tuple[Any, ...]] = [("profile", str(out)), ("journal", str(journal)), ("label", meta["label"]),
                                    ("device", meta["device"]), ("provider", meta["provider"])]
@@ -185,4 +198,8 @@ def cmd_profile(args: argparse.Namespace) -> None:
     for t in run.profile.latency:
         rows.append((f"latency table {t.model} on {t.device}",
                      f"{len(t.prefill)} prefill + {len(t.decode)} decode rows"))
+    if base is not None:
+        for name, r in profile.metadata["tables_retimed"]["median_ratio_new_over_old"].items():
+            rows.append((f"retimed {name}: new/old (median)", ", ".join(
+                f"{k} x{v:.3f}" for k, v in r.items() if v is not None)))
     emit(args, {"profile": str(out), "metadata": meta}, table(["item", "value"], rows))

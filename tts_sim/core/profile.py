@@ -100,6 +100,23 @@ class Profile:
         latency = [t for t in self.latency if (t.model, t.device, t.backend, t.quantization) not in keys]
         return Profile({**self.metadata, **other.metadata}, {**self.tasks, **other.tasks}, latency + other.latency)
 
+    def retimed(self, tables: Profile) -> Profile:
+        """This profile with its latency tables replaced by the same tables timed again (``tables``: a
+        profile of them alone, ``tts-sim profile --no-banks``): the same (model, device, backend,
+        quantisation) keys, or a ``ProfileError`` naming the difference. The metadata records the new
+        tables' command and how each table moved (median new/old seconds over the rows both time)."""
+        fresh = {_table_key(t): t for t in tables.latency}
+        old = {_table_key(t): t for t in self.latency}
+        if set(fresh) != set(old):
+            raise ProfileError(f"the new latency tables ({_keys_text(fresh)}) are not this profile's "
+                               f"({_keys_text(old)}): time the same models with the same backend")
+        moved = {f"{m} on {d}": _row_ratios(old[(m, d, b, q)], t) for (m, d, b, q), t in fresh.items()}
+        where = tables.metadata.get("device", "another run")
+        meta = {**self.metadata, "label": f"{self.label}; latency tables retimed on {where}",
+                "tables_retimed": {"command": tables.metadata.get("command", ""), "device": where,
+                                   "median_ratio_new_over_old": moved}}
+        return Profile(meta, dict(self.tasks), [fresh[_table_key(t)] for t in self.latency])
+
     # ----- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         body = {
@@ -197,6 +214,27 @@ class Profile:
             raise ProfileError(f"profile {path} is corrupted (not valid gzip: {exc})") from None
         data = loads(raw, f"profile {path}", ProfileError, stored=True)
         return cls.from_dict(data, origin=str(path))
+
+
+def _table_key(t: LatencyTable) -> tuple[str, str, str, str]:
+    return t.model, t.device, t.backend, t.quantization
+
+
+def _keys_text(tables: dict[tuple[str, str, str, str], LatencyTable]) -> str:
+    return ", ".join(f"{m} on {d} ({b} {q})".replace(" )", ")") for m, d, b, q in sorted(tables)) or "none"
+
+
+def _row_ratios(old: LatencyTable, new: LatencyTable) -> dict[str, float | None]:
+    """Median new/old seconds over the (tokens, batch) rows both tables time, prefill and decode apart,
+    and the switch cost's ratio (None where undefined)."""
+    out: dict[str, float | None] = {}
+    for name in ("prefill", "decode"):
+        before = {(a, b): sec for a, b, sec in getattr(old, name)}
+        ratios = sorted(sec / before[(a, b)] for a, b, sec in getattr(new, name) if before.get((a, b), 0) > 0)
+        mid = len(ratios) // 2
+        out[name] = (ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2) if ratios else None
+    out["switch"] = new.switch_s / old.switch_s if old.switch_s > 0 else None
+    return out
 
 
 def _fusion_record(r: Any, where: str) -> FusionRecord:
