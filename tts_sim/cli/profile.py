@@ -184,7 +184,7 @@ def cmd_profile(args: argparse.Namespace) -> None:
     profile = run.profile if base is None else base.retimed(run.profile)
     profile.save(out)
     meta = run.profile.metadata
-    rows: list[tuple[Any, ...]] = [("profile", str(out)), ("journal", str(journal)), ("label", meta["label"]),
+    rows: list[tuple[Any, ...]] = [("profile", str(out)), ("journal", str(journal)), ("label", profile.label),
                                    ("device", meta["device"]), ("provider", meta["provider"])]
     for m, info in meta["models"].items():
         if "bank_accuracy" in info:
