@@ -16,20 +16,19 @@ files) with both: Spearman, mean absolute error, predicted best in the measured 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from scipy import special, stats
+from scipy import stats
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.fusion_calibration import subset  # noqa: E402
-from tts_sim.core.graph import Graph  # noqa: E402
 from tts_sim.errors import TtsSimError  # noqa: E402
+from tts_sim.jsonio import read_json  # noqa: E402
+from tts_sim.real.fidelity import FidelityReport  # noqa: E402
 from tts_sim.sim.profiles import load_profile  # noqa: E402
 from tts_sim.sim.quality import fusion as F  # noqa: E402
 from tts_sim.sim.quality.model import QualityModel, fit_inputs  # noqa: E402
@@ -37,22 +36,6 @@ from tts_sim.tasks import get_task  # noqa: E402
 
 BINS = ((0, 0.001), (0.001, 0.1), (0.1, 0.3), (0.3, 0.6), (0.6, 1.01))
 MODELS = {"without find": F.FIND_OFF, "with find": ()}  # label -> coefficients held at the prior
-
-
-def record_log_probs(params: F.FusionParams, rec: F.RecordArrays) -> np.ndarray:
-    logits, _ = F.record_logits(params.vector, rec)
-    return logits - special.logsumexp(logits, axis=1, keepdims=True)
-
-
-def nll(params: F.FusionParams, rec: F.RecordArrays) -> float:
-    return -float(record_log_probs(params, rec)[np.arange(len(rec.output)), rec.output].sum())
-
-
-def read_report(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not JSON ({e})") from None
 
 
 def main() -> None:
@@ -68,11 +51,11 @@ def main() -> None:
         profile = load_profile(name)
         spec = get_task(args.task)
         tp = profile.task(spec.name)
-        reports = [read_report(path) for path in args.reports]
+        reports = [FidelityReport.from_dict(read_json(path, "fidelity report"), f"fidelity report {path}")
+                   for path in args.reports]
         for path, report in zip(args.reports, reports, strict=True):
-            if not isinstance(report, dict) or report.get("task") != spec.name or not isinstance(report.get("rows"),
-                                                                                                list):
-                raise ValueError(f"{path}: not a tts-sim fidelity report of task {spec.name!r}")
+            if report.task != spec.name:
+                raise ValueError(f"{path}: a fidelity report of task {report.task!r}, not {spec.name!r}")
         if args.folds < 2:
             raise ValueError(f"--folds must be at least 2, got {args.folds}")
     except (TtsSimError, OSError, ValueError) as e:
@@ -85,13 +68,13 @@ def main() -> None:
                                     for r in F.ROLES for c in ("find", "solve", "tau")))
     fold = np.random.default_rng(0).integers(0, args.folds, len(rec.output))
     for label, hold in MODELS.items():
-        cv = sum(nll(F.fit_fusion(subset(rec, fold != k), skills, hold=hold), subset(rec, fold == k))
-                 for k in range(args.folds))
+        cv = sum(F.negative_log_likelihood(F.fit_fusion(subset(rec, fold != k), skills, hold=hold).vector,
+                                           subset(rec, fold == k))[0] for k in range(args.folds))
         print(f"{args.folds}-fold cross-validated negative log-likelihood, {label}: {cv:.1f}")
     y, no_correct = rec.output == 0, rec.counts[:, 0] == 0
     own = np.array([row[0] / max(sum(row), 1) for row in (tp.answer_banks[r.model][r.question]
                                                           for r in tp.fusion_records)])
-    p0 = {label: np.exp(record_log_probs(params, rec)[:, 0]) for label, params in fits.items()}
+    p0 = {label: F.p_correct(params, rec) for label, params in fits.items()}
     print("records without a correct input, by the node's own bank accuracy on the question "
           f"(observed / {' / '.join(MODELS)}):")
     for lo, hi in BINS:
@@ -101,11 +84,10 @@ def main() -> None:
                   + " / ".join(f"{p[s].mean():.3f}" for p in p0.values()))
     models = {label: QualityModel(spec, answers, params) for label, params in fits.items()}
     for path, report in zip(args.reports, reports, strict=True):
-        graphs = [Graph.from_dict(r["graph"]) for r in report["rows"]]
-        measured = np.array([r["measured"]["accuracy"] for r in report["rows"]])
-        print(f"{path} ({len(graphs)} graphs x {report['summary']['n_questions']} questions):")
+        measured = np.array([r.measured for r in report.rows])
+        print(f"{path} ({len(report.rows)} graphs x {report.rows[0].n_questions} questions):")
         for label, qm in models.items():
-            pred = np.array([qm.expected(g).mean() for g in graphs])
+            pred = np.array([qm.expected(r.graph).mean() for r in report.rows])
             top3 = set(np.argsort(-measured)[:3].tolist())
             print(f"  {label:<12} Spearman {stats.spearmanr(pred, measured)[0]:+.2f}  MAE "
                   f"{np.abs(pred - measured).mean():.3f}  predicted best in measured top 3: "

@@ -26,7 +26,7 @@ def add_words():
     spec = get_task("add-words")
     tp = load_profile("measured:add-words").task("add-words")
     answers, rec, skills = fit_inputs(tp, spec)
-    return spec, tp, answers, fit_fusion(rec, skills)
+    return spec, tp, answers, rec, skills, fit_fusion(rec, skills)
 
 
 def _fan(models: list[str], role: str, output: str) -> Graph:
@@ -37,7 +37,7 @@ def _fan(models: list[str], role: str, output: str) -> Graph:
 def test_the_simulator_and_the_likelihood_agree_on_every_record(add_words) -> None:
     """Each record (its context length set to what the simulator assumes) gets the same P(correct)
     from the simulator's fusion logits as from the likelihood, with and without a correct input."""
-    spec, tp, answers, params = add_words
+    spec, tp, answers, _, _, params = add_words
     qm = QualityModel(spec, answers, params)
     records = [dataclasses.replace(r, prompt_tokens=0) for r in tp.fusion_records[:300]]
     expected = p_correct(params, record_arrays(records, answers, spec))
@@ -57,8 +57,7 @@ def test_the_measured_profiles_fit_a_find_term_that_rises_with_the_node_s_own_ac
     """On the measured add-words records a fuser with no correct input finds the correct answer more
     often where its own model solves the question more often (solve > 0), and the term improves the
     likelihood over the ablated fit by more than its 6 coefficients (AIC)."""
-    spec, tp, answers, params = add_words
-    _, rec, skills = fit_inputs(tp, spec)
+    *_, rec, skills, params = add_words
     without = fit_fusion(rec, skills, hold=FIND_OFF)
     assert all(without.coef[n] == 0.0 for n in FIND_OFF)
     assert params.coef["fuser.solve"] > 0 and params.coef["fuser.solve"] > 2 * params.stderr["fuser.solve"]
@@ -66,8 +65,7 @@ def test_the_measured_profiles_fit_a_find_term_that_rises_with_the_node_s_own_ac
 
 
 def test_holding_an_unknown_coefficient_is_refused(add_words) -> None:
-    spec, tp, answers, _ = add_words
-    _, rec, skills = fit_inputs(tp, spec)
+    *_, rec, skills, _ = add_words
     with pytest.raises(ConfigError, match="no fusion coefficient.*fuser.findd"):
         fit_fusion(rec, skills, hold=("fuser.findd",))
 

@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import json
 import math
+import statistics
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -230,9 +231,8 @@ def _row_ratios(old: LatencyTable, new: LatencyTable) -> dict[str, float | None]
     out: dict[str, float | None] = {}
     for name in ("prefill", "decode"):
         before = {(a, b): sec for a, b, sec in getattr(old, name)}
-        ratios = sorted(sec / before[(a, b)] for a, b, sec in getattr(new, name) if before.get((a, b), 0) > 0)
-        mid = len(ratios) // 2
-        out[name] = (ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2) if ratios else None
+        ratios = [sec / before[(a, b)] for a, b, sec in getattr(new, name) if before.get((a, b), 0) > 0]
+        out[name] = statistics.median(ratios) if ratios else None
     out["switch"] = new.switch_s / old.switch_s if old.switch_s > 0 else None
     return out
 

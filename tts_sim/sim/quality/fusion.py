@@ -335,14 +335,14 @@ def negative_log_likelihood(x: np.ndarray, rec: RecordArrays) -> tuple[float, np
 #: (dilution 0).
 PRIOR = FusionParams({**{f"{r}.{p}": v for r in ROLES for p, v in
                          (("tau", 1.0), ("beta0", 1.0), ("beta1", 0.0), ("rho0", 0.5), ("rho1", 0.0),
-                                          ("find", 0.0), ("solve", 0.0))},
+                          ("find", 0.0), ("solve", 0.0))},
                       "dilution": 0.0, "gamma0": float(np.log(np.log(2) / 8)), "gamma1": -0.5})
 START = PRIOR  # the name the optimiser's starting point had before the prior was documented
 ROLE_BOUNDS = [(0.05, 10.0), (-5.0, 10.0), (-5.0, 5.0), (-5.0, 10.0), (-5.0, 5.0), (-10.0, 10.0), (-5.0, 10.0)]
 BOUNDS = ROLE_BOUNDS * len(ROLES) + [(0.0, 3.0), (-8.0, 3.0), (-4.0, 4.0)]
 #: The find term switched off in every role (``PRIOR``'s values): what a coefficient table written before
 #: the term existed (the synthetic scenario's true fusion) means.
-FIND_OFF = {f"{r}.{p}": 0.0 for r in ROLES for p in ("find", "solve")}
+FIND_OFF = {n: PRIOR.coef[n] for n in COEF_NAMES if n.endswith((".find", ".solve"))}
 MIN_ROLE_RECORDS = 30  # records a role needs before its coefficients are fitted
 LONG_CONTEXT_TOKENS = 4000  # context tokens beyond the question that count as a long context
 MIN_LONG_RECORDS = 50  # long-context records the degradation needs before it is fitted
