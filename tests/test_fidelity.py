@@ -186,6 +186,9 @@ def test_a_killed_run_resumes_without_rerunning_or_duplicating(add_profile, tmp_
     assert lines[:9] == kept  # what was journalled stays, times included
     assert [resumed[r["graph"]][r["question"]]["wall_s"] for r in kept] == [r["wall_s"] for r in kept]
     assert sum(r["single"] for r in lines) == 3 * 2
+    for r in lines:  # every executed node's answer and correctness, the output's agreeing with the record's
+        graph = plan.graphs[r["graph"]]
+        assert set(r["nodes"]) == set(graph.executed) and r["nodes"][graph.output] == [r["answer"], r["correct"]]
 
     # killed inside a backend call (the batch is lost), then a torn last line: the resume still matches
     calls = []

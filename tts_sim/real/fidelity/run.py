@@ -28,6 +28,7 @@ from tts_sim.progress import call_bar
 from tts_sim.real.executor import GraphExecutor, GraphRun
 from tts_sim.real.fidelity.report import FidelityReport, FidelityRow
 from tts_sim.stats import wilson_interval
+from tts_sim.tasks.graders import Grader
 from tts_sim.tasks.question import Question
 
 JOURNAL_SCHEMA = "tts-sim/fidelity-journal"
@@ -102,11 +103,14 @@ def _check_record(record: Any, where: str) -> None:
         raise ConfigError(f"{where}: wall_s must be a finite number >= 0")
 
 
-def _record(index: int, run: GraphRun, single: bool) -> dict[str, Any]:
+def _record(index: int, run: GraphRun, single: bool, grader: Grader) -> dict[str, Any]:
+    """One journal line. ``nodes``: every executed node's extracted answer and whether it is correct,
+    so a run can be studied node by node (``benchmarks/fidelity_nodes.py``)."""
     return {"graph": index, "question": run.question.id, "correct": run.correct, "answer": run.answer,
             "wall_s": run.wall_s, "single": single, "calls": len(run.nodes), "prompt_tokens": run.prompt_tokens,
             "completion_tokens": run.completion_tokens,
-            "truncated": sum(t.finish_reason == "length" for t in run.nodes)}
+            "truncated": sum(t.finish_reason == "length" for t in run.nodes),
+            "nodes": {t.node: [t.answer, bool(grader.is_correct(t.answer, run.question))] for t in run.nodes}}
 
 
 def measure(plan: FidelityPlan, executor: GraphExecutor, journal_path: str | Path, config: dict[str, Any], *,
@@ -141,7 +145,7 @@ def measure(plan: FidelityPlan, executor: GraphExecutor, journal_path: str | Pat
     with call_bar(total, initial, desc=f"fidelity {plan.task}", disable=quiet) as bar:
         for index, questions, single in plan.schedule([set(d) for d in done]):
             runs = executor.run_batch(plan.graphs[index], questions, seed=plan.seed)
-            records = [_record(index, run, single) for run in runs]
+            records = [_record(index, run, single, executor.grader) for run in runs]
             journal.append(records)
             for r in records:
                 done[index][r["question"]] = r
