@@ -3,6 +3,7 @@ with realised runs, the MLE of the fusion parameters, and error handling."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -14,8 +15,16 @@ from tts_sim.core.graph import Graph
 from tts_sim.core.models import PAPER_POOL
 from tts_sim.core.profile import FusionRecord, Profile, TaskProfile
 from tts_sim.errors import ConfigError, ProfileError, TtsSimError
+from tts_sim.sim.profiles import load_profile
 from tts_sim.sim.quality import QualityModel
-from tts_sim.sim.quality.fusion import COEF_NAMES, START, FusionParams, negative_log_likelihood, record_arrays
+from tts_sim.sim.quality.fusion import (
+    COEF_NAMES,
+    START,
+    FusionParams,
+    degradation,
+    negative_log_likelihood,
+    record_arrays,
+)
 from tts_sim.sim.quality.model import EXPECTED_REPLICATES
 from tts_sim.sim.scenario import (
     TRUE_FUSION,
@@ -198,3 +207,35 @@ def test_the_likelihood_s_analytic_gradient_matches_finite_differences(math_mode
     numeric = [(negative_log_likelihood(x + h * e, rec)[0] - negative_log_likelihood(x - h * e, rec)[0]) / (2 * h)
                for e in np.eye(len(x))]
     np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-4)
+
+
+def test_beyond_the_widest_fitted_in_degree_the_pull_is_not_extrapolated() -> None:
+    """The measured profiles' records have 1-4 inputs: up to 4 each agreeing input pulls with d**-alpha,
+    beyond it the pull of 4 unanimous inputs is shared by d (so 6 unanimous inputs pull as hard as 4);
+    hand-set coefficients (no ``widest``) keep d**-alpha at every in-degree."""
+    qm = QualityModel.from_profile(load_profile("measured:mul-words"), "mul-words")
+    params = qm.params
+    alpha = params.coef["dilution"]
+    assert params.widest == 4 and 0.2 < alpha < 0.9
+    d = np.arange(1, 9)
+    np.testing.assert_allclose(params.input_weight(d[:4]), d[:4] ** -alpha)
+    np.testing.assert_allclose(d[4:] * params.input_weight(d[4:]), 4 * params.input_weight(4))
+    np.testing.assert_allclose(FusionParams(params.coef).input_weight(d), d ** -alpha)
+
+    def fan(n: int) -> Graph:
+        return Graph.build([*((f"s{i}", "assistant", "smollm2-135m") for i in range(n)),
+                            ("out", "fuser", "gemma-3-270m")], [(f"s{i}", "out") for i in range(n)], "out",
+                           catalog=None)
+
+    unlimited = QualityModel(qm.task, qm.answers, dataclasses.replace(params, widest=None))
+    pull = {n: qm._plan(fan(n))[-1].pull / _lam(qm, n) for n in (4, 6)}
+    assert 6 * pull[6] == pytest.approx(4 * pull[4])
+    assert unlimited._plan(fan(6))[-1].pull > qm._plan(fan(6))[-1].pull
+    assert qm.expected(fan(6)).mean() < unlimited.expected(fan(6)).mean()  # unanimity counts less
+    np.testing.assert_array_equal(qm.expected(fan(4)), unlimited.expected(fan(4)))
+
+
+def _lam(qm: QualityModel, inputs: int) -> float:
+    """The context degradation of a Gemma fuser reading ``inputs`` answers (it scales the pull)."""
+    skill = qm.answers.skill[qm.answers.index("gemma-3-270m")]
+    return float(degradation(qm.params.gamma(skill), np.asarray(inputs * qm.task.answer_tokens)))

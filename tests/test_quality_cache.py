@@ -18,6 +18,8 @@ def test_fitted_parameters_are_cached_by_profile_checksum(tmp_path, monkeypatch)
     first = QualityModel.from_profile(profile, "humaneval")
     second = QualityModel.from_profile(profile, "humaneval")
     assert len(calls) == 1 and dict(first.params.coef) == dict(second.params.coef)
+    assert second.params.widest == first.params.widest == max(len(r.inputs) for r in
+                                                              profile.task("humaneval").fusion_records)
     (cached,) = (tmp_path / "fits").iterdir()
     cached.write_text("{garbage")  # a corrupted cache entry is refitted, not trusted
     third = QualityModel.from_profile(profile, "humaneval")

@@ -30,7 +30,11 @@ A node of model ``m`` and role ``r`` sees its predecessors' answer ids (``n_a`` 
   hard as one), 1 weighs the agreeing fraction. Measured on both word-arithmetic profiles, 5-fold
   cross-validated, alpha is ~0.5 (``benchmarks/fusion_calibration.py``): small models follow a
   majority among many inputs less than a vote count says, which matters most for graphs wider than
-  the records (in-degree 5-6 from records of 1-4).
+  the records (in-degree 5-6 from records of 1-4). **Beyond the widest in-degree ``D`` of the fitted
+  records** (``FusionParams.widest``) the growth is not extrapolated: ``d > D`` inputs pull each with
+  ``D**(1 - alpha) / d``, so unanimous inputs pull as hard as ``D`` of them. Measured node by node on a
+  held-out mul-words set (``benchmarks/fidelity_nodes.py``), nodes with 5-6 inputs, most of them
+  correct, were right 0.40 of the time where the extrapolated ``d**-alpha`` said 0.67.
 * ``find + solve * log own~(correct)`` is how a node finds the correct answer *itself* when none of its
   inputs holds it: the more often it solves the question alone, the more often (``solve > 0``). ``tau``
   cannot carry this: it weighs the node's own belief in every answer alike, and small models' own
@@ -110,6 +114,9 @@ class FusionParams:
     overwrite: Mapping[str, float] = field(default_factory=dict)  # model -> P(refiner drops a correct input)
     #: covariance of the fitted coefficients (those in ``stderr``, in ``COEF_NAMES`` order); () if none
     covariance: tuple[tuple[float, ...], ...] = ()
+    #: the widest in-degree among the fitted records: beyond it the pull is not extrapolated (see
+    #: ``input_weight``); None: no limit (coefficients set by hand, e.g. a scenario's true fusion)
+    widest: int | None = None
 
     def __post_init__(self) -> None:
         missing = [n for n in COEF_NAMES if n not in self.coef]
@@ -148,8 +155,14 @@ class FusionParams:
         return np.exp(self.coef["gamma0"] + self.coef["gamma1"] * np.asarray(skill, dtype=float))
 
     def input_weight(self, in_degree: float | np.ndarray) -> np.ndarray:
-        """d**-alpha: the weight of each agreeing input's pull at in-degree ``d``."""
-        return np.asarray(in_degree, dtype=float) ** -self.coef["dilution"]
+        """The weight of each agreeing input's pull at in-degree ``d``: ``d**-alpha`` up to ``widest``
+        (``D``), ``D**(1 - alpha) / d`` beyond it: the pull of ``d > D`` unanimous inputs is that of ``D``,
+        shared among them (the records say how the pull grows up to ``D``, nothing about beyond)."""
+        d = np.asarray(in_degree, dtype=float)
+        alpha = self.coef["dilution"]
+        if self.widest is None:
+            return d ** -alpha
+        return np.where(d <= self.widest, d ** -alpha, float(self.widest) ** (1 - alpha) / np.maximum(d, 1.0))
 
     def rows(self) -> list[dict[str, float | str]]:
         """One row per (model, role): tau, beta, rho, find, solve, gamma, and for refiners the chance of
@@ -173,7 +186,9 @@ class FusionParams:
             ow = "" if np.isnan(r["overwrite_correct"]) else f"{r['overwrite_correct']:.3f}"
             lines.append(f"{r['model']:<14} {r['role']:<9} {r['skill']:>6.2f} {r['tau']:>5.2f} {r['beta']:>6.2f} "
                          f"{r['rho']:>6.2f} {r['find']:>6.2f} {r['solve']:>5.2f} {r['gamma']:>8.3f} {ow:>9}")
-        lines.append(f"dilution: each input's pull x d^-{self.coef['dilution']:.2f} at in-degree d")
+        lines.append(f"dilution: each input's pull x d^-{self.coef['dilution']:.2f} at in-degree d"
+                     + ("" if self.widest is None else
+                        f" up to {self.widest} (the widest fitted); beyond, the pull of {self.widest} shared by d"))
         lines.append("coefficients: " + ", ".join(
             f"{n}={v:.3f}" + (f"±{self.stderr[n]:.3f}" if n in self.stderr else "") for n, v in self.coef.items()))
         if self.log_likelihood is not None:
@@ -241,6 +256,11 @@ class RecordArrays:
     def degree(self) -> np.ndarray:
         """(R,) in-degree: the number of inputs."""
         return np.maximum(self.counts.sum(axis=1), 1.0)
+
+    @property
+    def widest(self) -> int | None:
+        """The largest in-degree among the records (None: no records)."""
+        return int(self.degree.max()) if len(self.degree) else None
 
     @functools.cached_property
     def diff(self) -> np.ndarray:
@@ -397,7 +417,8 @@ def fit_fusion(rec: RecordArrays, skills: Mapping[str, float] | None = None, *,
     free, _ = fit_plan(rec)
     free &= ~np.isin(np.array(COEF_NAMES), list(hold))
     if len(rec.role) == 0 or not free.any():
-        return FusionParams.from_vector(x0, log_likelihood=0.0, n_records=len(rec.role), skills=dict(skills or {}))
+        return FusionParams.from_vector(x0, log_likelihood=0.0, n_records=len(rec.role), skills=dict(skills or {}),
+                                        widest=rec.widest)
 
     def objective(z: np.ndarray) -> tuple[float, np.ndarray]:
         x = x0.copy()
@@ -415,7 +436,7 @@ def fit_fusion(rec: RecordArrays, skills: Mapping[str, float] | None = None, *,
     se = np.where(diag > 0, np.sqrt(np.abs(diag)), np.nan)
     return FusionParams.from_vector(x, log_likelihood=-float(res.fun), n_records=len(rec.role),
                                     skills=dict(skills or {}), stderr=dict(zip(names, se.tolist(), strict=True)),
-                                    covariance=tuple(tuple(row) for row in cov.tolist()))
+                                    covariance=tuple(tuple(row) for row in cov.tolist()), widest=rec.widest)
 
 
 def _covariance(grad: Callable[[np.ndarray], np.ndarray], x: np.ndarray, h: float = 1e-5) -> np.ndarray:
@@ -474,7 +495,8 @@ def cached_fit(profile_checksum: str, task: str, fit: Callable[[], FusionParams]
     try:
         data = loads(path.read_bytes(), "cached fit")
         return FusionParams(data["coef"], data["log_likelihood"], data["n_records"], data["skills"], data["stderr"],
-                            covariance=tuple(tuple(float(v) for v in row) for row in data["covariance"]))
+                            covariance=tuple(tuple(float(v) for v in row) for row in data["covariance"]),
+                            widest=None if data["widest"] is None else int(data["widest"]))
     except (OSError, ValueError, KeyError, TypeError, TtsSimError):
         pass
     params = fit()
@@ -484,7 +506,8 @@ def cached_fit(profile_checksum: str, task: str, fit: Callable[[], FusionParams]
         tmp.write_text(json.dumps({"coef": dict(params.coef), "log_likelihood": params.log_likelihood,
                                    "n_records": params.n_records, "skills": dict(params.skills),
                                    "stderr": dict(params.stderr),
-                                   "covariance": [list(row) for row in params.covariance]}))
+                                   "covariance": [list(row) for row in params.covariance],
+                                   "widest": params.widest}))
         tmp.replace(path)
     except OSError:
         pass

@@ -96,9 +96,9 @@ def prediction_interval(qm: QualityModel, graph: Graph, questions: Sequence[int]
         includes = "run noise only (the fusion fit has no covariance: too few records, see the fit's warning)"
     else:
         base = qm.expected(graph, questions, replicates=replicates).mean()
-        values = np.array([type(qm)(qm.task, qm.answers, FusionParams.from_vector(v, skills=qm.params.skills),
-                                        label=qm.label, catalog=qm.catalog)
-                           .expected(graph, questions, replicates=replicates).mean() for v in x])
+        drawn = [FusionParams.from_vector(v, skills=qm.params.skills, widest=qm.params.widest) for v in x]
+        values = np.array([type(qm)(qm.task, qm.answers, params, label=qm.label, catalog=qm.catalog)
+                           .expected(graph, questions, replicates=replicates).mean() for params in drawn])
         deltas = values - base  # common random numbers: the Monte Carlo noise of ``expected`` cancels
         fit_sd = float(values.std(ddof=1))
         includes = (f"fusion-fit coefficient uncertainty (parametric bootstrap, {draws} draws) "
