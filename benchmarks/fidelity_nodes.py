@@ -24,7 +24,7 @@ import argparse
 import gzip
 import sys
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
@@ -119,25 +119,26 @@ class Side:
     given: dict[tuple[str, str, str], Tally] = field(default_factory=lambda: defaultdict(Tally))
     same_wrong: dict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))
 
-    def add_question(self, index: int, graph: Graph, question: object, correct: Callable[[str], np.ndarray],
-                     answer: Callable[[str], np.ndarray]) -> None:
-        """One question's runs (arrays over replicates) of graph ``index``."""
+    def add_question(self, index: int, graph: Graph, question: object, correct: Mapping[str, np.ndarray],
+                     answer: Mapping[str, np.ndarray]) -> None:
+        """One question's runs of graph ``index``: per node, arrays over replicates of whether it was
+        correct and of its answer."""
         nodes = list(graph.executed)
         for n in nodes:
-            c = correct(n).astype(float)
+            c = correct[n].astype(float)
             self.node[(index, n)].add(question, c)
             self.kind[node_kind(graph, n)].add(question, c)
             preds = graph.predecessors(n)
             if preds:
-                share = np.mean([correct(p) for p in preds], axis=0)
+                share = np.mean([correct[p] for p in preds], axis=0)
                 degree = f"{len(preds)}" if len(preds) <= 2 else ("3-4" if len(preds) <= 4 else "5-6")
                 for label in {share_bin(s) for s in share}:
                     sel = np.array([share_bin(s) == label for s in share])
                     self.given[(role_name(graph, n), degree, label)].add(question, c[sel])
         for a, b in combinations(nodes, 2):
-            both = ~correct(a) & ~correct(b)
+            both = ~correct[a] & ~correct[b]
             if both.any():
-                self.same_wrong[pair_kind(graph, a, b)].add(question, (answer(a) == answer(b))[both].astype(float))
+                self.same_wrong[pair_kind(graph, a, b)].add(question, (answer[a] == answer[b])[both].astype(float))
 
 
 def compare(rows: Iterable[tuple[str, Tally, Tally]], header: str) -> None:
@@ -174,15 +175,16 @@ def main() -> None:
 
     real, sim = Side(), Side()
     for r in records:
-        g, nodes = graphs[r["graph"]], r["nodes"]
-        real.add_question(r["graph"], g, r["question"], lambda n, v=nodes: np.array([bool(v[n][1])]),
-                          lambda n, v=nodes: np.array([canon(v[n][0])], dtype=object))
+        nodes = r["nodes"]
+        real.add_question(r["graph"], graphs[r["graph"]], r["question"],
+                          {n: np.array([bool(c)]) for n, (_, c) in nodes.items()},
+                          {n: np.array([canon(a)], dtype=object) for n, (a, _) in nodes.items()})
     rng = np.random.default_rng(args.seed)
     qs = np.arange(qm.n_questions)
     for index, g in enumerate(graphs):
         ids = qm.simulate(g, qs, rng, args.replicates)
         for q in range(len(qs)):
-            sim.add_question(index, g, q, lambda n, i=ids, k=q: i[n][k] == 0, lambda n, i=ids, k=q: i[n][k])
+            sim.add_question(index, g, q, {n: v[q] == 0 for n, v in ids.items()}, {n: v[q] for n, v in ids.items()})
     questions = len({r["question"] for r in records})
     print(f"{args.journal}: task {task}, {len(records)} records on {questions} questions; simulated: "
           f"{qm.label}, {qm.n_questions} questions x {args.replicates} replicates\n")
