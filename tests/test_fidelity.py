@@ -138,6 +138,40 @@ def test_questions_must_be_held_out():
 
 
 # ----- the resumable run ------------------------------------------------------------------------------
+def test_each_timed_query_comes_right_after_a_call_of_its_own_output_model(add_profile, tmp_path):  # noqa: F811
+    """A priming call (one token, the graph's output model) before every timed query and never before a
+    batched one; a journal timed without priming is refused while it has timed queries left, and read
+    when it has none."""
+    _, profile = add_profile
+    plan = _plan(profile)
+    backend = _fake()
+    measure(plan, _executor(backend), tmp_path / "j.jsonl", plan.journal_config(), quiet=True)
+    primes = [(i, m) for i, (m, reqs) in enumerate(backend.calls) if reqs[0].max_new_tokens == 1]
+    assert len(primes) == len(plan.graphs) * plan.latency_questions
+    outputs = [g.node(g.output).model for g in plan.graphs] * plan.latency_questions  # question-major
+    assert [m for _, m in primes] == outputs
+    assert all(backend.calls[i + 1][1][0].max_new_tokens > 1 for i, _ in primes)  # the timed query at once
+
+    old = dataclasses.replace(plan, primed=False)
+    cfg = old.journal_config()
+    del cfg["primed"]  # as journals written before priming existed
+    path = tmp_path / "old.jsonl"
+
+    def stop(n):
+        raise Killed
+
+    with pytest.raises(Killed):
+        measure(old, _executor(_fake()), path, cfg, quiet=True, on_batch=stop)
+    with pytest.raises(ConfigError, match="without priming"):
+        measure(plan, _executor(_fake()), path, plan.journal_config(), quiet=True)
+    measure(old, _executor(_fake()), path, cfg, quiet=True)  # finished the old way
+    current = plan.journal_config()
+    done = measure(plan, _executor(again := _fake()), path, current, quiet=True)
+    assert again.calls == [] and all(len(d) == len(plan.questions) for d in done)  # complete: only read
+    assert current["primed"] is False  # the report says how the journal's latency was timed
+
+
+
 class Killed(Exception):
     pass
 
@@ -300,7 +334,8 @@ def test_cli_end_to_end_and_resume(add_profile, fake_backend, tmp_path, capsys):
     md = (out / "fidelity_add.md").read_text()
     assert "# Fidelity" in md and "![predicted vs measured](fidelity_add.png)" in md and "Spearman" in md
     requests = sum(len(r) for _, r in fake_backend[0].calls)
-    assert requests == 8 * sum(len(g["graph"]["nodes"]) for g in data["rows"])
+    # every node on every question, and before each of the 5 x 2 timed queries a one-token priming call
+    assert requests == 8 * sum(len(g["graph"]["nodes"]) for g in data["rows"]) + 5 * 2
 
     assert main(args) == 0  # resumed from the journal: nothing runs again, same report
     assert fake_backend[1].calls == []

@@ -115,6 +115,14 @@ class GraphExecutor:
     def backend_model(self, model: str) -> str:
         return self.model_map.get(model, model)
 
+    def prime(self, graph: Graph) -> None:
+        """Leave the backend as ``graph``'s own previous query would: one untimed one-token call of its
+        output node's model. On a CPU serving several models a call right after another model's pays a
+        switch; in a closed loop of one graph (what the simulator predicts) each query starts right after
+        the previous one's output call, so time a query after this, not after another graph's."""
+        model = self.backend_model(graph.node(graph.output).model)
+        self.backend.generate(model, [GenerationRequest(({"role": "user", "content": "1"},), 1, 0.0)])
+
     def run(self, graph: Graph, question: Question, *, seed: int | None = None) -> GraphRun:
         """Run ``graph``'s executed nodes on ``question``; dead nodes never run."""
         return self.run_batch(graph, [question], seed=seed)[0]

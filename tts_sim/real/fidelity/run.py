@@ -2,9 +2,11 @@
 
 Each graph runs on every question. The first ``latency_questions`` run one at a time, each question
 through every graph before the next (their wall times are the measured latency, a closed loop with
-one query in flight, as the simulator predicts it); then each graph runs the rest ``batch`` questions
-together (``GraphExecutor.run_batch``: one ``generate`` call per level and model), which only speeds
-up measuring accuracy - replies do not depend on batching.
+one query in flight, as the simulator predicts it: with ``primed``, each timed query comes right after
+an untimed call of its graph's output model, ``GraphExecutor.prime``, as in a loop of that graph alone,
+not after another graph's calls and the model switch they leave behind); then each graph runs the rest
+``batch`` questions together (``GraphExecutor.run_batch``: one ``generate`` call per level and model),
+which only speeds up measuring accuracy - replies do not depend on batching.
 Every finished (graph, question) is appended to a journal (``tts_sim.journal``) with one fsynced
 write per backend batch; a killed run resumes from it without running or counting anything twice
 (batches re-form identically because whole batches are journalled). A journal written for another
@@ -46,6 +48,7 @@ class FidelityPlan:
     latency_questions: int = 30
     batch: int = 16
     seed: int = 0
+    primed: bool = True  # each timed query after a call of its own output model (False: journals before it)
 
     def __post_init__(self) -> None:
         if not self.graphs:
@@ -68,7 +71,8 @@ class FidelityPlan:
         # the graphs as written, node ids included: they seed the sampling (isomorphic is not enough)
         return {"task": self.task, "graphs": [g.to_dict() for g in self.graphs],
                 "questions": [q.id for q in self.questions],
-                "latency_questions": self.latency_questions, "batch": self.batch, "seed": self.seed, **settings}
+                "latency_questions": self.latency_questions, "batch": self.batch, "seed": self.seed,
+                "primed": self.primed, **settings}
 
     def schedule(self, done: Sequence[set[str]]) -> list[tuple[int, list[Question], bool]]:
         """What is left (``done[i]``: the question ids graph ``i`` has run), in run order, as (graph
@@ -119,15 +123,19 @@ def measure(plan: FidelityPlan, executor: GraphExecutor, journal_path: str | Pat
     ``plan.graphs``; the journal's config holds the graphs) and question id. ``config``
     (``plan.journal_config(...)``) must equal the journal's, except that either question list may
     extend the other: a run grows with more questions from the same offset (the latency questions,
-    the first ones, stay), or reports on fewer. ``on_batch(n)``: called after each journalled batch
-    with the records written so far this call (tests interrupt with it)."""
+    the first ones, stay), or reports on fewer; and ``primed`` may differ when no timed query is left
+    (``config["primed"]`` is then set to the journal's, so a report says how its latency was timed).
+    ``on_batch(n)``: called after each journalled batch with the records written so far this call
+    (tests interrupt with it)."""
     journal = Journal(journal_path, JOURNAL_SCHEMA, JOURNAL_VERSION, what="fidelity journal",
                       kind="tts-sim fidelity journal")
     loaded = journal.load(_check_record)
     done: list[dict[str, dict[str, Any]]] = [{} for _ in plan.graphs]
     if loaded is not None:
         saved, records = loaded
-        key = config_mismatch({**saved, "questions": None}, {**config, "questions": None})
+        saved.setdefault("primed", False)  # journals written before priming timed queries after other graphs
+        key = config_mismatch({**saved, "questions": None, "primed": None}, {**config, "questions": None,
+                                                                            "primed": None})
         if key is None and not _extends(saved.get("questions"), config.get("questions")):
             key = "questions"
         if key is not None:
@@ -136,6 +144,14 @@ def measure(plan: FidelityPlan, executor: GraphExecutor, journal_path: str | Pat
         for r in records:
             if 0 <= r["graph"] < len(done):
                 done[r["graph"]].setdefault(r["question"], r)
+    left = plan.schedule([set(d) for d in done])
+    primed = bool(config.get("primed", False))
+    if loaded is not None and saved["primed"] != primed and any(single for *_, single in left):
+        raise ConfigError(f"{journal.path} timed its queries {'with' if saved['primed'] else 'without'} priming "
+                          f"(GraphExecutor.prime): its latency questions cannot be completed "
+                          f"{'with' if primed else 'without'} it; use another --out folder")
+    if loaded is not None:
+        config["primed"] = saved["primed"]  # what the journal's timed queries had, for the report to say
     journal.begin(config)
     sizes = [len(g.executed) for g in plan.graphs]  # the bar counts model calls: graphs differ 1-20x in cost
     total = sum(sizes) * len(plan.questions)
@@ -143,7 +159,9 @@ def measure(plan: FidelityPlan, executor: GraphExecutor, journal_path: str | Pat
     initial = sum(len(set(d) & wanted) * k for d, k in zip(done, sizes, strict=True))
     written = 0
     with call_bar(total, initial, desc=f"fidelity {plan.task}", disable=quiet) as bar:
-        for index, questions, single in plan.schedule([set(d) for d in done]):
+        for index, questions, single in left:
+            if single and plan.primed:
+                executor.prime(plan.graphs[index])
             runs = executor.run_batch(plan.graphs[index], questions, seed=plan.seed)
             records = [_record(index, run, single, executor.grader) for run in runs]
             journal.append(records)
