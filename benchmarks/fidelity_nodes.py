@@ -9,7 +9,8 @@ profile's quality model, ``QualityModel.simulate`` over the profile's questions,
 3. fusing nodes by the share of their inputs that are correct (the per-node model, checked on the
    held-out graphs' own nodes: wider and deeper than the profile's records);
 4. when two nodes of a graph are both wrong on a question, how often they give the same wrong answer,
-   by how the two are related (the structure that voting and fusion gain or lose from).
+   by how the two are related (the structure that voting and fusion gain or lose from);
+5. (measured only) what fusing nodes write when wrong: no answer, an input's answer, or another one.
 
 Standard errors are clustered by question (the nodes of one question are not independent). The
 measured side is on the run's held-out questions, the simulated side on the profile's: the two agree
@@ -203,6 +204,24 @@ def main() -> None:
     print("4. two nodes both wrong: the same wrong answer")
     compare(((k, real.same_wrong[k], sim.same_wrong[k]) for k in sorted(set(real.same_wrong) | set(sim.same_wrong))),
             "how the two are related")
+    print("5. fusing nodes (measured): what they write, by the share of their inputs that are correct")
+    writes: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r in records:
+        g, nodes = graphs[r["graph"]], r["nodes"]
+        for n in g.executed:
+            preds = g.predecessors(n)
+            if preds:
+                answer, right = nodes[n]
+                what = ("correct" if right else "no answer" if answer is None else
+                        "an input's answer" if canon(answer) in {canon(nodes[p][0]) for p in preds} else "another")
+                writes[share_bin(float(np.mean([nodes[p][1] for p in preds])))][what] += 1
+    kinds = ("correct", "an input's answer", "no answer", "another")
+    print(f"{'inputs correct':<16}{'nodes':>7}" + "".join(f"{k:>19}" for k in kinds))
+    for _, _, label in SHARE_BINS:
+        total = sum(writes[label].values())
+        if total:
+            print(f"{label:<16}{total:>7}" + "".join(f"{writes[label][k] / total:>19.3f}" for k in kinds))
+    print()
 
 
 if __name__ == "__main__":

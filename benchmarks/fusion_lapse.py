@@ -2,13 +2,14 @@
 
 On held-out graphs (``benchmarks/fidelity_nodes.py``) and on the profiles' own records, fusing nodes
 whose inputs are all or mostly correct are right less often than the model says (mul-words records:
-assistants with 2 correct inputs of 2, model 0.73, observed 0.63); 40% of such nodes' wrong outputs
-are no answer or an answer none of their inputs gave. The prototype: with probability ``eps_r`` (one per
-role) a node ignores its inputs and answers from its own (degraded) answer distribution: ``--lapse
-all`` over every answer, ``--lapse wrong`` over its wrong answers only. It is fitted by maximum
-likelihood (numerical gradient, the degradation held at the shipped fit: no long-context records),
-compared by 5-fold cross-validated negative log-likelihood with the shipped model, and re-predicts
-fidelity reports through the simulator (the mixture enters as the log of the mixed probabilities).
+assistants with 2 correct inputs of 2, model 0.73, observed 0.63); with every input correct, the wrong
+ones write no answer or an answer of their own (``benchmarks/fidelity_nodes.py``, part 5). The
+prototype: with probability ``eps_r`` (one per role) a node ignores its inputs and answers from its own
+(degraded) answer distribution: ``--lapse all`` over every answer, ``--lapse wrong`` over its wrong
+answers only. It is fitted by maximum likelihood (numerical gradient, the degradation held at the
+shipped fit: no long-context records), compared by 5-fold cross-validated negative log-likelihood with
+the shipped model, and re-predicts fidelity reports through the simulator (the mixture enters as the
+log of the mixed probabilities).
 
     python benchmarks/fusion_lapse.py --lapse all mul-words docs/fidelity/seed4/fidelity_mul-words.json
 """
@@ -89,6 +90,24 @@ class LapseModel(QualityModel):
         return float(self.expected(graph).mean())
 
 
+SHARES = ((0.0, 0.0, "none"), (1e-9, 0.5 - 1e-9, "<half"), (0.5, 1 - 1e-9, ">=half"), (1.0, 1.0, "all"))
+
+
+def calibration(rec: F.RecordArrays, shipped: np.ndarray, lapse: np.ndarray) -> None:
+    """The records by role, in-degree and share of correct inputs: P(correct) by each model against
+    the observed rate (± one standard error)."""
+    y, share = rec.output == 0, rec.counts[:, 0] / rec.degree
+    print(f"{'role':<10}{'inputs':>7}{'correct':>9}{'records':>9}{'shipped':>9}{'lapse':>7}{'observed':>15}")
+    for role in range(len(F.ROLES)):
+        for d in sorted(set(rec.degree.astype(int))):
+            for lo, hi, label in SHARES:
+                sel = (rec.role == role) & (rec.degree == d) & (share >= lo) & (share <= hi)
+                if sel.sum() >= 10:
+                    se = np.sqrt(y[sel].mean() * (1 - y[sel].mean()) / sel.sum())
+                    print(f"{F.ROLES[role]:<10}{d:>7}{label:>9}{sel.sum():>9}{shipped[sel].mean():>9.3f}"
+                          f"{lapse[sel].mean():>7.3f}{y[sel].mean():>9.3f}±{se:.3f}")
+
+
 def summary(predicted: np.ndarray, measured: np.ndarray) -> str:
     best, top3 = int(np.argmax(predicted)), set(np.argsort(-measured)[:3])
     return (f"Spearman {stats.spearmanr(predicted, measured)[0]:+.2f}, MAE {np.abs(predicted - measured).mean():.3f}, "
@@ -120,6 +139,8 @@ def main() -> None:
     z = fit(rec, skills, wrong_only)
     print(f"lapse over {'wrong answers' if wrong_only else 'every answer'}: eps by role "
           + ", ".join(f"{r} {e:.3f}" for r, e in zip(F.ROLES, special.expit(z[NB:]), strict=True)))
+    shipped_params = F.fit_fusion(rec, skills)
+    calibration(rec, F.p_correct(shipped_params, rec), record_probs(z, rec, wrong_only)[:, 0])
     fold = np.random.default_rng(0).integers(0, args.folds, len(rec.output))
     shipped = sum(F.negative_log_likelihood(F.fit_fusion(subset(rec, fold != k), skills).vector,
                                             subset(rec, fold == k))[0] for k in range(args.folds))
