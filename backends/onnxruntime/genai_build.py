@@ -18,8 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import site
 import shutil
+import site
 import subprocess
 import sys
 import tempfile

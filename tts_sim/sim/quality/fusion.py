@@ -34,7 +34,8 @@ A node of model ``m`` and role ``r`` sees its predecessors' answer ids (``n_a`` 
   records** (``FusionParams.widest``) the growth is not extrapolated: ``d > D`` inputs pull each with
   ``D**(1 - alpha) / d``, so unanimous inputs pull as hard as ``D`` of them. Measured node by node on a
   held-out mul-words set (``benchmarks/fidelity_nodes.py``), nodes with 5-6 inputs, most of them
-  correct, were right 0.40 of the time where the extrapolated ``d**-alpha`` said 0.67.
+  correct, were right 0.40 of the time where the extrapolated ``d**-alpha`` said 0.67 (0.62 with the
+  limit: the records' range bounds the error, it does not remove it).
 * ``find + solve * log own~(correct)`` is how a node finds the correct answer *itself* when none of its
   inputs holds it: the more often it solves the question alone, the more often (``solve > 0``). ``tau``
   cannot carry this: it weighs the node's own belief in every answer alike, and small models' own
