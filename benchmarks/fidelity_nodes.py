@@ -132,7 +132,8 @@ class Side:
             preds = graph.predecessors(n)
             if preds:
                 share = np.mean([correct[p] for p in preds], axis=0)
-                degree = f"{len(preds)}" if len(preds) <= 2 else ("3-4" if len(preds) <= 4 else "5-6")
+                d = len(preds)
+                degree = f"{d}" if d <= 2 else "3-4" if d <= 4 else "5-6" if d <= 6 else "7+"
                 for label in {share_bin(s) for s in share}:
                     sel = np.array([share_bin(s) == label for s in share])
                     self.given[(role_name(graph, n), degree, label)].add(question, c[sel])
