@@ -171,7 +171,6 @@ def test_each_timed_query_comes_right_after_a_call_of_its_own_output_model(add_p
     assert current["primed"] is False  # the report says how the journal's latency was timed
 
 
-
 class Killed(Exception):
     pass
 
