@@ -4,7 +4,7 @@ from tts_sim.sim.scenario import load_default_profile
 
 
 def test_fitted_parameters_are_cached_by_profile_checksum(tmp_path, monkeypatch):
-    monkeypatch.setenv("TTS_SIM_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("TTS_SIM_CACHE", str(tmp_path))
     profile = load_default_profile()
     assert profile.checksum.startswith("sha256:")
     calls = []
@@ -27,3 +27,16 @@ def test_fitted_parameters_are_cached_by_profile_checksum(tmp_path, monkeypatch)
     profile.checksum = ""  # a profile built in code has no content key: never cached
     QualityModel.from_profile(profile, "humaneval")
     assert len(calls) == 3
+
+
+def test_the_cache_root_has_one_setting_with_an_older_name(tmp_path, monkeypatch):
+    """``$TTS_SIM_CACHE`` names the root for fits and worlds alike; ``$TTS_SIM_CACHE_HOME`` is read
+    only when it is unset."""
+    from tts_sim.cache import cache_root
+    from tts_sim.sim.worlds import cache_dir
+
+    monkeypatch.delenv("TTS_SIM_CACHE", raising=False)
+    monkeypatch.setenv("TTS_SIM_CACHE_HOME", str(tmp_path / "old"))
+    assert cache_root() == cache_dir() == tmp_path / "old"
+    monkeypatch.setenv("TTS_SIM_CACHE", str(tmp_path / "new"))
+    assert cache_root() == cache_dir() == tmp_path / "new"

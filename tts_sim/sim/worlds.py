@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tts_sim.cache import cache_root
 from tts_sim.errors import ConfigError
 from tts_sim.sim.quality.fusion import FusionParams
 from tts_sim.sim.scenario import GENERATOR_VERSION, STRUCTURE, TRUE_FUSION, World, generate_profile
@@ -39,8 +40,8 @@ ROLES = ("refine", "assistant", "fuser")
 
 
 def cache_dir() -> Path:
-    """Where generated profiles and reference optima are cached (``$TTS_SIM_CACHE`` or ~/.cache/tts-sim)."""
-    return Path(os.environ.get("TTS_SIM_CACHE") or Path.home() / ".cache" / "tts-sim")
+    """Where generated profiles and reference optima are cached (``tts_sim.cache.cache_root``)."""
+    return cache_root()
 
 
 def fusion_hurts_math() -> World:
