@@ -20,12 +20,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.fusion_calibration import subset  # noqa: E402
+from benchmarks.fusion_lapse import summary  # noqa: E402
 from tts_sim.errors import TtsSimError  # noqa: E402
 from tts_sim.jsonio import read_json  # noqa: E402
 from tts_sim.real.fidelity import FidelityReport  # noqa: E402
@@ -88,10 +88,7 @@ def main() -> None:
         print(f"{path} ({len(report.rows)} graphs x {report.rows[0].n_questions} questions):")
         for label, qm in models.items():
             pred = np.array([qm.expected(r.graph).mean() for r in report.rows])
-            top3 = set(np.argsort(-measured)[:3].tolist())
-            print(f"  {label:<12} Spearman {stats.spearmanr(pred, measured)[0]:+.2f}  MAE "
-                  f"{np.abs(pred - measured).mean():.3f}  predicted best in measured top 3: "
-                  f"{'yes' if int(np.argmax(pred)) in top3 else 'no'}")
+            print(f"  {label:<12} {summary(pred, measured)}")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy import optimize, special, stats
+from scipy import optimize, special
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -30,9 +30,11 @@ from benchmarks.fusion_calibration import subset  # noqa: E402
 from tts_sim.errors import TtsSimError  # noqa: E402
 from tts_sim.jsonio import read_json  # noqa: E402
 from tts_sim.real.fidelity import FidelityReport  # noqa: E402
+from tts_sim.real.fidelity.report import best_in_top  # noqa: E402
 from tts_sim.sim.profiles import load_profile  # noqa: E402
 from tts_sim.sim.quality import fusion as F  # noqa: E402
 from tts_sim.sim.quality.model import QualityModel, _NodePlan, fit_inputs  # noqa: E402
+from tts_sim.stats import spearman  # noqa: E402
 from tts_sim.tasks import get_task  # noqa: E402
 
 NB = len(F.COEF_NAMES)
@@ -109,9 +111,10 @@ def calibration(rec: F.RecordArrays, shipped: np.ndarray, lapse: np.ndarray) -> 
 
 
 def summary(predicted: np.ndarray, measured: np.ndarray) -> str:
-    best, top3 = int(np.argmax(predicted)), set(np.argsort(-measured)[:3])
-    return (f"Spearman {stats.spearmanr(predicted, measured)[0]:+.2f}, MAE {np.abs(predicted - measured).mean():.3f}, "
-            f"mean error {np.mean(predicted - measured):+.3f}, best in top 3 {'yes' if best in top3 else 'no'}")
+    """Spearman, MAE, mean error and best-in-top-3 as the fidelity report computes them."""
+    return (f"Spearman {spearman(predicted.tolist(), measured.tolist()):+.2f}, "
+            f"MAE {np.abs(predicted - measured).mean():.3f}, mean error {np.mean(predicted - measured):+.3f}, "
+            f"best in top 3 {'yes' if best_in_top(predicted.tolist(), measured.tolist()) else 'no'}")
 
 
 def main() -> None:

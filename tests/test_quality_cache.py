@@ -30,13 +30,12 @@ def test_fitted_parameters_are_cached_by_profile_checksum(tmp_path, monkeypatch)
 
 
 def test_the_cache_root_has_one_setting_with_an_older_name(tmp_path, monkeypatch):
-    """``$TTS_SIM_CACHE`` names the root for fits and worlds alike; ``$TTS_SIM_CACHE_HOME`` is read
-    only when it is unset."""
+    """``$TTS_SIM_CACHE`` names the root (fits, worlds, reference optima); ``$TTS_SIM_CACHE_HOME`` is
+    read only when it is unset."""
     from tts_sim.cache import cache_root
-    from tts_sim.sim.worlds import cache_dir
 
     monkeypatch.delenv("TTS_SIM_CACHE", raising=False)
     monkeypatch.setenv("TTS_SIM_CACHE_HOME", str(tmp_path / "old"))
-    assert cache_root() == cache_dir() == tmp_path / "old"
+    assert cache_root() == tmp_path / "old"
     monkeypatch.setenv("TTS_SIM_CACHE", str(tmp_path / "new"))
-    assert cache_root() == cache_dir() == tmp_path / "new"
+    assert cache_root() == tmp_path / "new"

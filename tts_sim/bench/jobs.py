@@ -196,8 +196,8 @@ def _optimum(job: Job, settings: dict[str, Any]) -> dict[str, Any]:
 def _reference(job: Job, settings: dict[str, Any]) -> dict[str, Any]:
     """The reference optimum of a main cell (``tts_sim.search.reference``), cached on disk by profile
     checksum, task, budget, space, held-out questions and effort."""
+    from tts_sim.cache import cache_root
     from tts_sim.search.reference import cached_reference, local_search, reference_key
-    from tts_sim.sim.worlds import cache_dir
 
     ev = evaluator_for(job.task, settings, job.world)
     space = space_for(job, settings)
@@ -211,7 +211,7 @@ def _reference(job: Job, settings: dict[str, Any]) -> dict[str, Any]:
         return {"value": value, "scored": scored, "best_graph": best.to_dict(),
                 "best_units": float(space.units(best)), "best_nodes": len(best.executed)}
 
-    data = cached_reference(cache_dir(), key, compute) if checksum != "uncached" else {**compute(), "cached": False}
+    data = cached_reference(cache_root(), key, compute) if checksum != "uncached" else {**compute(), "cached": False}
     return {"kind": "reference", "task": job.task, "budget": job.budget, "space": job.space,
             "heldout_expected": float(data["value"]), "heldout_n": len(heldout_qs), "scored": data["scored"],
             "cached": data["cached"], "best_graph": data["best_graph"], "best_units": data["best_units"],

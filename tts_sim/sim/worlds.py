@@ -14,7 +14,7 @@
 
 ``world_profile(world, seed)`` generates a world's profile (``ENSEMBLE_SAMPLES`` answers per question,
 ``ENSEMBLE_RECORDS`` fusion records per task: smaller than the shipped profile, to generate in seconds)
-and caches it under ``cache_dir()/worlds`` (``$TTS_SIM_CACHE``, default ``~/.cache/tts-sim``), keyed by
+and caches it under ``cache_root()/worlds`` (``$TTS_SIM_CACHE``, default ``~/.cache/tts-sim``), keyed by
 the world's parameters, the seed and the generator version.
 """
 
@@ -37,11 +37,6 @@ from tts_sim.sim.scenario import GENERATOR_VERSION, STRUCTURE, TRUE_FUSION, Worl
 FUSION_SD, DIFFICULTY_SD, AGREEMENT_SD = 0.4, 0.25, 0.5
 ENSEMBLE_SAMPLES, ENSEMBLE_RECORDS = 64, 3000
 ROLES = ("refine", "assistant", "fuser")
-
-
-def cache_dir() -> Path:
-    """Where generated profiles and reference optima are cached (``tts_sim.cache.cache_root``)."""
-    return cache_root()
 
 
 def fusion_hurts_math() -> World:
@@ -89,7 +84,7 @@ def world_key(world: World, seed: int) -> str:
 
 def world_profile(world: World, seed: int = 0, cache: Path | None = None) -> Path:
     """Path of the cached profile of ``world`` (generated on first use)."""
-    folder = (cache or cache_dir()) / "worlds"
+    folder = (cache or cache_root()) / "worlds"
     path = folder / f"{world.name.split(':')[0]}-{world_key(world, seed)}.json.gz"
     if not path.exists():
         folder.mkdir(parents=True, exist_ok=True)
