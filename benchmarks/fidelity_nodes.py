@@ -75,7 +75,10 @@ class Tally:
 def read_journal(path: Path) -> tuple[dict, list[dict]]:
     raw = path.read_bytes()
     if path.suffix == ".gz":
-        raw = gzip.decompress(raw)
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
+            raise ValueError(f"{path}: not a gzipped journal ({exc})") from None
     loaded = Journal(path, JOURNAL_SCHEMA, JOURNAL_VERSION, what="fidelity journal").load(raw=raw)
     if loaded is None:
         raise ValueError(f"{path}: an empty journal")
