@@ -36,7 +36,7 @@ def _fan(models: list[str], role: str, output: str) -> Graph:
 
 def test_the_simulator_and_the_likelihood_agree_on_every_record(add_words) -> None:
     """Each record (its context length set to what the simulator assumes) gets the same P(correct)
-    from the simulator's fusion logits as from the likelihood, with and without a correct input."""
+    from the simulator's fusion logits and pick as from the likelihood, with and without a correct input."""
     spec, tp, answers, _, _, params = add_words
     qm = QualityModel(spec, answers, params)
     records = [dataclasses.replace(r, prompt_tokens=0) for r in tp.fusion_records[:300]]
@@ -47,7 +47,8 @@ def test_the_simulator_and_the_likelihood_agree_on_every_record(add_words) -> No
         plan = qm._plan(_fan([r.model] * len(r.inputs), role, r.model))
         ids: list[np.ndarray] = [np.array([[a]]) for a in r.inputs] + [np.zeros((1, 1), dtype=np.intp)]
         logits = qm._fusion_logits(plan[-1], ids, np.array([r.question])).astype(np.float64)
-        got.append(special.softmax(logits, axis=2)[0, 0, 0])
+        share = np.mean([a == 0 for a in r.inputs])
+        got.append(plan[-1].pick * share + (1 - plan[-1].pick) * special.softmax(logits, axis=2)[0, 0, 0])
     lost = np.array([0 not in r.inputs for r in records])
     assert lost.sum() > 50 and (~lost).sum() > 50
     np.testing.assert_allclose(got, expected, rtol=2e-4, atol=1e-6)

@@ -50,7 +50,7 @@ from tts_sim.core.graph import Graph, Node, Role
 from tts_sim.core.models import DEFAULT_CATALOG, PAPER_POOL, ModelCatalog
 from tts_sim.core.profile import FusionRecord, Profile, TaskProfile
 from tts_sim.sim.quality.answers import AnswerTables
-from tts_sim.sim.quality.fusion import FIND_OFF, FusionParams
+from tts_sim.sim.quality.fusion import FIND_OFF, PICK_OFF, FusionParams
 from tts_sim.sim.quality.model import QualityModel
 from tts_sim.tasks import TaskSpec, get_task
 
@@ -127,28 +127,29 @@ def structure(task: TaskSpec, world: World | None = None) -> Structure:
 #: recognising the right option is no easier than answering (small rho), fusion gains come from
 #: plurality only; code: agreement between programs is hard to see by reading them (small beta
 #: and rho), so fusing weak coders helps little. No role finds the correct answer beyond its own judgement
-#: (``FIND_OFF``): the scenario predates that term, and no real measurement of it exists on these tasks.
+#: (``FIND_OFF``): the scenario predates that term, and no real measurement of it exists on these tasks;
+#: and every node weighs its inputs (``PICK_OFF``): the scenario predates the pick term too.
 TRUE_FUSION = {
     "math": FusionParams({
         "refine.tau": 1.5, "refine.beta0": 1.75, "refine.beta1": 0.0, "refine.rho0": 0.15, "refine.rho1": 0.0,
         "assistant.tau": 2.0, "assistant.beta0": 2.0, "assistant.beta1": 0.0, "assistant.rho0": 4.0,
         "assistant.rho1": 0.3,
         "fuser.tau": 1.5, "fuser.beta0": 2.5, "fuser.beta1": 0.0, "fuser.rho0": 1.5, "fuser.rho1": 0.3,
-        **FIND_OFF, "dilution": 0.0, "gamma0": -2.9, "gamma1": -1.0,
+        **FIND_OFF, **PICK_OFF, "dilution": 0.0, "gamma0": -2.9, "gamma1": -1.0,
     }),
     "multiple-choice": FusionParams({
         "refine.tau": 1.2, "refine.beta0": 1.5, "refine.beta1": 0.0, "refine.rho0": 0.2, "refine.rho1": 0.3,
         "assistant.tau": 1.2, "assistant.beta0": 1.2, "assistant.beta1": 0.0, "assistant.rho0": 0.3,
         "assistant.rho1": 0.3,
         "fuser.tau": 1.0, "fuser.beta0": 1.4, "fuser.beta1": 0.0, "fuser.rho0": 0.2, "fuser.rho1": 0.3,
-        **FIND_OFF, "dilution": 0.0, "gamma0": math.log(0.1), "gamma1": -1.0,
+        **FIND_OFF, **PICK_OFF, "dilution": 0.0, "gamma0": math.log(0.1), "gamma1": -1.0,
     }),
     "code": FusionParams({
         "refine.tau": 1.0, "refine.beta0": 0.5, "refine.beta1": 0.0, "refine.rho0": 0.4, "refine.rho1": 0.4,
         "assistant.tau": 1.0, "assistant.beta0": 0.4, "assistant.beta1": 0.0, "assistant.rho0": 0.4,
         "assistant.rho1": 0.4,
         "fuser.tau": 1.0, "fuser.beta0": 0.5, "fuser.beta1": 0.0, "fuser.rho0": 0.4, "fuser.rho1": 0.4,
-        **FIND_OFF, "dilution": 0.0, "gamma0": math.log(0.1), "gamma1": -1.0,
+        **FIND_OFF, **PICK_OFF, "dilution": 0.0, "gamma0": math.log(0.1), "gamma1": -1.0,
     }),
 }
 

@@ -66,6 +66,7 @@ class _NodePlan:
     pull: float  # lam * beta * d**-alpha: per agreeing input
     bonus: float  # lam * rho
     find: np.ndarray | None = None  # (Q,) lam * (find + solve * log own~(correct)): no input correct
+    pick: float = 0.0  # the chance it copies an input taken at random instead of weighing them
 
 
 #: Graphs whose execution plans a QualityModel keeps (least recently used dropped first).
@@ -151,7 +152,8 @@ class QualityModel:
         """Per-question probability that the graph answers correctly (deterministic).
 
         Exact for a lone node; otherwise the output node's exact conditional probability of the
-        correct answer, averaged over ``replicates`` fixed-seed draws of its inputs."""
+        correct answer (``pick`` x the share of correct inputs + the rest x the softmax's), averaged
+        over ``replicates`` fixed-seed draws of its inputs."""
         qs = self._questions(questions)
         if replicates < 1:
             raise ConfigError(f"replicates must be >= 1, got {replicates}")
@@ -167,15 +169,18 @@ class QualityModel:
             r = min(step, replicates - done)
             ids = self._run(plan[:-1], qs, rng, r)
             logits = self._fusion_logits(out, ids, qs)
-            total += special.softmax(logits.astype(np.float64), axis=2)[:, :, 0].sum(axis=1)
+            weighed = special.softmax(logits.astype(np.float64), axis=2)[:, :, 0]
+            share = np.mean([ids[j] == 0 for j in out.preds], axis=0)
+            total += (out.pick * share + (1 - out.pick) * weighed).sum(axis=1)
             done += r
         return total / replicates
 
     def ceiling(self, graph: Graph, questions: Sequence[int] | None = None) -> float:
-        """The documented ceiling of ``expected(graph)``: the mean over questions of the output node's
-        probability of the correct answer when every one of its inputs is correct (or, if larger,
-        when no input is correct and none pulls: with ``beta >= 0`` an input on a wrong answer only
-        lowers it, and without a correct input only the find term raises it).
+        """The documented ceiling of ``expected(graph)``: the mean over questions of ``pick + (1 - pick)
+        x`` the output node's weighed probability of the correct answer when every one of its inputs is
+        correct (or, if larger, when no input is correct and none pulls: with ``beta >= 0`` an input on a
+        wrong answer only lowers it, and without a correct input only the find term raises it; a copied
+        input is correct at most always).
         A lone node's ceiling is its own accuracy. Long contexts lower it towards chance."""
         qs = self._questions(questions)
         out = self._plan(graph)[-1]
@@ -186,7 +191,8 @@ class QualityModel:
         alone[:, 0] += out.find[qs]  # type: ignore[index]
         free = special.softmax(alone, axis=1)[:, 0]
         logits[:, 0] += out.pull * len(out.preds) + out.bonus
-        return float(np.maximum(free, special.softmax(logits, axis=1)[:, 0]).mean())
+        weighed = np.maximum(free, special.softmax(logits, axis=1)[:, 0])
+        return float((out.pick + (1 - out.pick) * weighed).mean())
 
     def prediction_interval(self, graph: Graph, questions: Sequence[int] | None = None, *, level: float = 0.95,
                             seed: int = 0, heldout: int | None = None) -> PredictionInterval:
@@ -219,7 +225,8 @@ class QualityModel:
             own = float(params.tau(role)) * degraded_log_own(self.answers.probs[m], lam, self._base[m])
             logits = np.where(self.answers.valid, own, -np.inf)
             logits[:, 0] += lam * float(params.beta(role, s) + params.rho(role, s))
-            out[model] = float(1 - special.softmax(logits, axis=1)[:, 0].mean())
+            kept = float(params.pick(role)) + (1 - float(params.pick(role))) * special.softmax(logits, axis=1)[:, 0]
+            out[model] = float(1 - kept.mean())
         return out
 
     def _questions(self, questions: Sequence[int] | np.ndarray | None) -> np.ndarray:
@@ -266,7 +273,8 @@ class QualityModel:
             find = (lam * (float(self.params.find(role)) + float(self.params.solve(role)) * own0)).astype(np.float32)
             log_own = np.where(self.answers.valid, float(self.params.tau(role)) * log_own, -np.inf).astype(np.float32)
             pull = lam * float(self.params.beta(role, s) * self.params.input_weight(len(preds)))
-            plan.append(_NodePlan(n, preds, m, log_own, pull, lam * float(self.params.rho(role, s)), find))
+            plan.append(_NodePlan(n, preds, m, log_own, pull, lam * float(self.params.rho(role, s)), find,
+                                  float(self.params.pick(role))))
         self._plans[key] = plan
         if len(self._plans) > PLAN_CACHE_SIZE:  # a plan is ~0.2 MB on 500 questions: keep memory bounded
             self._plans.popitem(last=False)
@@ -283,7 +291,13 @@ class QualityModel:
                 logits -= logits.max(axis=2, keepdims=True)
                 cdf = np.cumsum(np.exp(logits), axis=2)
                 u = u * cdf[:, :, -1:]
-            ids.append(np.minimum((cdf <= u).sum(axis=2), cdf.shape[2] - 1))
+            out = np.minimum((cdf <= u).sum(axis=2), cdf.shape[2] - 1)
+            if p.pick > 0:  # copies an input taken at random (no draws without the term: same streams)
+                copy = rng.random(out.shape) < p.pick
+                which = rng.integers(len(p.preds), size=out.shape)
+                inputs = np.stack([ids[j] for j in p.preds])
+                out = np.where(copy, np.take_along_axis(inputs, which[None], axis=0)[0], out)
+            ids.append(out)
         return ids
 
     def _fusion_logits(self, p: _NodePlan, ids: list[np.ndarray], qs: np.ndarray) -> np.ndarray:
