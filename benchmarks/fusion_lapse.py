@@ -12,11 +12,16 @@ the shipped model, and re-predicts fidelity reports through the simulator (the m
 log of the mixed probabilities).
 
     python benchmarks/fusion_lapse.py --lapse all mul-words docs/fidelity/seed4/fidelity_mul-words.json
+
+Since stop 23 the package's model has the pick term (a node copies an input taken at random), which
+took this idea's place; the comparison here stays the stop-22 one: "shipped" is the model fitted with
+the pick term held at 0 (``PICK_OFF``), and the lapse is added to that model.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -61,9 +66,12 @@ def nll(z: np.ndarray, rec: F.RecordArrays, wrong_only: bool) -> float:
 
 
 def fit(rec: F.RecordArrays, skills: dict[str, float], wrong_only: bool) -> np.ndarray:
-    x0 = F.fit_fusion(rec, skills).vector
+    x0 = F.fit_fusion(rec, skills, hold=F.PICK_OFF).vector
     z0 = np.concatenate([x0, [-2.0] * len(F.ROLES)])
     bounds = list(F.BOUNDS) + [(-8.0, 3.0)] * len(F.ROLES)
+    for name in F.PICK_OFF:  # the stop-22 model: no pick term
+        i = F.COEF_NAMES.index(name)
+        bounds[i] = (z0[i], z0[i])
     for i in (NB - 2, NB - 1):  # the degradation: no long-context records, held where the shipped fit has it
         bounds[i] = (z0[i], z0[i])
     return optimize.minimize(nll, z0, args=(rec, wrong_only), method="L-BFGS-B", bounds=bounds,
@@ -142,16 +150,17 @@ def main() -> None:
     z = fit(rec, skills, wrong_only)
     print(f"lapse over {'wrong answers' if wrong_only else 'every answer'}: eps by role "
           + ", ".join(f"{r} {e:.3f}" for r, e in zip(F.ROLES, special.expit(z[NB:]), strict=True)))
-    shipped_params = F.fit_fusion(rec, skills)
+    shipped_params = F.fit_fusion(rec, skills, hold=F.PICK_OFF)
     calibration(rec, F.p_correct(shipped_params, rec), record_probs(z, rec, wrong_only)[:, 0])
     fold = np.random.default_rng(0).integers(0, args.folds, len(rec.output))
-    shipped = sum(F.negative_log_likelihood(F.fit_fusion(subset(rec, fold != k), skills).vector,
+    shipped = sum(F.negative_log_likelihood(F.fit_fusion(subset(rec, fold != k), skills, hold=F.PICK_OFF).vector,
                                             subset(rec, fold == k))[0] for k in range(args.folds))
     lapse = sum(nll(fit(subset(rec, fold != k), skills, wrong_only), subset(rec, fold == k), wrong_only)
                 for k in range(args.folds))
     print(f"{args.folds}-fold cross-validated negative log-likelihood: shipped {shipped:.1f}, "
           f"with the lapse {lapse:.1f}")
-    base = QualityModel.from_profile(profile, spec.name)
+    fitted = QualityModel.from_profile(profile, spec.name)
+    base = QualityModel(fitted.task, fitted.answers, dataclasses.replace(shipped_params, widest=fitted.params.widest))
     model = LapseModel(base.task, base.answers, F.FusionParams.from_vector(z[:NB], skills=base.params.skills,
                                                                            widest=base.params.widest))
     model.eps, model.wrong_only = special.expit(z[NB:]), wrong_only
