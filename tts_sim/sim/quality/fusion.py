@@ -469,17 +469,22 @@ def fit_fusion(rec: RecordArrays, skills: Mapping[str, float] | None = None, *,
 
     # two stages: the model without pick (every node weighs its inputs) first, then pick freed from
     # PICK_START: started at the prior, the pick and the pull trade off into a worse optimum (measured on
-    # both word-arithmetic profiles: the pull's dilution and beta end on their bound 0)
+    # both word-arithmetic profiles: the pull's dilution and beta end on their bound 0). Where no pick
+    # would raise the likelihood at the first stage's optimum (the gradient points out of [0, 0.95]),
+    # that optimum already satisfies the full problem's optimality conditions: the picks stay at 0.
     picks = np.array([n.endswith(".pick") for n in COEF_NAMES])
     if (free & picks).any() and (free & ~picks).any():
         first = free & ~picks
         res = optimize.minimize(lambda z: objective(z, first), x0[first], jac=True, method="L-BFGS-B",
                                 bounds=[bd for bd, f in zip(BOUNDS, first, strict=True) if f])
         x0[first] = res.x
-        x0[free & picks] = PICK_START
+        if (negative_log_likelihood(x0, rec)[1][free & picks] >= 0).all():
+            free &= ~picks
+        else:
+            x0[free & picks] = PICK_START
     bounds = [bd for bd, f in zip(BOUNDS, free, strict=True) if f]
     res = optimize.minimize(objective, x0[free], jac=True, method="L-BFGS-B", bounds=bounds,
-                            options={"ftol": 1e-12, "maxiter": 5000})
+                            options={"ftol": 1e-10, "maxiter": 5000})
     x = x0.copy()
     x[free] = res.x
     # a coefficient the fit leaves on a bound (e.g. pick = 0: no node copies at random) is known only as
