@@ -84,6 +84,8 @@ def node_records(task: TaskSpec, journals: Sequence[Path]
                 else:
                     records.append(FusionRecord(node.model, node.role.value, q, tuple(ids[p] for p in preds), ids[n]))
                     levels.append(g.levels[n])
+    if not samples or not records:
+        raise ValueError("the journals hold no source nodes or no fusing nodes: nothing to fit")
     nq = len(qindex)
     banks: dict[str, list[list[int]]] = defaultdict(lambda: [[] for _ in range(nq)])
     for model, q, a in samples:
