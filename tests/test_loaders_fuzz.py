@@ -19,7 +19,7 @@ from tts_sim.core.budget import ComputeRate, parse_budget
 from tts_sim.core.graph import Graph
 from tts_sim.core.models import load_models
 from tts_sim.core.profile import Profile, _checksum
-from tts_sim.errors import TtsSimError
+from tts_sim.errors import ProfileError, TtsSimError
 from tts_sim.jsonio import loads, nesting_depth
 from tts_sim.real.validate import load_candidates
 from tts_sim.search.checkpoint import Checkpoint
@@ -259,3 +259,12 @@ def test_agent_reply_parsing(text):
         assert str(exc).strip()
     else:
         assert graph.nodes
+
+
+@pytest.mark.parametrize("count", [float("inf"), float("nan"), 1.5, 2.0, -1, True, "3"])
+def test_an_answer_count_that_is_not_a_whole_number_is_named_not_truncated(count) -> None:
+    """Found by the fuzz test above: an infinite count raised OverflowError; 1.5 was read as 1."""
+    data = _tiny_profile()
+    data["tasks"]["math"]["answer_banks"]["llama-3.2-1b"][0][0] = count
+    with pytest.raises(ProfileError, match="answer count .* is not an integer >= 0"):
+        Profile.from_dict(_sealed(data))

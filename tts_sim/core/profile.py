@@ -163,13 +163,16 @@ class Profile:
             tasks = {}
             for name, t in data["tasks"].items():
                 n = _int(t["n_questions"], f"{origin}: task {name!r}: n_questions")
-                banks = {m: [[int(c) for c in row] for row in rows] for m, rows in t["answer_banks"].items()}
+                banks = {m: [list(row) for row in rows] for m, rows in t["answer_banks"].items()}
                 for m, rows in banks.items():
                     if len(rows) != n:
                         raise ProfileError(f"{origin}: task {name!r}, model {m!r}: answer bank has {len(rows)} "
                                            f"questions, expected {n}")
-                    if any(c < 0 for row in rows for c in row):
-                        raise ProfileError(f"{origin}: task {name!r}, model {m!r}: negative answer count")
+                    bad = next((c for row in rows for c in row
+                                if isinstance(c, bool) or not isinstance(c, int) or c < 0), None)
+                    if bad is not None:  # a float (1.5, inf, nan) or a negative count: never truncated silently
+                        raise ProfileError(f"{origin}: task {name!r}, model {m!r}: answer count {shown(bad)} is "
+                                           "not an integer >= 0")
                 records = [_fusion_record(r, f"{origin}: task {name!r}: fusion record #{i}")
                            for i, r in enumerate(t["fusion_records"])]
                 for r in records:
