@@ -24,11 +24,8 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.fusion_calibration import subset  # noqa: E402
-from benchmarks.fusion_lapse import summary  # noqa: E402
+from benchmarks.fusion_ablation import cross_validated_nll, print_repredictions, read_reports  # noqa: E402
 from tts_sim.errors import TtsSimError  # noqa: E402
-from tts_sim.jsonio import read_json  # noqa: E402
-from tts_sim.real.fidelity import FidelityReport  # noqa: E402
 from tts_sim.sim.profiles import load_profile  # noqa: E402
 from tts_sim.sim.quality import fusion as F  # noqa: E402
 from tts_sim.sim.quality.model import QualityModel, fit_inputs  # noqa: E402
@@ -51,11 +48,7 @@ def main() -> None:
         profile = load_profile(name)
         spec = get_task(args.task)
         tp = profile.task(spec.name)
-        reports = [FidelityReport.from_dict(read_json(path, "fidelity report"), f"fidelity report {path}")
-                   for path in args.reports]
-        for path, report in zip(args.reports, reports, strict=True):
-            if report.task != spec.name:
-                raise ValueError(f"{path}: a fidelity report of task {report.task!r}, not {spec.name!r}")
+        reports = read_reports(args.reports, spec.name)
         if args.folds < 2:
             raise ValueError(f"--folds must be at least 2, got {args.folds}")
     except (TtsSimError, OSError, ValueError) as e:
@@ -66,11 +59,9 @@ def main() -> None:
     print(f"{name}: {len(rec.output)} fusion records")
     print("with find: " + ", ".join(f"{r}.{c}={fits['with find'].coef[f'{r}.{c}']:.2f}"
                                     for r in F.ROLES for c in ("find", "solve", "tau")))
-    fold = np.random.default_rng(0).integers(0, args.folds, len(rec.output))
     for label, hold in MODELS.items():
-        cv = sum(F.negative_log_likelihood(F.fit_fusion(subset(rec, fold != k), skills, hold=hold).vector,
-                                           subset(rec, fold == k))[0] for k in range(args.folds))
-        print(f"{args.folds}-fold cross-validated negative log-likelihood, {label}: {cv:.1f}")
+        print(f"{args.folds}-fold cross-validated negative log-likelihood, {label}: "
+              f"{cross_validated_nll(rec, skills, hold, args.folds):.1f}")
     y, no_correct = rec.output == 0, rec.counts[:, 0] == 0
     own = np.array([row[0] / max(sum(row), 1) for row in (tp.answer_banks[r.model][r.question]
                                                           for r in tp.fusion_records)])
@@ -83,13 +74,7 @@ def main() -> None:
             print(f"  [{lo}, {min(hi, 1)}): {s.sum():4d} records  {y[s].mean():.3f} / "
                   + " / ".join(f"{p[s].mean():.3f}" for p in p0.values()))
     models = {label: QualityModel(spec, answers, params) for label, params in fits.items()}
-    for path, report in zip(args.reports, reports, strict=True):
-        measured = np.array([r.measured for r in report.rows])
-        print(f"{path} ({len(report.rows)} graphs x {report.rows[0].n_questions} questions):")
-        for label, qm in models.items():
-            pred = np.array([qm.expected(r.graph).mean() for r in report.rows])
-            print(f"  {label:<12} {summary(pred, measured)}")
-
+    print_repredictions(args.reports, reports, models)
 
 if __name__ == "__main__":
     main()

@@ -21,7 +21,6 @@ the pick term held at 0 (``PICK_OFF``), and the lapse is added to that model.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -31,15 +30,12 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.fusion_ablation import cross_validated_nll, fold_of, read_reports, summary  # noqa: E402
 from benchmarks.fusion_calibration import subset  # noqa: E402
 from tts_sim.errors import TtsSimError  # noqa: E402
-from tts_sim.jsonio import read_json  # noqa: E402
-from tts_sim.real.fidelity import FidelityReport  # noqa: E402
-from tts_sim.real.fidelity.report import best_in_top  # noqa: E402
 from tts_sim.sim.profiles import load_profile  # noqa: E402
 from tts_sim.sim.quality import fusion as F  # noqa: E402
 from tts_sim.sim.quality.model import QualityModel, _NodePlan, fit_inputs  # noqa: E402
-from tts_sim.stats import spearman  # noqa: E402
 from tts_sim.tasks import get_task  # noqa: E402
 
 NB = len(F.COEF_NAMES)
@@ -118,13 +114,6 @@ def calibration(rec: F.RecordArrays, shipped: np.ndarray, lapse: np.ndarray) -> 
                           f"{lapse[sel].mean():>7.3f}{y[sel].mean():>9.3f}±{se:.3f}")
 
 
-def summary(predicted: np.ndarray, measured: np.ndarray) -> str:
-    """Spearman, MAE, mean error and best-in-top-3 as the fidelity report computes them."""
-    return (f"Spearman {spearman(predicted.tolist(), measured.tolist()):+.2f}, "
-            f"MAE {np.abs(predicted - measured).mean():.3f}, mean error {np.mean(predicted - measured):+.3f}, "
-            f"best in top 3 {'yes' if best_in_top(predicted.tolist(), measured.tolist()) else 'no'}")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("task", help="a task with a packaged measured profile (add-words, mul-words)")
@@ -138,29 +127,24 @@ def main() -> None:
             raise ValueError(f"--folds must be at least 2, got {args.folds}")
         profile = load_profile(f"measured:{args.task}")
         spec = get_task(args.task)
-        reports = [FidelityReport.from_dict(read_json(path, "fidelity report"), f"fidelity report {path}")
-                   for path in args.reports]
-        if any(r.task != spec.name for r in reports):
-            raise ValueError(f"a report is not of task {spec.name!r}")
+        reports = read_reports(args.reports, spec.name)
     except (TtsSimError, OSError, ValueError) as e:
         print(f"fusion_lapse: {e}", file=sys.stderr)
         sys.exit(2)
     wrong_only = args.lapse == "wrong"
-    _, rec, skills = fit_inputs(profile.task(spec.name), spec, args.task)
+    answers, rec, skills = fit_inputs(profile.task(spec.name), spec, args.task)
     z = fit(rec, skills, wrong_only)
     print(f"lapse over {'wrong answers' if wrong_only else 'every answer'}: eps by role "
           + ", ".join(f"{r} {e:.3f}" for r, e in zip(F.ROLES, special.expit(z[NB:]), strict=True)))
     shipped_params = F.fit_fusion(rec, skills, hold=F.PICK_OFF)
     calibration(rec, F.p_correct(shipped_params, rec), record_probs(z, rec, wrong_only)[:, 0])
-    fold = np.random.default_rng(0).integers(0, args.folds, len(rec.output))
-    shipped = sum(F.negative_log_likelihood(F.fit_fusion(subset(rec, fold != k), skills, hold=F.PICK_OFF).vector,
-                                            subset(rec, fold == k))[0] for k in range(args.folds))
+    fold = fold_of(len(rec.output), args.folds)
+    shipped = cross_validated_nll(rec, skills, F.PICK_OFF, args.folds)
     lapse = sum(nll(fit(subset(rec, fold != k), skills, wrong_only), subset(rec, fold == k), wrong_only)
                 for k in range(args.folds))
     print(f"{args.folds}-fold cross-validated negative log-likelihood: shipped {shipped:.1f}, "
           f"with the lapse {lapse:.1f}")
-    fitted = QualityModel.from_profile(profile, spec.name)
-    base = QualityModel(fitted.task, fitted.answers, dataclasses.replace(shipped_params, widest=fitted.params.widest))
+    base = QualityModel(spec, answers, shipped_params)
     model = LapseModel(base.task, base.answers, F.FusionParams.from_vector(z[:NB], skills=base.params.skills,
                                                                            widest=base.params.widest))
     model.eps, model.wrong_only = special.expit(z[NB:]), wrong_only

@@ -46,11 +46,13 @@ def main() -> None:
         profile = load_profile(args.profile or f"measured:{spec.name}")
         report = FidelityReport.from_dict(read_json(args.report, "fidelity report"), f"fidelity report {args.report}")
         rows = report.rows
+        if args.graph >= len(rows):
+            raise ValueError(f"--graph {args.graph}: the report has rows 0..{len(rows) - 1}")
         graph = (max(rows, key=lambda r: len(r.graph.nodes)) if args.graph < 0 else rows[args.graph]).graph
         scales = [float(s) for s in args.scales.split(",")]
         if args.draws < 8 or any(s <= 0 for s in scales):
             raise ValueError("--draws must be >= 8 and every scale > 0")
-    except (TtsSimError, OSError, ValueError, IndexError) as exc:
+    except (TtsSimError, OSError, ValueError) as exc:
         print(f"interval_draws: {exc}", file=sys.stderr)
         sys.exit(2)
     qm = QualityModel.from_profile(profile, spec)

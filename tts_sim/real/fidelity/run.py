@@ -145,11 +145,10 @@ def measure(plan: FidelityPlan, executor: GraphExecutor, journal_path: str | Pat
             if 0 <= r["graph"] < len(done):
                 done[r["graph"]].setdefault(r["question"], r)
     left = plan.schedule([set(d) for d in done])
-    primed = bool(config.get("primed", False))
-    if loaded is not None and saved["primed"] != primed and any(single for *_, single in left):
+    if loaded is not None and saved["primed"] != plan.primed and any(single for *_, single in left):
         raise ConfigError(f"{journal.path} timed its queries {'with' if saved['primed'] else 'without'} priming "
                           f"(GraphExecutor.prime): its latency questions cannot be completed "
-                          f"{'with' if primed else 'without'} it; use another --out folder")
+                          f"{'with' if plan.primed else 'without'} it; use another --out folder")
     if loaded is not None:
         config["primed"] = saved["primed"]  # what the journal's timed queries had, for the report to say
     journal.begin(config)
