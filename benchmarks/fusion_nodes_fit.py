@@ -22,6 +22,7 @@ asks:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
@@ -35,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fidelity_nodes import NO_ANSWER, read_journal  # noqa: E402
 
+from benchmarks.fusion_calibration import subset  # noqa: E402
 from tts_sim.core.graph import Graph  # noqa: E402
 from tts_sim.core.profile import FusionRecord  # noqa: E402
 from tts_sim.errors import TtsSimError  # noqa: E402
@@ -106,10 +108,6 @@ def tables(task: TaskSpec, banks: dict[str, list[list[int]]], records: Sequence[
     return answers, F.record_arrays(records, answers, task)
 
 
-def with_skills(rec: F.RecordArrays, skill: np.ndarray) -> F.RecordArrays:
-    return F.RecordArrays(rec.role, skill, rec.probs, rec.counts, rec.output, rec.excess, rec.base)
-
-
 def join(a: F.RecordArrays, b: F.RecordArrays) -> F.RecordArrays:
     k = max(a.probs.shape[1], b.probs.shape[1])
 
@@ -120,11 +118,6 @@ def join(a: F.RecordArrays, b: F.RecordArrays) -> F.RecordArrays:
                           np.concatenate([pad(a.probs), pad(b.probs)]), np.concatenate([pad(a.counts), pad(b.counts)]),
                           np.concatenate([a.output, b.output]), np.concatenate([a.excess, b.excess]),
                           np.concatenate([pad(a.base), pad(b.base)]))
-
-
-def subset(rec: F.RecordArrays, m: np.ndarray) -> F.RecordArrays:
-    return F.RecordArrays(rec.role[m], rec.skill[m], rec.probs[m], rec.counts[m], rec.output[m], rec.excess[m],
-                          rec.base[m])
 
 
 def nll(params: F.FusionParams, rec: F.RecordArrays) -> float:
@@ -170,7 +163,7 @@ def main() -> None:
         print(f"fusion_nodes_fit: {exc}", file=sys.stderr)
         sys.exit(2)
     # the profile's skills (logit of each model's accuracy on the profile's questions) for both sets
-    rec = with_skills(rec, np.array([skills[m] for m in answers.models])[
+    rec = dataclasses.replace(rec, skill=np.array([skills[m] for m in answers.models])[
         [answers.index(r.model) for r in records]])
     no_pick = F.fit_fusion(prof_rec, skills, hold=F.PICK_OFF)
     shipped = F.fit_fusion(prof_rec, skills)
