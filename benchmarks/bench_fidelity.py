@@ -10,7 +10,7 @@ times each phase of ``tts-sim fidelity`` on ``--graphs`` random held-out graphs 
 - ``measure``: the real-run loop on the fake backend (prompts, grading, one fsynced journal write per
   batch) - the part real model calls replace;
 - ``resume``: the same call again, everything answered from the journal;
-- ``predict``: per graph, the 95% prediction interval with the fit's parametric bootstrap and the
+- ``predict``: per graph, the 95% prediction interval with the fit's likelihood draws and the
   simulated latency (``assemble``);
 - ``write``: JSON, Markdown and the PNG.
 

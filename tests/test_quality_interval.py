@@ -11,7 +11,6 @@ from tts_sim.core.graph import Graph
 from tts_sim.errors import ConfigError
 from tts_sim.sim.evaluator import SimulatedEvaluator
 from tts_sim.sim.quality import QualityModel
-from tts_sim.sim.quality.interval import coefficient_draws
 from tts_sim.sim.scenario import default_quality_model, generate_profile
 
 from .test_cli_graph import run
@@ -43,16 +42,13 @@ def test_fewer_fusion_records_give_a_wider_interval(math_model: QualityModel) ->
     assert small.prediction_interval(g).fit_sd > 2 * math_model.prediction_interval(g).fit_sd
 
 
-def test_coefficient_draws_follow_the_covariance(math_model: QualityModel) -> None:
-    x = coefficient_draws(math_model.params, 4000, np.random.default_rng(0))
-    assert x is not None and x.shape == (4000, len(math_model.params.vector))
-    names = list(math_model.params.coef)
-    for name in ("fuser.beta0", "gamma0"):
-        i = names.index(name)
-        assert x[:, i].mean() == pytest.approx(math_model.params.coef[name], abs=0.1 * math_model.params.stderr[name])
-        assert x[:, i].std() == pytest.approx(math_model.params.stderr[name], rel=0.1)
-    bare = QualityModel(math_model.task, math_model.answers, math_model.params.__class__(math_model.params.coef))
-    assert coefficient_draws(bare.params, 5, np.random.default_rng(0)) is None  # no covariance: no draws
+def test_a_model_built_without_its_records_has_no_coefficients_to_draw(math_model: QualityModel) -> None:
+    bare = QualityModel(math_model.task, math_model.answers, math_model.params)
+    assert bare.coefficient_draws(8) is None
+    iv = bare.prediction_interval(six_nodes())
+    assert np.isnan(iv.fit_sd) and "run noise only" in iv.includes and "without its records" in iv.includes
+    drawn = math_model.prediction_interval(six_nodes())
+    assert drawn.high - drawn.low > iv.high - iv.low and "draws from the records' likelihood" in drawn.includes
 
 
 def test_simulated_results_and_the_simulate_command_carry_the_interval(tmp_path, capsys) -> None:

@@ -133,7 +133,7 @@ def cmd_fidelity(args: argparse.Namespace) -> None:
         "cluster": args.cluster, "scheduler": simulated.simulator.scheduler.describe(), "token_lengths": lengths,
         "task_tokens_measured": has_stats,
         "interval_text": "95% prediction interval of a run on this many held-out questions: the fusion fit's "
-                         "coefficient uncertainty (parametric bootstrap) + the questions' sampling noise",
+                         "coefficient uncertainty (draws from the records' likelihood) + the questions' sampling noise",
         "graphs_given": len(given), "graphs_generated": args.generate, "max_width": args.max_width,
         "max_depth": args.max_depth}
     t0 = time.perf_counter()

@@ -15,7 +15,7 @@ The generative model, in three parts (each module documents its own):
    questions x replicates; ``predict`` gives one realised run (0/1 per question), ``expected`` the
    per-question probability of a correct final answer, ``ceiling`` the documented bound of the latter.
 4. ``interval`` - prediction intervals that carry the fusion fit's coefficient uncertainty
-   (parametric bootstrap over the MLE's covariance) as well as the run's own noise.
+   (coefficients drawn from the fitted records' likelihood: ``posterior``) as well as the run's own noise.
 """
 
 from tts_sim.sim.quality.answers import AnswerTables, smooth_answer_banks

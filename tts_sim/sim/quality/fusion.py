@@ -65,8 +65,8 @@ Parameters are functions of the role and of the model's skill ``s`` (logit of it
 so models without records still get values: ``beta = b0_r + b1_r s``, ``rho = r0_r + r1_r s``, ``gamma =
 exp(g0 + g1 s)``, ``tau = t_r``, ``find = f_r``, ``solve = v_r``, ``pick = p_r``. Roles: ``refine`` (assistant with one
 predecessor), ``assistant`` (two or more), ``fuser``. The log-likelihood of observed fusion records is
-maximised with L-BFGS-B (analytic gradient); the covariance of the fitted coefficients (standard errors,
-and the parametric bootstrap of ``tts_sim.sim.quality.interval``) is the inverse observed information. A
+maximised with L-BFGS-B (analytic gradient); the covariance of the fitted coefficients (standard errors, and
+the whitening of the likelihood draws of ``tts_sim.sim.quality.posterior``) is the inverse observed information. A
 role with fewer than ``MIN_ROLE_RECORDS`` records (or a skill slope seen with one model only;
 find/solve: records without a correct input) is not fitted: it keeps ``PRIOR`` and ``fit_plan`` names
 what is missing, for a one-line warning. The own distributions are plug-in estimates from the answer

@@ -2,16 +2,16 @@
 
 A measured accuracy on ``n`` questions differs from the prediction for two reasons: the run's own
 noise (each question is right with probability ``p_q``: variance ``sum p_q (1 - p_q) / n^2``) and the
-fit's (the fusion coefficients are estimates). The second is propagated by a parametric bootstrap:
-coefficient vectors drawn from the maximum-likelihood estimate's asymptotic normal distribution
-(mean = the fit, covariance = the inverse observed information, clipped to the fit's bounds), the
-graph's expected accuracy recomputed under each with common random numbers, the spread of those
-values added to the run's noise. For a run on ``heldout`` new questions (not the profile's: a
-fidelity check), the run's noise is that of ``heldout`` questions drawn from the population the
-profile's questions sample: binomial at the mean accuracy, ``p(1 - p) / heldout``, plus the spread of
-the per-question probabilities over the profile's ``Q`` questions, ``var(p_q) / Q`` (how well the
-profile pins the population mean). Not included: the answer banks' own sampling noise (the smoothed
-per-question distributions are taken as known) and any misfit of the model's form.
+fit's (the fusion coefficients are estimates). The second is propagated by coefficient vectors drawn
+from the fitted records' likelihood (``tts_sim.sim.quality.posterior``: Hamiltonian Monte Carlo, not
+the asymptotic normal, which overstated it where coefficients trade off), the graph's expected
+accuracy recomputed under each with common random numbers, the spread of those values added to the
+run's noise. For a run on ``heldout`` new questions (not the profile's: a fidelity check), the run's
+noise is that of ``heldout`` questions drawn from the population the profile's questions sample:
+binomial at the mean accuracy, ``p(1 - p) / heldout``, plus the spread of the per-question probabilities
+over the profile's ``Q`` questions, ``var(p_q) / Q`` (how well the profile pins the population mean).
+Not included: the answer banks' own sampling noise (the smoothed per-question distributions are taken
+as known) and any misfit of the model's form.
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ import numpy as np
 
 from tts_sim.core.graph import Graph
 from tts_sim.errors import ConfigError
-from tts_sim.sim.quality.fusion import BOUNDS, COEF_NAMES, FusionParams
+from tts_sim.sim.quality.fusion import FusionParams
+from tts_sim.sim.quality.posterior import DRAWS
 
 if TYPE_CHECKING:
     from tts_sim.sim.quality.model import QualityModel
 
-DRAWS = 32  # coefficient draws
 DRAW_REPLICATES = 32  # replicates of ``expected`` per draw (common random numbers across draws)
 
 
@@ -41,7 +41,7 @@ class PredictionInterval:
     low: float
     high: float
     level: float
-    fit_sd: float  # sd of the expected accuracy over coefficient draws (nan: no covariance)
+    fit_sd: float  # sd of the expected accuracy over coefficient draws (nan: no coefficients to draw)
     sampling_sd: float  # sd of one run's accuracy given the per-question probabilities
     n_questions: int
     draws: int
@@ -49,22 +49,6 @@ class PredictionInterval:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def coefficient_draws(params: FusionParams, n: int, rng: np.random.Generator) -> np.ndarray | None:
-    """(n, len(COEF_NAMES)) coefficient vectors from N(fit, covariance), clipped to the bounds;
-    None when the fit has no usable covariance (nothing fitted, or a singular information matrix)."""
-    names = [c for c in COEF_NAMES if c in params.stderr]
-    cov = np.asarray(params.covariance, dtype=float)
-    if not names or cov.shape != (len(names), len(names)) or not np.isfinite(cov).all():
-        return None
-    vals, vecs = np.linalg.eigh((cov + cov.T) / 2)
-    root = vecs * np.sqrt(np.clip(vals, 0.0, None))
-    idx = [COEF_NAMES.index(c) for c in names]
-    x = np.repeat(params.vector[None, :], n, axis=0)
-    x[:, idx] += rng.standard_normal((n, len(names))) @ root.T
-    lo, hi = np.array(BOUNDS).T
-    return np.clip(x, lo, hi)
 
 
 def prediction_interval(qm: QualityModel, graph: Graph, questions: Sequence[int] | None = None, *,
@@ -88,12 +72,13 @@ def prediction_interval(qm: QualityModel, graph: Graph, questions: Sequence[int]
         sampling_sd = float(np.sqrt(centre * (1 - centre) / heldout + spread))
     rng = np.random.default_rng(seed)
     fused = any(graph.predecessors(node) for node in graph.executed)
-    x = coefficient_draws(qm.params, draws, rng) if fused else None
+    x = qm.coefficient_draws(draws) if fused else None
     if not fused:
         deltas, fit_sd, includes = np.zeros(1), 0.0, "run noise only (no fusion node: the fit does not enter)"
     elif x is None:
         deltas, fit_sd = np.zeros(1), float("nan")
-        includes = "run noise only (the fusion fit has no covariance: too few records, see the fit's warning)"
+        includes = ("run noise only (no fitted fusion coefficients to draw: too few records, see the fit's "
+                    "warning, or a model built without its records)")
     else:
         base = qm.expected(graph, questions, replicates=replicates).mean()
         drawn = [FusionParams.from_vector(v, skills=qm.params.skills, widest=qm.params.widest) for v in x]
@@ -101,7 +86,7 @@ def prediction_interval(qm: QualityModel, graph: Graph, questions: Sequence[int]
                            .expected(graph, questions, replicates=replicates).mean() for params in drawn])
         deltas = values - base  # common random numbers: the Monte Carlo noise of ``expected`` cancels
         fit_sd = float(values.std(ddof=1))
-        includes = (f"fusion-fit coefficient uncertainty (parametric bootstrap, {draws} draws) "
+        includes = (f"fusion-fit coefficient uncertainty ({len(x)} draws from the records' likelihood) "
                     f"+ run noise of {n if heldout is None else f'{heldout} held-out'} questions")
     noise = rng.standard_normal((len(deltas), 512)) * sampling_sd
     sample = np.clip(centre + deltas[:, None] + noise, 0.0, 1.0).ravel()

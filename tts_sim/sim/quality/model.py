@@ -37,6 +37,7 @@ from tts_sim.sim.quality.fusion import (
     role_index,
 )
 from tts_sim.sim.quality.interval import PredictionInterval, prediction_interval
+from tts_sim.sim.quality.posterior import cached_likelihood_draws
 from tts_sim.stats import wilson_interval
 from tts_sim.tasks import TaskSpec, get_task
 
@@ -95,8 +96,14 @@ class QualityModel:
     """Predicts a graph's correctness per question on one task (see the package docstring)."""
 
     def __init__(self, task: TaskSpec, answers: AnswerTables, params: FusionParams, *,
-                 label: str = "profile", catalog: ModelCatalog = DEFAULT_CATALOG) -> None:
+                 label: str = "profile", catalog: ModelCatalog = DEFAULT_CATALOG,
+                 records: RecordArrays | None = None, checksum: str = "") -> None:
+        """``records``: the fusion records ``params`` were fitted to (the prediction intervals draw the
+        coefficients from their likelihood; without them an interval has the run's noise only);
+        ``checksum``: the profile's, the key of those draws' cache."""
         self.task = task
+        self.records = records
+        self.checksum = checksum
         self.answers = answers
         # (M, Q, K) what each model answers when it no longer reads its context
         self._base = chance_probs(answers.probs, answers.valid[None], task.chance, task.kind == "multiple-choice")
@@ -121,7 +128,8 @@ class QualityModel:
                 log.warning("%s: too little data to fit %s; using the documented priors "
                             "(tts_sim.sim.quality.fusion.PRIOR) there", origin, "; ".join(gaps))
             params = cached_fit(profile.checksum, spec.name, lambda: fit_fusion(rec, skills))
-        return cls(spec, answers, params, label=profile.label, catalog=catalog)
+        return cls(spec, answers, params, label=profile.label, catalog=catalog, records=rec,
+                   checksum=profile.checksum)
 
     # ----- queries ------------------------------------------------------------------------
     @property
@@ -193,6 +201,13 @@ class QualityModel:
         logits[:, 0] += out.pull * len(out.preds) + out.bonus
         weighed = np.maximum(free, special.softmax(logits, axis=1)[:, 0])
         return float((out.pick + (1 - out.pick) * weighed).mean())
+
+    def coefficient_draws(self, n: int) -> np.ndarray | None:
+        """``n`` fusion-coefficient vectors drawn from the fitted records' likelihood (cached, see
+        ``tts_sim.sim.quality.posterior``); None without records or without a fitted coefficient."""
+        if self.records is None:
+            return None
+        return cached_likelihood_draws(self.checksum, self.task.name, self.params, self.records, n)
 
     def prediction_interval(self, graph: Graph, questions: Sequence[int] | None = None, *, level: float = 0.95,
                             seed: int = 0, heldout: int | None = None) -> PredictionInterval:
