@@ -108,7 +108,7 @@ def test_draws_are_cached_and_a_moved_fit_is_not_served_stale_draws(small: Quali
 @pytest.mark.parametrize("name", profile_names())
 def test_every_packaged_profile_ships_draws_of_its_current_fit(name: str, tmp_path, monkeypatch) -> None:
     """A change to the fusion model or a packaged profile needs ``python -m tts_sim.sim.quality.ship_draws``:
-    the shipped draws are served only while their fit is the current fit."""
+    the shipped draws are served only while they are draws of the current likelihood."""
     monkeypatch.setenv("TTS_SIM_CACHE", str(tmp_path))  # nothing cached: only the package's own files
     monkeypatch.setattr(P, "likelihood_draws", lambda *_: pytest.fail(
         f"{name}: shipped draws missing or stale; run python -m tts_sim.sim.quality.ship_draws"))
