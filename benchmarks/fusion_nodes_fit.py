@@ -108,6 +108,32 @@ def tables(task: TaskSpec, banks: dict[str, list[list[int]]], records: Sequence[
     return answers, F.record_arrays(records, answers, task)
 
 
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+    """A profile's fit inputs and journals' nodes as records (with the profile's skills)."""
+
+    answers: AnswerTables  # the profile's banks
+    prof_rec: F.RecordArrays
+    skills: dict[str, float]
+    banks: dict[str, list[list[int]]]  # the journals' source nodes: answer counts per question
+    node_answers: AnswerTables  # those banks, smoothed
+    rec: F.RecordArrays
+    records: list[FusionRecord]
+    levels: list[int]
+
+
+def load_inputs(task: TaskSpec, profile: str | None, journals: Sequence[Path]) -> Inputs:
+    """The profile's fit inputs (``measured:TASK`` by default) and the journals' nodes as records, each node
+    with its model's skill on the profile's questions (as the package fits them)."""
+    prof = load_profile(profile or f"measured:{task.name}")
+    answers, prof_rec, skills = fit_inputs(prof.task(task.name), task)
+    banks, records, levels = node_records(task, journals)
+    node_answers, rec = tables(task, banks, records)
+    rec = dataclasses.replace(rec, skill=np.array([skills[m] for m in node_answers.models])[
+        [node_answers.index(r.model) for r in records]])
+    return Inputs(answers, prof_rec, skills, banks, node_answers, rec, records, levels)
+
+
 def join(a: F.RecordArrays, b: F.RecordArrays) -> F.RecordArrays:
     k = max(a.probs.shape[1], b.probs.shape[1])
 
@@ -155,21 +181,17 @@ def main() -> None:
     threadpool_limits(1)
     try:
         task = get_task(args.task)
-        prof = load_profile(args.profile or f"measured:{task.name}")
-        _, prof_rec, skills = fit_inputs(prof.task(task.name), task)
-        banks, records, levels = node_records(task, args.journals)
-        answers, rec = tables(task, banks, records)
+        inputs = load_inputs(task, args.profile, args.journals)
     except (TtsSimError, ValueError, OSError, KeyError) as exc:
         print(f"fusion_nodes_fit: {exc}", file=sys.stderr)
         sys.exit(2)
-    # the profile's skills (logit of each model's accuracy on the profile's questions) for both sets
-    rec = dataclasses.replace(rec, skill=np.array([skills[m] for m in answers.models])[
-        [answers.index(r.model) for r in records]])
+    prof_rec, skills, answers, rec = inputs.prof_rec, inputs.skills, inputs.node_answers, inputs.rec
+    records, levels = inputs.records, inputs.levels
     no_pick = F.fit_fusion(prof_rec, skills, hold=F.PICK_OFF)
     shipped = F.fit_fusion(prof_rec, skills)
     nodes_fit = F.fit_fusion(rec, skills)
     both = F.fit_fusion(join(prof_rec, rec), skills)
-    samples = {m: int(np.sum([sum(row) for row in rows])) for m, rows in banks.items()}
+    samples = {m: int(np.sum([sum(row) for row in rows])) for m, rows in inputs.banks.items()}
     print(f"{args.task}: {len(records)} fusing nodes on {answers.n_questions} questions; source samples "
           + ", ".join(f"{m} {n} ({n / answers.n_questions:.1f}/question)" for m, n in samples.items())
           + "; accuracy of the sources "

@@ -17,7 +17,6 @@ then predicted from the very runs, so what is left of the error is the fusion mo
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -28,13 +27,12 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fusion_nodes_fit import join, node_records, tables  # noqa: E402
+from fusion_nodes_fit import join, load_inputs, node_records, tables  # noqa: E402
 
 from benchmarks.fusion_ablation import print_repredictions, read_reports, summary  # noqa: E402
 from tts_sim.errors import TtsSimError  # noqa: E402
-from tts_sim.sim.profiles import load_profile  # noqa: E402
 from tts_sim.sim.quality import fusion as F  # noqa: E402
-from tts_sim.sim.quality.model import QualityModel, fit_inputs  # noqa: E402
+from tts_sim.sim.quality.model import QualityModel  # noqa: E402
 from tts_sim.tasks import get_task  # noqa: E402
 
 
@@ -48,10 +46,7 @@ def main() -> None:
     threadpool_limits(1)
     try:
         task = get_task(args.task)
-        prof = load_profile(args.profile or f"measured:{task.name}")
-        answers, prof_rec, skills = fit_inputs(prof.task(task.name), task)
-        banks, records, _ = node_records(task, args.train)
-        node_answers, rec = tables(task, banks, records)
+        inputs = load_inputs(task, args.profile, args.train)
         reports = read_reports(args.test, task.name)
         tested = {str(p.resolve()).removesuffix(".json") for p in args.test}
         for journal in args.train:
@@ -60,15 +55,13 @@ def main() -> None:
     except (TtsSimError, ValueError, OSError, KeyError) as exc:
         print(f"nodes_refit: {exc}", file=sys.stderr)
         sys.exit(2)
-    # the profile's skills for the nodes too (one skill per model, as the package uses)
-    rec = dataclasses.replace(rec, skill=np.array([skills[m] for m in node_answers.models])[
-        [node_answers.index(r.model) for r in records]])
+    answers, prof_rec, skills, rec = inputs.answers, inputs.prof_rec, inputs.skills, inputs.rec
     fits: dict[str, F.FusionParams] = {"shipped": F.fit_fusion(prof_rec, skills)}
     for label, data in (("profile+nodes", join(prof_rec, rec)), ("nodes only", rec)):
         t0 = time.perf_counter()
         fits[label] = F.fit_fusion(data, skills)
         print(f"{label}: {len(data.role)} records, fitted in {time.perf_counter() - t0:.1f} s")
-    print(f"{args.task}: profile records {len(prof_rec.role)}, train nodes {len(records)} "
+    print(f"{args.task}: profile records {len(prof_rec.role)}, train nodes {len(inputs.records)} "
           f"({', '.join(str(p) for p in args.train)})\n")
     models = {label: QualityModel(task, answers, params) for label, params in fits.items()}
     print_repredictions(args.test, reports, models)
