@@ -103,9 +103,10 @@ def draws_key(checksum: str, task: str) -> str:
 def matching_draws(text: str, params: FusionParams, rec: RecordArrays, n: int) -> np.ndarray | None:
     """The first ``n`` draws of a cache file, if they are draws of this likelihood: the same free
     coefficients, the fixed ones at the same values, the fit within ``STALE_SE`` standard errors of the
-    one they were drawn around (a fit cached by another environment of this machine differed from
-    a fresh one by up to 0.021 standard errors, along the likelihood's flat directions), and the records' log-likelihood at ``CHECKED`` of the draws as recorded. None
-    otherwise (missing, unreadable, too few draws, stale)."""
+    one they were drawn around (a fit cached by another environment of this machine differed from a
+    fresh one by up to 0.021 standard errors, along the likelihood's flat directions), and the records'
+    log-likelihood at ``CHECKED`` of the draws as recorded. None otherwise (missing, unreadable, too few
+    draws, stale)."""
     try:
         data = loads(text, "cached likelihood draws")
         fit = np.asarray(data["fit"], dtype=float)
