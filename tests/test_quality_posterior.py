@@ -121,3 +121,19 @@ def test_every_packaged_profile_ships_draws_of_its_current_fit(name: str, tmp_pa
         ll0 = -negative_log_likelihood(qm.params.vector, qm.records)[0]
         drops = [ll0 + negative_log_likelihood(v, qm.records)[0] for v in x[:8]]
         assert np.median(drops) < 2 * len(qm.params.stderr), (name, task)  # where the likelihood is
+
+
+def test_a_model_samples_its_draws_once_even_without_a_checksum(small: QualityModel, monkeypatch) -> None:
+    """A profile built in code has no checksum (no disk cache): the model keeps its draws itself, so a
+    fidelity report's dozen intervals sample once, not once per graph."""
+    calls = []
+
+    def counted(params: object, rec: object, n: int) -> np.ndarray:
+        calls.append(n)
+        return np.repeat(small.params.vector[None], n, axis=0)
+
+    monkeypatch.setattr(P, "likelihood_draws", counted)
+    qm = QualityModel(small.task, small.answers, small.params, records=small.records)
+    assert qm.checksum == ""
+    first = qm.coefficient_draws(8)
+    assert first is not None and qm.coefficient_draws(8) is first and calls == [8]

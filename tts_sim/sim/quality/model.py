@@ -104,6 +104,7 @@ class QualityModel:
         self.task = task
         self.records = records
         self.checksum = checksum
+        self._draws: dict[int, np.ndarray | None] = {}  # coefficient draws by count (sampled once)
         self.answers = answers
         # (M, Q, K) what each model answers when it no longer reads its context
         self._base = chance_probs(answers.probs, answers.valid[None], task.chance, task.kind == "multiple-choice")
@@ -204,10 +205,13 @@ class QualityModel:
 
     def coefficient_draws(self, n: int) -> np.ndarray | None:
         """``n`` fusion-coefficient vectors drawn from the fitted records' likelihood (cached, see
-        ``tts_sim.sim.quality.posterior``); None without records or without a fitted coefficient."""
+        ``tts_sim.sim.quality.posterior``; kept by the model too, so a profile without a checksum samples
+        once); None without records or without a fitted coefficient."""
         if self.records is None:
             return None
-        return cached_likelihood_draws(self.checksum, self.task.name, self.params, self.records, n)
+        if n not in self._draws:
+            self._draws[n] = cached_likelihood_draws(self.checksum, self.task.name, self.params, self.records, n)
+        return self._draws[n]
 
     def prediction_interval(self, graph: Graph, questions: Sequence[int] | None = None, *, level: float = 0.95,
                             seed: int = 0, heldout: int | None = None) -> PredictionInterval:
