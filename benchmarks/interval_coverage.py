@@ -5,6 +5,8 @@ For each seed: draw a synthetic profile of the default scenario (``--samples`` a
 few fixed graphs compare (a) the prediction interval with the fit's uncertainty (``prediction_interval``)
 and (b) a Wilson interval around the expected accuracy (run noise only) with one realised run of the
 scenario's *true* model on the same questions. A calibrated 95% interval covers ~95% of the runs.
+Then where the fitted expected accuracy's error comes from: the fitted coefficients on the true answer
+banks, and the fitted (smoothed) banks with the true coefficients. The intervals carry the first only.
 
 Run: ``python benchmarks/interval_coverage.py [--seeds 12] [--samples 16] [--records 2000] [--questions 200]``.
 """
@@ -49,12 +51,15 @@ def main() -> None:
     t0 = time.perf_counter()
     hits = {"fit+run": [], "run only": []}
     fit_sd, gaps = [], []
+    errors: dict[str, list[float]] = {"fitted (both)": [], "coefficients only": [], "banks only": []}
     for seed in range(args.seeds):
         questions = {"math": args.questions}
         prof = generate_profile(100 + seed, samples=args.samples, records=args.records, questions=questions)
         child = np.random.SeedSequence(100 + seed).spawn(1)[0]
         truth = scenario_task("math", args.questions, np.random.default_rng(child)).quality_model()
         qm = QualityModel.from_profile(prof, "math")
+        coefficients_only = QualityModel(truth.task, truth.answers, qm.params)  # true banks, fitted coefficients
+        banks_only = QualityModel(qm.task, qm.answers, truth.params)  # fitted banks, true coefficients
         for i, g in enumerate(graphs().values()):
             run = truth.predict(g, seed=10_000 * seed + i).mean()
             iv = qm.prediction_interval(g)
@@ -63,13 +68,20 @@ def main() -> None:
             hits["fit+run"].append(iv.low <= run <= iv.high)
             hits["run only"].append(low <= run <= high)
             fit_sd.append(iv.fit_sd)
-            gaps.append(abs(exp - truth.expected(g).mean()))
+            true_exp = truth.expected(g).mean()
+            gaps.append(abs(exp - true_exp))
+            for label, model in (("fitted (both)", qm), ("coefficients only", coefficients_only),
+                                 ("banks only", banks_only)):
+                errors[label].append(model.expected(g).mean() - true_exp)
     n = len(hits["fit+run"])
     print(f"{args.seeds} seeds x {len(graphs())} graphs = {n} intervals; profile: {args.samples} samples/question, "
           f"{args.records} records, {args.questions} questions")
     for k, v in hits.items():
         print(f"coverage of a true run, {k:<8}: {np.mean(v):.2f}  (nominal 0.95)")
     print(f"mean fit sd {np.mean(fit_sd):.4f}; mean |fitted expected - true expected| {np.mean(gaps):.4f}")
+    for label, errs in errors.items():
+        e = np.array(errs)
+        print(f"error of the expected accuracy, {label:<17}: rms {np.sqrt((e ** 2).mean()):.4f}, mean {e.mean():+.4f}")
     print(f"wall {time.perf_counter() - t0:.0f} s")
 
 
