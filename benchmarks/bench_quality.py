@@ -3,7 +3,8 @@
 Run: ``python benchmarks/bench_quality.py [--profile scenario] [--task math] [--repeat 200] [--fits 3]``
 (``--profile measured:mul-words --task mul-words``: a shipped measured profile, on its models). Prints the median
 and best time per call, and for context the time of ``expected``, of the 95% prediction interval
-(fit uncertainty by draws from the likelihood, cached) and of building the model from the profile (smoothing +
+(fit uncertainty by draws from the likelihood: the first call samples them, no disk cache here; later
+calls reuse them) and of building the model from the profile (smoothing +
 maximum-likelihood fit, uncached: best of ``--fits``; the issue's target is <= 2 s).
 """
 
