@@ -15,53 +15,29 @@ files) with both: Spearman, mean absolute error, predicted best in the measured 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.fusion_ablation import cross_validated_nll, print_repredictions, read_reports  # noqa: E402
-from tts_sim.errors import TtsSimError  # noqa: E402
-from tts_sim.sim.profiles import load_profile  # noqa: E402
+from benchmarks.fusion_ablation import ablation_inputs, print_cross_validated, print_repredictions  # noqa: E402
 from tts_sim.sim.quality import fusion as F  # noqa: E402
-from tts_sim.sim.quality.model import QualityModel, fit_inputs  # noqa: E402
-from tts_sim.tasks import get_task  # noqa: E402
+from tts_sim.sim.quality.model import QualityModel  # noqa: E402
 
 BINS = ((0, 0.001), (0.001, 0.1), (0.1, 0.3), (0.3, 0.6), (0.6, 1.01))
 MODELS = {"without find": F.FIND_OFF, "with find": ()}  # label -> coefficients held at the prior
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("task", help="a task with a packaged measured profile (add-words, mul-words)")
-    ap.add_argument("reports", nargs="*", type=Path, help="fidelity JSON reports of that task to re-predict")
-    ap.add_argument("--profile", help="default: measured:TASK")
-    ap.add_argument("--folds", type=int, default=5)
-    args = ap.parse_args()
-    threadpool_limits(1)
-    name = args.profile or f"measured:{args.task}"
-    try:
-        profile = load_profile(name)
-        spec = get_task(args.task)
-        tp = profile.task(spec.name)
-        reports = read_reports(args.reports, spec.name)
-        if args.folds < 2:
-            raise ValueError(f"--folds must be at least 2, got {args.folds}")
-    except (TtsSimError, OSError, ValueError) as e:
-        print(f"fusion_find: {e}", file=sys.stderr)
-        sys.exit(2)
-    answers, rec, skills = fit_inputs(tp, spec, name)
-    fits = {label: F.fit_fusion(rec, skills, hold=hold) for label, hold in MODELS.items()}
-    print(f"{name}: {len(rec.output)} fusion records")
+    ab = ablation_inputs("fusion_find", __doc__.splitlines()[0])
+    rec, tp = ab.rec, ab.task_profile
+    fits = {label: F.fit_fusion(rec, ab.skills, hold=hold) for label, hold in MODELS.items()}
+    print(f"{ab.profile}: {len(rec.output)} fusion records")
     print("with find: " + ", ".join(f"{r}.{c}={fits['with find'].coef[f'{r}.{c}']:.2f}"
                                     for r in F.ROLES for c in ("find", "solve", "tau")))
-    for label, hold in MODELS.items():
-        print(f"{args.folds}-fold cross-validated negative log-likelihood, {label}: "
-              f"{cross_validated_nll(rec, skills, hold, args.folds):.1f}")
+    print_cross_validated(rec, ab.skills, MODELS, ab.args.folds)
     y, no_correct = rec.output == 0, rec.counts[:, 0] == 0
     own = np.array([row[0] / max(sum(row), 1) for row in (tp.answer_banks[r.model][r.question]
                                                           for r in tp.fusion_records)])
@@ -73,8 +49,8 @@ def main() -> None:
         if s.any():
             print(f"  [{lo}, {min(hi, 1)}): {s.sum():4d} records  {y[s].mean():.3f} / "
                   + " / ".join(f"{p[s].mean():.3f}" for p in p0.values()))
-    models = {label: QualityModel(spec, answers, params) for label, params in fits.items()}
-    print_repredictions(args.reports, reports, models)
+    models = {label: QualityModel(ab.spec, ab.answers, params) for label, params in fits.items()}
+    print_repredictions(ab.args.reports, ab.reports, models)
 
 if __name__ == "__main__":
     main()

@@ -20,23 +20,18 @@ the pick term held at 0 (``PICK_OFF``), and the lapse is added to that model.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 from scipy import optimize, special
-from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.fusion_ablation import cross_validated_nll, fold_of, read_reports, summary  # noqa: E402
+from benchmarks.fusion_ablation import ablation_inputs, cross_validated_nll, fold_of, summary  # noqa: E402
 from benchmarks.fusion_calibration import subset  # noqa: E402
-from tts_sim.errors import TtsSimError  # noqa: E402
-from tts_sim.sim.profiles import load_profile  # noqa: E402
 from tts_sim.sim.quality import fusion as F  # noqa: E402
-from tts_sim.sim.quality.model import QualityModel, _NodePlan, fit_inputs  # noqa: E402
-from tts_sim.tasks import get_task  # noqa: E402
+from tts_sim.sim.quality.model import QualityModel, _NodePlan  # noqa: E402
 
 NB = len(F.COEF_NAMES)
 
@@ -115,24 +110,10 @@ def calibration(rec: F.RecordArrays, shipped: np.ndarray, lapse: np.ndarray) -> 
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("task", help="a task with a packaged measured profile (add-words, mul-words)")
-    ap.add_argument("reports", nargs="*", type=Path, help="fidelity JSON reports of that task to re-predict")
-    ap.add_argument("--lapse", choices=("all", "wrong"), default="all")
-    ap.add_argument("--folds", type=int, default=5)
-    args = ap.parse_args()
-    threadpool_limits(1)
-    try:
-        if args.folds < 2:
-            raise ValueError(f"--folds must be at least 2, got {args.folds}")
-        profile = load_profile(f"measured:{args.task}")
-        spec = get_task(args.task)
-        reports = read_reports(args.reports, spec.name)
-    except (TtsSimError, OSError, ValueError) as e:
-        print(f"fusion_lapse: {e}", file=sys.stderr)
-        sys.exit(2)
+    ab = ablation_inputs("fusion_lapse", __doc__.splitlines()[0], profile_option=False,
+                         extra=lambda ap: ap.add_argument("--lapse", choices=("all", "wrong"), default="all"))
+    args, spec, answers, rec, skills, reports = ab.args, ab.spec, ab.answers, ab.rec, ab.skills, ab.reports
     wrong_only = args.lapse == "wrong"
-    answers, rec, skills = fit_inputs(profile.task(spec.name), spec, args.task)
     z = fit(rec, skills, wrong_only)
     print(f"lapse over {'wrong answers' if wrong_only else 'every answer'}: eps by role "
           + ", ".join(f"{r} {e:.3f}" for r, e in zip(F.ROLES, special.expit(z[NB:]), strict=True)))
